@@ -1,0 +1,112 @@
+//! The one error type of ringdb.
+//!
+//! `Error` is `Clone` (I/O errors sit behind an `Arc`) so that a single failed
+//! fdatasync can be handed to every writer whose records it covered.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Everything that can go wrong in ringdb.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O call failed.
+    Io {
+        /// What ringdb was doing, e.g. `"write wal segment"`.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The error the kernel (or the simulated disk) returned.
+        source: Arc<io::Error>,
+    },
+    /// Bytes read from disk are not what ringdb wrote: a checksum mismatch,
+    /// an impossible length, a truncated record in the middle of the log.
+    Corruption {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset in the file where the damage was found.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// An fdatasync of the WAL failed earlier. The kernel may have dropped the
+    /// dirty pages, so the store refuses writes until it is reopened; reads
+    /// still work.
+    Poisoned {
+        /// The original failure.
+        cause: Arc<Error>,
+    },
+    /// A key, value or batch is larger than the documented limit.
+    TooLarge {
+        /// `"key"`, `"value"` or `"batch"`.
+        what: &'static str,
+        /// The offending size.
+        size_bytes: usize,
+        /// The limit it exceeded.
+        limit_bytes: usize,
+    },
+    /// An option has a value ringdb cannot work with.
+    InvalidOptions(String),
+    /// The database was closed.
+    Closed,
+}
+
+/// `Result` with ringdb's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an `io::Error` with the operation and path it came from.
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// Builds an [`Error::Corruption`].
+    pub(crate) fn corruption(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corruption {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// True for [`Error::Corruption`].
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
+            Error::Corruption { path, offset, reason } => {
+                write!(f, "corruption in {} at offset {offset}: {reason}", path.display())
+            }
+            Error::Poisoned { cause } => write!(
+                f,
+                "writes refused until reopen after a failed WAL sync: {cause}"
+            ),
+            Error::TooLarge { what, size_bytes, limit_bytes } => {
+                write!(f, "{what} of {size_bytes} bytes exceeds the limit of {limit_bytes} bytes")
+            }
+            Error::InvalidOptions(why) => write!(f, "invalid options: {why}"),
+            Error::Closed => write!(f, "the database is closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source.as_ref()),
+            Error::Poisoned { cause } => Some(cause.as_ref()),
+            _ => None,
+        }
+    }
+}

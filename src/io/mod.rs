@@ -1,0 +1,131 @@
+//! The I/O layer: the only code in ringdb that touches files.
+//!
+//! [`Fs`] and [`File`] are async traits with three backends:
+//! - [`uring`]: tokio-uring runtimes on threads ringdb owns (the default on
+//!   Linux). Every line that names tokio-uring lives in that module.
+//! - [`threads`]: plain `pwrite`/`pread`/`fdatasync` on a small thread pool;
+//!   chosen when a probe finds io_uring unavailable, or on request.
+//! - [`sim`]: an in-memory disk for tests, with durable and volatile images,
+//!   crashes and injected errors.
+//!
+//! Buffers are owned: a write hands its `Vec<u8>` to the backend and gets it
+//! back when the operation has completed, so a backend (and the kernel) owns
+//! the buffer for exactly as long as the operation is in flight.
+//!
+//! Invariants every backend keeps:
+//! - `write_all_at` resolves only after all bytes were accepted by the file
+//!   (the page cache, or the sim's volatile image), or returns an error.
+//! - `sync_data` resolves `Ok` only when every write that *completed* before
+//!   it was called is durable. Ordering between operations in flight at the
+//!   same time is not promised: callers await a write before syncing it.
+//! - Directory entries (create, rename, remove) are durable only after
+//!   `sync_dir` of their directory.
+//! - Every returned future is `Send`.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+
+pub mod sim;
+pub mod threads;
+pub mod uring;
+
+/// How to open a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read only; the file must exist.
+    Read,
+    /// Read and write; the file must exist.
+    ReadWrite,
+    /// Read and write; create the file if missing, keep its contents if not.
+    CreateReadWrite,
+    /// Read and write; create the file, which must not exist yet.
+    CreateNew,
+}
+
+/// An open file.
+#[async_trait]
+pub trait File: Send + Sync + fmt::Debug {
+    /// Writes all of `buf` at `offset`, growing the file if needed. Returns
+    /// the buffer for reuse.
+    async fn write_all_at(&self, buf: Vec<u8>, offset: u64) -> io::Result<Vec<u8>>;
+
+    /// Reads up to `len` bytes at `offset`. The result is shorter than `len`
+    /// only if the file ends first.
+    async fn read_at(&self, len: usize, offset: u64) -> io::Result<Vec<u8>>;
+
+    /// fdatasync: makes the file's completed writes durable.
+    async fn sync_data(&self) -> io::Result<()>;
+
+    /// The file's current size in bytes.
+    async fn len(&self) -> io::Result<u64>;
+
+    /// The path the file was opened at (for error messages).
+    fn path(&self) -> &Path;
+}
+
+/// A filesystem: opens files and changes directory entries.
+#[async_trait]
+pub trait Fs: Send + Sync + fmt::Debug {
+    /// Opens `path` in `mode`.
+    async fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>>;
+
+    /// Atomically renames `from` to `to`, replacing `to` if it exists.
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes a file.
+    async fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Creates a directory and its missing parents.
+    async fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+
+    /// fsync of a directory: makes its entries (creates, renames, removes)
+    /// durable.
+    async fn sync_dir(&self, path: &Path) -> io::Result<()>;
+
+    /// Names (not paths) of the entries in a directory, in no set order.
+    async fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+
+    /// Runs a long-lived task of the store (the WAL writer) on a thread the
+    /// backend owns. On io_uring that is the ring thread, so the task's
+    /// submissions take no thread hop.
+    fn spawn(&self, task: BoxFuture<'static, ()>) -> io::Result<()>;
+
+    /// A short name for logs and benchmarks: `"uring"`, `"threads"`, `"sim"`.
+    fn name(&self) -> &'static str;
+}
+
+/// Opens the filesystem that `backend` asks for: io_uring if the probe
+/// succeeds, else the thread pool with a logged warning (for `Auto`).
+///
+/// `RINGDB_IO=threads` or `RINGDB_IO=uring` in the environment overrides
+/// [`crate::IoBackend::Auto`].
+pub fn open_backend(backend: crate::IoBackend) -> crate::Result<Arc<dyn Fs>> {
+    use crate::IoBackend;
+    let backend = match (backend, std::env::var("RINGDB_IO").ok().as_deref()) {
+        (IoBackend::Auto, Some("threads")) => IoBackend::Threads,
+        (IoBackend::Auto, Some("uring")) => IoBackend::Uring,
+        (other, _) => other,
+    };
+    match backend {
+        IoBackend::Threads => threads::ThreadsFs::new().map(|fs| Arc::new(fs) as Arc<dyn Fs>).map_err(|e| crate::Error::io("start io thread pool", PathBuf::new(), e)),
+        IoBackend::Uring => uring::UringFs::new()
+            .map(|fs| Arc::new(fs) as Arc<dyn Fs>)
+            .map_err(|e| crate::Error::io("start io_uring", PathBuf::new(), e)),
+        IoBackend::Auto => match uring::UringFs::new() {
+            Ok(fs) => Ok(Arc::new(fs)),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "io_uring is unavailable (seccomp or kernel.io_uring_disabled?); \
+                     falling back to the threads I/O backend"
+                );
+                threads::ThreadsFs::new().map(|fs| Arc::new(fs) as Arc<dyn Fs>).map_err(|e| crate::Error::io("start io thread pool", PathBuf::new(), e))
+            }
+        },
+    }
+}

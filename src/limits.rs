@@ -1,0 +1,27 @@
+//! Every named maximum in ringdb, in one place.
+//!
+//! Each limit is asserted (or turned into an [`crate::Error`]) where it is used.
+
+/// Largest user key, in bytes.
+pub const MAX_KEY_SIZE_BYTES: usize = 64 * 1024;
+/// Largest value, in bytes.
+pub const MAX_VALUE_SIZE_BYTES: usize = 8 * 1024 * 1024;
+/// Largest encoded write batch (one WAL record), in bytes.
+pub const MAX_BATCH_SIZE_BYTES: usize = 32 * 1024 * 1024;
+/// Most entries in one write batch.
+pub const MAX_BATCH_ENTRIES: usize = 1 << 20;
+/// The WAL task stops adding batches to a group once it holds this many bytes.
+pub const MAX_GROUP_SIZE_BYTES: usize = 4 * 1024 * 1024;
+/// Writers await (backpressure) while the commit queue holds more than this
+/// many bytes that the WAL task has not yet taken.
+pub const MAX_COMMIT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+/// Bounded channel into each io_uring thread: requests waiting to be submitted.
+pub const MAX_RING_QUEUE_REQUESTS: usize = 4096;
+/// Submission queue entries of each io_uring instance.
+pub const RING_ENTRIES: u32 = 256;
+/// Threads of the `threads` I/O backend's pool.
+pub const IO_POOL_THREADS: usize = 4;
+/// Bytes written per zero-filling write when a WAL segment is preallocated.
+pub const PREALLOCATE_CHUNK_BYTES: usize = 1024 * 1024;
+/// Largest read recovery issues against a WAL segment at once.
+pub const WAL_READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;

@@ -1,0 +1,158 @@
+//! Options for opening a database and for individual writes.
+//!
+//! Every field states its default; `Options::default()` is what a user who
+//! sets nothing gets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::io::Fs;
+
+/// When a write's future resolves, relative to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// The default. A write resolves `Ok` only after an fdatasync covering its
+    /// WAL record has completed. Concurrent writers share one fdatasync
+    /// (group commit).
+    Always,
+    /// A write resolves as soon as it is in ringdb's commit queue and visible
+    /// to reads; the WAL task writes it out at once and syncs at least once
+    /// per interval. A crash (even of the process alone) can lose the writes
+    /// of the last interval.
+    Interval(Duration),
+    /// A write resolves as soon as it is in ringdb's commit queue; the WAL task
+    /// writes it to the OS at once but syncs only on `Db::sync`, segment
+    /// rotation and close. A process crash can lose the writes still queued; a
+    /// power loss can lose everything since the last sync.
+    Buffered,
+}
+
+impl SyncMode {
+    /// True when a write in this mode waits for its covering fdatasync.
+    pub fn is_durable(self) -> bool {
+        matches!(self, SyncMode::Always)
+    }
+}
+
+/// Which I/O backend carries the store's disk I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoBackend {
+    /// io_uring when the kernel allows it, else `Threads` with a logged
+    /// warning. The environment variable `RINGDB_IO=threads` (or `uring`)
+    /// overrides `Auto`.
+    #[default]
+    Auto,
+    /// io_uring, through tokio-uring runtimes on threads ringdb owns. Opening
+    /// fails if io_uring is unavailable.
+    Uring,
+    /// Plain `pwrite`/`pread`/`fdatasync` on a small thread pool.
+    Threads,
+}
+
+/// Options for [`crate::Db::open`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// The default durability of writes. Default: [`SyncMode::Always`].
+    pub sync_mode: SyncMode,
+    /// Size a WAL segment is preallocated to (zero-filled, so that an
+    /// fdatasync after overwriting it need not journal a size change).
+    /// Default: 64 MiB. Minimum: 4 KiB.
+    pub wal_segment_size_bytes: u64,
+    /// Which I/O backend to use. Default: [`IoBackend::Auto`].
+    pub io_backend: IoBackend,
+    /// Create the directory and an empty store if there is none.
+    /// Default: `true`.
+    pub create_if_missing: bool,
+    /// A filesystem to use instead of the one `io_backend` picks: tests pass
+    /// the simulated disk here. Default: `None`.
+    pub fs: Option<Arc<dyn Fs>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sync_mode: SyncMode::Always,
+            wal_segment_size_bytes: 64 * 1024 * 1024,
+            io_backend: IoBackend::Auto,
+            create_if_missing: true,
+            fs: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("sync_mode", &self.sync_mode)
+            .field("wal_segment_size_bytes", &self.wal_segment_size_bytes)
+            .field("io_backend", &self.io_backend)
+            .field("create_if_missing", &self.create_if_missing)
+            .field("fs", &self.fs.as_ref().map(|fs| fs.name()))
+            .finish()
+    }
+}
+
+impl Options {
+    /// Sets [`Options::sync_mode`].
+    pub fn sync_mode(mut self, mode: SyncMode) -> Self {
+        self.sync_mode = mode;
+        self
+    }
+
+    /// Sets [`Options::wal_segment_size_bytes`].
+    pub fn wal_segment_size_bytes(mut self, size_bytes: u64) -> Self {
+        self.wal_segment_size_bytes = size_bytes;
+        self
+    }
+
+    /// Sets [`Options::io_backend`].
+    pub fn io_backend(mut self, backend: IoBackend) -> Self {
+        self.io_backend = backend;
+        self
+    }
+
+    /// Sets [`Options::fs`].
+    pub fn fs(mut self, fs: Arc<dyn Fs>) -> Self {
+        self.fs = Some(fs);
+        self
+    }
+
+    /// Sets [`Options::create_if_missing`].
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = create;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        if self.wal_segment_size_bytes < 4096 {
+            return Err(crate::Error::InvalidOptions(format!(
+                "wal_segment_size_bytes must be at least 4096, got {}",
+                self.wal_segment_size_bytes
+            )));
+        }
+        if let SyncMode::Interval(d) = self.sync_mode {
+            if d.is_zero() {
+                return Err(crate::Error::InvalidOptions(
+                    "SyncMode::Interval needs a non-zero interval".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per-write options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteOptions {
+    /// Overrides [`Options::sync_mode`] for this write. Default: `None`.
+    pub sync_mode: Option<SyncMode>,
+}
+
+impl WriteOptions {
+    /// Write options that override the store's sync mode.
+    pub fn with_sync_mode(mode: SyncMode) -> Self {
+        WriteOptions { sync_mode: Some(mode) }
+    }
+}
