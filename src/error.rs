@@ -88,12 +88,18 @@ impl fmt::Display for Error {
             Error::Corruption { path, offset, reason } => {
                 write!(f, "corruption in {} at offset {offset}: {reason}", path.display())
             }
-            Error::Poisoned { cause } => write!(
-                f,
-                "writes refused until reopen after a failed WAL sync: {cause}"
-            ),
-            Error::TooLarge { what, size_bytes, limit_bytes } => {
-                write!(f, "{what} of {size_bytes} bytes exceeds the limit of {limit_bytes} bytes")
+            Error::Poisoned { cause } => {
+                write!(f, "writes refused until reopen after a failed WAL sync: {cause}")
+            }
+            Error::TooLarge {
+                what,
+                size_bytes,
+                limit_bytes,
+            } => {
+                write!(
+                    f,
+                    "{what} of {size_bytes} bytes exceeds the limit of {limit_bytes} bytes"
+                )
             }
             Error::InvalidOptions(why) => write!(f, "invalid options: {why}"),
             Error::Closed => write!(f, "the database is closed"),

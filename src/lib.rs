@@ -1,17 +1,44 @@
 //! ringdb: an embedded, async-native LSM-tree key-value store whose disk I/O
 //! goes through io_uring.
 //!
-//! See `docs/design.md` for the architecture and `docs/format.md` for the
-//! on-disk formats.
+//! ```
+//! # futures::executor::block_on(async {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let db = ringdb::Db::open(dir.path(), ringdb::Options::default()).await?;
+//! db.put(b"user:1", b"alice").await?; // resolves after the fdatasync that covers it
+//! let mut batch = ringdb::WriteBatch::new();
+//! batch.put(b"a", b"1").delete(b"b");
+//! db.write(batch).await?; // atomic, also across a crash
+//! assert_eq!(db.get(b"a").await?.as_deref(), Some(&b"1"[..]));
+//! db.close().await?;
+//! # Ok::<(), ringdb::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! Layout: [`db`] (the handle, the commit queue, recovery), `wal` (segments,
+//! records, the group-commit task), `memtable`, [`io`] (the I/O trait and
+//! its io_uring, thread-pool and simulated backends). See `docs/design.md`
+//! for the architecture and `docs/format.md` for the on-disk formats.
 
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+#![cfg_attr(
+    test,
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
+mod batch;
+mod coding;
+pub mod db;
 mod error;
 pub mod io;
+mod key;
 pub mod limits;
+mod memtable;
 mod options;
+mod wal;
 
+pub use batch::WriteBatch;
+pub use db::{Db, Stats};
 pub use error::{Error, Result};
 pub use options::{IoBackend, Options, SyncMode, WriteOptions};

@@ -25,3 +25,7 @@ pub const IO_POOL_THREADS: usize = 4;
 pub const PREALLOCATE_CHUNK_BYTES: usize = 1024 * 1024;
 /// Largest read recovery issues against a WAL segment at once.
 pub const WAL_READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// The WAL task keeps a segment zero-filled (and synced) this far past its
+/// last record, so that most fdatasyncs overwrite allocated blocks and need
+/// not journal a size change.
+pub const WAL_PREFILL_WINDOW_BYTES: u64 = 4 * 1024 * 1024;

@@ -153,6 +153,8 @@ pub struct WriteOptions {
 impl WriteOptions {
     /// Write options that override the store's sync mode.
     pub fn with_sync_mode(mode: SyncMode) -> Self {
-        WriteOptions { sync_mode: Some(mode) }
+        WriteOptions {
+            sync_mode: Some(mode),
+        }
     }
 }

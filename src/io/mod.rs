@@ -112,7 +112,9 @@ pub fn open_backend(backend: crate::IoBackend) -> crate::Result<Arc<dyn Fs>> {
         (other, _) => other,
     };
     match backend {
-        IoBackend::Threads => threads::ThreadsFs::new().map(|fs| Arc::new(fs) as Arc<dyn Fs>).map_err(|e| crate::Error::io("start io thread pool", PathBuf::new(), e)),
+        IoBackend::Threads => threads::ThreadsFs::new()
+            .map(|fs| Arc::new(fs) as Arc<dyn Fs>)
+            .map_err(|e| crate::Error::io("start io thread pool", PathBuf::new(), e)),
         IoBackend::Uring => uring::UringFs::new()
             .map(|fs| Arc::new(fs) as Arc<dyn Fs>)
             .map_err(|e| crate::Error::io("start io_uring", PathBuf::new(), e)),
@@ -124,7 +126,9 @@ pub fn open_backend(backend: crate::IoBackend) -> crate::Result<Arc<dyn Fs>> {
                     "io_uring is unavailable (seccomp or kernel.io_uring_disabled?); \
                      falling back to the threads I/O backend"
                 );
-                threads::ThreadsFs::new().map(|fs| Arc::new(fs) as Arc<dyn Fs>).map_err(|e| crate::Error::io("start io thread pool", PathBuf::new(), e))
+                threads::ThreadsFs::new()
+                    .map(|fs| Arc::new(fs) as Arc<dyn Fs>)
+                    .map_err(|e| crate::Error::io("start io thread pool", PathBuf::new(), e))
             }
         },
     }

@@ -1,0 +1,278 @@
+//! `WriteBatch`: several puts and deletes applied atomically.
+//!
+//! A batch is built directly in its on-disk form, the payload of one WAL
+//! record (see `docs/format.md`):
+//!
+//! ```text
+//! payload := count:u32le entry*count
+//! entry   := kind:u8 key_len:varint32 key [value_len:varint32 value]   (value only for kind = Put)
+//! ```
+//!
+//! The seqno of entry `i` is the record's `first_seqno + i`.
+
+use bytes::Bytes;
+
+use crate::coding::{get_u32_le, get_varint32, put_varint32};
+use crate::key::ValueKind;
+use crate::limits::{MAX_BATCH_ENTRIES, MAX_BATCH_SIZE_BYTES, MAX_KEY_SIZE_BYTES, MAX_VALUE_SIZE_BYTES};
+use crate::{Error, Result};
+
+/// Bytes of the `count` field that opens a payload.
+const COUNT_SIZE_BYTES: usize = 4;
+
+/// An atomic group of writes: after a crash either all of them are in the
+/// store or none is.
+///
+/// ```
+/// let mut batch = ringdb::WriteBatch::new();
+/// batch.put(b"a", b"1");
+/// batch.delete(b"b");
+/// assert_eq!(batch.len(), 2);
+/// ```
+#[derive(Debug, Clone)]
+pub struct WriteBatch {
+    payload: Vec<u8>,
+    count: u32,
+    /// The first size limit a `put` or `delete` broke; `Db::write` returns it.
+    too_large: Option<Error>,
+}
+
+impl Default for WriteBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::with_capacity(64)
+    }
+
+    /// An empty batch with room for `size_bytes` of encoded entries.
+    pub fn with_capacity(size_bytes: usize) -> Self {
+        let mut payload = Vec::with_capacity(COUNT_SIZE_BYTES + size_bytes);
+        payload.extend_from_slice(&0u32.to_le_bytes());
+        WriteBatch {
+            payload,
+            count: 0,
+            too_large: None,
+        }
+    }
+
+    /// Adds a put of `value` at `key`. Limits: keys up to
+    /// [`MAX_KEY_SIZE_BYTES`], values up to [`MAX_VALUE_SIZE_BYTES`], batches up
+    /// to [`MAX_BATCH_SIZE_BYTES`] encoded; a larger one makes `Db::write`
+    /// return [`Error::TooLarge`].
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
+        self.push(ValueKind::Put, key.as_ref(), Some(value.as_ref()));
+        self
+    }
+
+    /// Adds a delete of `key`.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
+        self.push(ValueKind::Delete, key.as_ref(), None);
+        self
+    }
+
+    /// Number of puts and deletes in the batch.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when the batch holds no writes.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Encoded size, in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.payload.len()
+    }
+
+    /// Removes every write.
+    pub fn clear(&mut self) {
+        self.payload.truncate(COUNT_SIZE_BYTES);
+        self.payload[..COUNT_SIZE_BYTES].copy_from_slice(&0u32.to_le_bytes());
+        self.count = 0;
+        self.too_large = None;
+    }
+
+    fn push(&mut self, kind: ValueKind, key: &[u8], value: Option<&[u8]>) {
+        if self.too_large.is_some() {
+            return;
+        }
+        if key.len() > MAX_KEY_SIZE_BYTES {
+            self.too_large = Some(too_large("key", key.len(), MAX_KEY_SIZE_BYTES));
+            return;
+        }
+        let value_len = value.map_or(0, <[u8]>::len);
+        if value_len > MAX_VALUE_SIZE_BYTES {
+            self.too_large = Some(too_large("value", value_len, MAX_VALUE_SIZE_BYTES));
+            return;
+        }
+        let entry_max_bytes = 1 + 5 + key.len() + 5 + value_len;
+        if self.payload.len() + entry_max_bytes > MAX_BATCH_SIZE_BYTES {
+            let size = self.payload.len() + entry_max_bytes;
+            self.too_large = Some(too_large("batch", size, MAX_BATCH_SIZE_BYTES));
+            return;
+        }
+        if self.count as usize >= MAX_BATCH_ENTRIES {
+            let size = self.count as usize + 1;
+            self.too_large = Some(too_large("batch entry count", size, MAX_BATCH_ENTRIES));
+            return;
+        }
+        // NOTE: the length checks above bound both lengths far below u32::MAX.
+        self.payload.push(kind as u8);
+        put_varint32(&mut self.payload, key.len() as u32);
+        self.payload.extend_from_slice(key);
+        if let Some(value) = value {
+            put_varint32(&mut self.payload, value.len() as u32);
+            self.payload.extend_from_slice(value);
+        }
+        self.count += 1;
+        self.payload[..COUNT_SIZE_BYTES].copy_from_slice(&self.count.to_le_bytes());
+    }
+
+    /// The encoded payload, or the size limit the batch broke.
+    pub(crate) fn into_payload(self) -> Result<(Bytes, u32)> {
+        match self.too_large {
+            Some(error) => Err(error),
+            None => Ok((Bytes::from(self.payload), self.count)),
+        }
+    }
+}
+
+fn too_large(what: &'static str, size_bytes: usize, limit_bytes: usize) -> Error {
+    Error::TooLarge {
+        what,
+        size_bytes,
+        limit_bytes,
+    }
+}
+
+/// One decoded entry of a payload; key and value share the payload's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchEntry {
+    pub kind: ValueKind,
+    pub key: Bytes,
+    pub value: Bytes,
+}
+
+/// Decodes a payload read from disk (or built by [`WriteBatch`]).
+///
+/// Returns a description of the first defect on bad input; the caller names
+/// the file and offset.
+pub(crate) fn decode_payload(payload: &Bytes) -> std::result::Result<Vec<BatchEntry>, String> {
+    let count = get_u32_le(payload, 0).ok_or("payload shorter than its count")? as usize;
+    if count == 0 || count > MAX_BATCH_ENTRIES {
+        return Err(format!("batch entry count {count} out of range"));
+    }
+    // NOTE: each entry takes at least 2 bytes, which bounds the allocation by
+    // the payload's real size, not by the count read from disk.
+    let mut entries = Vec::with_capacity(count.min(payload.len() / 2));
+    let mut pos = COUNT_SIZE_BYTES;
+    let field = |pos: &mut usize, what: &str| -> std::result::Result<Bytes, String> {
+        let rest = payload
+            .get(*pos..)
+            .ok_or_else(|| format!("{what} length past the end"))?;
+        let (len, used) = get_varint32(rest).ok_or_else(|| format!("bad {what} length"))?;
+        let start = *pos + used;
+        let end = start
+            .checked_add(len as usize)
+            .filter(|&end| end <= payload.len())
+            .ok_or_else(|| format!("{what} of {len} bytes runs past the payload"))?;
+        *pos = end;
+        Ok(payload.slice(start..end))
+    };
+    for _ in 0..count {
+        let kind_byte = *payload.get(pos).ok_or("entry past the end of the payload")?;
+        let kind = ValueKind::from_u8(kind_byte).ok_or_else(|| format!("bad entry kind {kind_byte}"))?;
+        pos += 1;
+        let key = field(&mut pos, "key")?;
+        if key.len() > MAX_KEY_SIZE_BYTES {
+            return Err(format!("key of {} bytes exceeds the limit", key.len()));
+        }
+        let value = match kind {
+            ValueKind::Put => field(&mut pos, "value")?,
+            ValueKind::Delete => Bytes::new(),
+        };
+        entries.push(BatchEntry { kind, key, value });
+    }
+    if pos != payload.len() {
+        return Err(format!(
+            "{} trailing bytes after {count} entries",
+            payload.len() - pos
+        ));
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trips() {
+        let mut batch = WriteBatch::new();
+        batch.put(b"k1", b"v1").delete(b"k2").put(b"", b"");
+        let (payload, count) = batch.into_payload().unwrap();
+        assert_eq!(count, 3);
+        let entries = decode_payload(&payload).unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(
+            entries[0],
+            BatchEntry {
+                kind: ValueKind::Put,
+                key: "k1".into(),
+                value: "v1".into()
+            }
+        );
+        assert_eq!(entries[1].kind, ValueKind::Delete);
+        assert_eq!(&entries[1].key[..], b"k2");
+        assert_eq!(&entries[2].key[..], b"");
+    }
+
+    #[test]
+    fn oversized_key_and_value_are_errors() {
+        let mut batch = WriteBatch::new();
+        batch.put(vec![0u8; MAX_KEY_SIZE_BYTES + 1], b"v");
+        assert!(matches!(
+            batch.into_payload(),
+            Err(Error::TooLarge { what: "key", .. })
+        ));
+        let mut batch = WriteBatch::new();
+        batch.put(b"k", vec![0u8; MAX_VALUE_SIZE_BYTES + 1]);
+        assert!(matches!(
+            batch.into_payload(),
+            Err(Error::TooLarge { what: "value", .. })
+        ));
+        let mut batch = WriteBatch::new();
+        batch.put(vec![0u8; MAX_KEY_SIZE_BYTES], vec![0u8; MAX_VALUE_SIZE_BYTES]);
+        assert!(batch.into_payload().is_ok());
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_an_error_or_decodes_within_bounds() {
+        let mut batch = WriteBatch::new();
+        batch
+            .put(b"key", b"value")
+            .delete(b"gone")
+            .put(b"k2", vec![7u8; 200]);
+        let (payload, _) = batch.into_payload().unwrap();
+        for cut in 0..payload.len() {
+            assert!(decode_payload(&payload.slice(..cut)).is_err(), "cut at {cut}");
+        }
+        for byte in 0..payload.len() {
+            for bit in 0..8 {
+                let mut bad = payload.to_vec();
+                bad[byte] ^= 1 << bit;
+                // Must not panic; whatever decodes stays inside the buffer.
+                if let Ok(entries) = decode_payload(&Bytes::from(bad.clone())) {
+                    let total: usize = entries.iter().map(|e| e.key.len() + e.value.len()).sum();
+                    assert!(total <= bad.len());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The commit queue: where writers hand their batches to the WAL task.
+//!
+//! A writer, on its own task and thread, takes the commit lock once:
+//! assigns seqnos, picks the WAL segment and offset of its record, appends the
+//! framed record to the open chunk, inserts its entries into the memtable
+//! (invisible until published) and, for a durable write, leaves a oneshot in
+//! the chunk. The WAL task takes whole chunks (the group), writes each with
+//! one write, syncs, publishes the group's last seqno and resolves the
+//! oneshots. A non-durable write publishes itself before it unlocks: it never
+//! waits for another thread.
+//!
+//! Ownership: `CommitState` is behind the commit lock; the WAL task owns a
+//! chunk from the moment it takes it.
+//!
+//! Invariants:
+//! - Seqnos are assigned, memtable inserts done and chunks appended in one
+//!   critical section, so chunk order = seqno order = WAL byte order.
+//! - `visible_seqno` only grows, and every seqno at or below it is in the
+//!   memtable (inserted under the lock before it could be published).
+//! - Once `poisoned` or `closed` is set (under the lock), no chunk is added,
+//!   and the queued ones have been failed or will be drained by the WAL task.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, oneshot};
+
+use crate::batch::decode_payload;
+use crate::key::SeqNo;
+use crate::limits::{MAX_COMMIT_QUEUE_BYTES, MAX_GROUP_SIZE_BYTES};
+use crate::memtable::Memtable;
+use crate::wal::format::{HEADER_SIZE_BYTES, RecordHeader};
+use crate::{Error, Result};
+
+/// Resolves a durable write (or a `sync` call) once its covering sync ends.
+pub(crate) type Waiter = oneshot::Sender<Result<()>>;
+
+/// Framed records bound for one contiguous range of one WAL segment.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    /// Segment the bytes belong to.
+    pub segment: u64,
+    /// Offset of `buf` in the segment.
+    pub offset: u64,
+    /// Framed records; may be empty for a bare sync request.
+    pub buf: Vec<u8>,
+    /// Number of write batches in `buf`.
+    pub records: u64,
+    /// Highest seqno in this chunk or before it.
+    pub last_seqno: SeqNo,
+    /// Who waits for these bytes to be durable.
+    pub waiters: Vec<Waiter>,
+}
+
+/// Counters the WAL task and writers keep.
+#[derive(Debug, Default)]
+pub(crate) struct WalStats {
+    /// fdatasyncs of WAL segments completed.
+    pub syncs: AtomicU64,
+    /// Batches made durable by those syncs.
+    pub synced_records: AtomicU64,
+    /// Writes (one per chunk) issued to WAL segments.
+    pub writes: AtomicU64,
+    /// Bytes of records written.
+    pub bytes_written: AtomicU64,
+}
+
+struct CommitState {
+    next_seqno: SeqNo,
+    segment: u64,
+    segment_offset: u64,
+    chunks: VecDeque<Chunk>,
+    queued_bytes: usize,
+    free_buffers: Vec<Vec<u8>>,
+    memtable: Arc<Memtable>,
+    closed: bool,
+}
+
+/// Shared between writers, readers and the WAL task.
+pub(crate) struct CommitQueue {
+    state: Mutex<CommitState>,
+    /// Wakes the WAL task: chunks queued, a sync requested, or close.
+    pub wal_wakeup: Notify,
+    /// Wakes writers waiting for room in the queue.
+    room: Notify,
+    visible_seqno: AtomicU64,
+    poisoned: OnceLock<Error>,
+    segment_size_bytes: u64,
+    /// WAL counters.
+    pub stats: WalStats,
+}
+
+/// What the WAL task takes in one go.
+#[derive(Debug, Default)]
+pub(crate) struct Group {
+    /// Chunks in seqno order.
+    pub chunks: Vec<Chunk>,
+    /// True once the store is closing and nothing more will be queued.
+    pub closed: bool,
+}
+
+impl CommitQueue {
+    /// A queue whose next write gets `next_seqno` and goes to the start of
+    /// segment `segment`.
+    pub fn new(next_seqno: SeqNo, segment: u64, segment_size_bytes: u64, memtable: Arc<Memtable>) -> Self {
+        CommitQueue {
+            state: Mutex::new(CommitState {
+                next_seqno,
+                segment,
+                segment_offset: 0,
+                chunks: VecDeque::new(),
+                queued_bytes: 0,
+                free_buffers: Vec::new(),
+                memtable,
+                closed: false,
+            }),
+            wal_wakeup: Notify::new(),
+            room: Notify::new(),
+            visible_seqno: AtomicU64::new(next_seqno.saturating_sub(1)),
+            poisoned: OnceLock::new(),
+            segment_size_bytes,
+            stats: WalStats::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CommitState> {
+        // NOTE: no code panics while holding this lock except on a broken
+        // invariant; the state stays consistent, so a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The highest seqno readers may see.
+    pub fn visible_seqno(&self) -> SeqNo {
+        self.visible_seqno.load(Ordering::Acquire)
+    }
+
+    /// Makes every seqno up to `seqno` visible.
+    pub fn publish(&self, seqno: SeqNo) {
+        self.visible_seqno.fetch_max(seqno, Ordering::AcqRel);
+    }
+
+    /// The memtable reads go to.
+    pub fn memtable(&self) -> Arc<Memtable> {
+        Arc::clone(&self.lock().memtable)
+    }
+
+    /// The error that stopped writes, if any.
+    pub fn poisoned(&self) -> Option<&Error> {
+        self.poisoned.get()
+    }
+
+    fn refuse(&self, state: &CommitState) -> Result<()> {
+        if let Some(cause) = self.poisoned.get() {
+            return Err(Error::Poisoned {
+                cause: Arc::new(cause.clone()),
+            });
+        }
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Awaits room in the queue (async backpressure; never blocks a thread).
+    pub async fn wait_for_room(&self) {
+        loop {
+            let notified = self.room.notified();
+            if self.lock().queued_bytes <= MAX_COMMIT_QUEUE_BYTES || self.poisoned.get().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Commits an encoded batch: returns a receiver that resolves after the
+    /// covering sync when `durable`, or `None` when the write is already
+    /// visible (non-durable).
+    pub fn commit(
+        &self,
+        payload: Bytes,
+        count: u32,
+        durable: bool,
+    ) -> Result<Option<oneshot::Receiver<Result<()>>>> {
+        assert!(count > 0, "empty batches are not committed");
+        let payload_crc = crc32c::crc32c(&payload);
+        // NOTE: the payload was built by WriteBatch; failing to decode it is a bug.
+        let entries = decode_payload(&payload).map_err(|reason| {
+            debug_assert!(false, "own batch does not decode: {reason}");
+            Error::InvalidOptions(format!("batch does not decode: {reason}"))
+        })?;
+        let record_len = (HEADER_SIZE_BYTES + payload.len()) as u64;
+        let (receiver, seqno_end) = {
+            let mut state = self.lock();
+            self.refuse(&state)?;
+            let first_seqno = state.next_seqno;
+            state.next_seqno += u64::from(count);
+            let last_seqno = state.next_seqno - 1;
+            if state.segment_offset > 0 && state.segment_offset + record_len > self.segment_size_bytes {
+                state.segment += 1;
+                state.segment_offset = 0;
+            }
+            let header = RecordHeader {
+                payload_len: payload.len() as u32,
+                segment: state.segment,
+                first_seqno,
+            };
+            let chunk = self.open_chunk(&mut state);
+            header.encode(payload_crc, &payload, &mut chunk.buf);
+            chunk.records += 1;
+            chunk.last_seqno = last_seqno;
+            let receiver = durable.then(|| {
+                let (tx, rx) = oneshot::channel();
+                chunk.waiters.push(tx);
+                rx
+            });
+            state.segment_offset += record_len;
+            state.queued_bytes += record_len as usize;
+            for (seqno, entry) in (first_seqno..).zip(entries) {
+                state.memtable.insert(entry.key, seqno, entry.kind, entry.value);
+            }
+            if !durable {
+                self.publish(last_seqno);
+            }
+            (receiver, last_seqno)
+        };
+        debug_assert!(durable || self.visible_seqno() >= seqno_end);
+        self.wal_wakeup.notify_one();
+        Ok(receiver)
+    }
+
+    /// Asks the WAL task to make everything committed so far durable.
+    pub fn request_sync(&self) -> Result<oneshot::Receiver<Result<()>>> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = self.lock();
+            self.refuse(&state)?;
+            let last_seqno = state.next_seqno.saturating_sub(1);
+            let chunk = self.open_chunk(&mut state);
+            chunk.last_seqno = last_seqno;
+            chunk.waiters.push(tx);
+        }
+        self.wal_wakeup.notify_one();
+        Ok(rx)
+    }
+
+    /// The chunk new records of the current segment go to.
+    fn open_chunk<'a>(&self, state: &'a mut CommitState) -> &'a mut Chunk {
+        let (segment, offset) = (state.segment, state.segment_offset);
+        let reusable = state
+            .chunks
+            .back()
+            .is_some_and(|c| c.segment == segment && c.buf.len() < MAX_GROUP_SIZE_BYTES);
+        if !reusable {
+            let buf = state.free_buffers.pop().unwrap_or_default();
+            let last_seqno = state.next_seqno.saturating_sub(1);
+            state.chunks.push_back(Chunk {
+                segment,
+                offset,
+                buf,
+                records: 0,
+                last_seqno,
+                waiters: Vec::new(),
+            });
+        }
+        let chunk = state.chunks.back_mut();
+        // NOTE: a chunk was pushed just above when there was none to reuse.
+        #[expect(clippy::expect_used, reason = "a chunk was pushed just above")]
+        let chunk = chunk.expect("open chunk exists");
+        debug_assert_eq!(chunk.offset + chunk.buf.len() as u64, offset);
+        chunk
+    }
+
+    /// Takes the queued chunks, up to the group byte cap (at least one).
+    pub fn take_group(&self) -> Group {
+        let mut group = Group::default();
+        let mut taken_bytes = 0usize;
+        {
+            let mut state = self.lock();
+            while let Some(front) = state.chunks.front() {
+                if !group.chunks.is_empty() && taken_bytes + front.buf.len() > MAX_GROUP_SIZE_BYTES {
+                    break;
+                }
+                taken_bytes += front.buf.len();
+                if let Some(chunk) = state.chunks.pop_front() {
+                    group.chunks.push(chunk);
+                }
+            }
+            state.queued_bytes -= taken_bytes;
+            group.closed = state.closed && state.chunks.is_empty();
+        }
+        if taken_bytes > 0 {
+            self.room.notify_waiters();
+        }
+        group
+    }
+
+    /// Gives a written chunk's buffer back for reuse.
+    pub fn recycle_buffer(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        let mut state = self.lock();
+        if state.free_buffers.len() < 4 && buf.capacity() <= 2 * MAX_GROUP_SIZE_BYTES {
+            state.free_buffers.push(buf);
+        }
+    }
+
+    /// Stops accepting writes; the WAL task drains what is queued, syncs and
+    /// exits.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.wal_wakeup.notify_one();
+    }
+
+    /// Records a failed WAL write or sync: refuses writes from now on and
+    /// fails every queued waiter. Returns the chunks' waiters' count.
+    pub fn poison(&self, error: Error) -> usize {
+        let chunks: Vec<Chunk> = {
+            let mut state = self.lock();
+            let _ = self.poisoned.set(error.clone());
+            state.queued_bytes = 0;
+            state.chunks.drain(..).collect()
+        };
+        self.room.notify_waiters();
+        let mut failed = 0;
+        for waiter in chunks.into_iter().flat_map(|c| c.waiters) {
+            let _ = waiter.send(Err(error.clone()));
+            failed += 1;
+        }
+        failed
+    }
+}
