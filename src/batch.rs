@@ -92,8 +92,8 @@ impl WriteBatch {
 
     /// Removes every write.
     pub fn clear(&mut self) {
-        self.payload.truncate(COUNT_SIZE_BYTES);
-        self.payload[..COUNT_SIZE_BYTES].copy_from_slice(&0u32.to_le_bytes());
+        self.payload.clear();
+        self.payload.extend_from_slice(&0u32.to_le_bytes());
         self.count = 0;
         self.too_large = None;
     }
@@ -131,7 +131,9 @@ impl WriteBatch {
             self.payload.extend_from_slice(value);
         }
         self.count += 1;
-        self.payload[..COUNT_SIZE_BYTES].copy_from_slice(&self.count.to_le_bytes());
+        if let Some(count_field) = self.payload.get_mut(..COUNT_SIZE_BYTES) {
+            count_field.copy_from_slice(&self.count.to_le_bytes());
+        }
     }
 
     /// The encoded payload, or the size limit the batch broke.

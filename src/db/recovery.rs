@@ -57,7 +57,7 @@ async fn read_whole(fs: &Arc<dyn Fs>, path: &Path) -> Result<Bytes> {
         .await
         .map_err(|e| Error::io("open wal segment", path, e))?;
     let len = file
-        .len()
+        .size_bytes()
         .await
         .map_err(|e| Error::io("stat wal segment", path, e))?;
     let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));

@@ -62,7 +62,7 @@ pub trait File: Send + Sync + fmt::Debug {
     async fn sync_data(&self) -> io::Result<()>;
 
     /// The file's current size in bytes.
-    async fn len(&self) -> io::Result<u64>;
+    async fn size_bytes(&self) -> io::Result<u64>;
 
     /// The path the file was opened at (for error messages).
     fn path(&self) -> &Path;

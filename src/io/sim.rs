@@ -855,7 +855,7 @@ impl File for SimFile {
         lock(&self.state).sync(self.inode, &self.path)
     }
 
-    async fn len(&self) -> io::Result<u64> {
+    async fn size_bytes(&self) -> io::Result<u64> {
         let state = lock(&self.state);
         state.check_alive()?;
         Ok(state.inode(self.inode)?.volatile.len() as u64)
@@ -911,14 +911,14 @@ mod tests {
             let buf = file.write_all_at(b"hello".to_vec(), 0).await.unwrap();
             assert_eq!(buf, b"hello");
             file.write_all_at(b"XY".to_vec(), 7).await.unwrap();
-            assert_eq!(file.len().await.unwrap(), 9);
+            assert_eq!(file.size_bytes().await.unwrap(), 9);
             assert_eq!(file.read_at(100, 0).await.unwrap(), b"hello\0\0XY");
             assert_eq!(file.read_at(3, 1).await.unwrap(), b"ell");
             assert!(file.read_at(4, 9).await.unwrap().is_empty());
             assert!(file.read_at(4, 50).await.unwrap().is_empty());
             // An empty write past the end does not extend the file.
             file.write_all_at(Vec::new(), 100).await.unwrap();
-            assert_eq!(file.len().await.unwrap(), 9);
+            assert_eq!(file.size_bytes().await.unwrap(), 9);
             let again = fs.open(path("/db/a"), OpenMode::Read).await.unwrap();
             assert_eq!(again.read_at(5, 0).await.unwrap(), b"hello");
             let denied = again.write_all_at(b"x".to_vec(), 0).await.unwrap_err();
@@ -1071,7 +1071,7 @@ mod tests {
         let file = durable_file(&fs, "f", b"abc");
         fs.crash_now();
         assert!(is_power_loss(&block_on(file.read_at(3, 0)).unwrap_err()));
-        assert!(is_power_loss(&block_on(file.len()).unwrap_err()));
+        assert!(is_power_loss(&block_on(file.size_bytes()).unwrap_err()));
         assert!(is_power_loss(&block_on(file.sync_data()).unwrap_err()));
     }
 
@@ -1266,7 +1266,7 @@ mod tests {
         assert_send(&file.write_all_at(Vec::new(), 0));
         assert_send(&file.read_at(1, 0));
         assert_send(&file.sync_data());
-        assert_send(&file.len());
+        assert_send(&file.size_bytes());
     }
 
     #[test]

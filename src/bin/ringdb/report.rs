@@ -1,0 +1,193 @@
+//! One benchmark result and its two printed forms: a db_bench-like aligned
+//! line for people and one JSON object per line for scripts.
+//!
+//! Latencies are kept in an `hdrhistogram` of nanoseconds and printed in
+//! microseconds with two decimals.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Highest latency a histogram tracks: one minute, in nanoseconds. Larger
+/// samples are clamped to it (and still counted).
+const MAX_TRACKED_LATENCY_NS: u64 = 60_000_000_000;
+
+/// Significant decimal digits the histograms keep (0.1% relative error).
+const LATENCY_SIGNIFICANT_DIGITS: u8 = 3;
+
+/// An empty latency histogram in nanoseconds.
+#[expect(
+    clippy::expect_used,
+    reason = "the bounds are constants that new_with_bounds accepts"
+)]
+pub fn new_latency_histogram() -> Histogram<u64> {
+    // NOTE: low >= 1, high >= 2 * low and sigfig <= 5 hold for the constants,
+    // so this cannot fail at run time.
+    Histogram::new_with_bounds(1, MAX_TRACKED_LATENCY_NS, LATENCY_SIGNIFICANT_DIGITS)
+        .expect("valid histogram bounds")
+}
+
+/// Records one operation's latency, clamping outliers to the tracked range.
+pub fn record_latency(histogram: &mut Histogram<u64>, latency: Duration) {
+    let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+    histogram.saturating_record(ns.min(MAX_TRACKED_LATENCY_NS));
+}
+
+/// The outcome of one workload.
+#[derive(Debug)]
+pub struct Report {
+    /// db_bench workload name, e.g. `"fillsync"`.
+    pub workload: &'static str,
+    /// Operations completed.
+    pub ops: u64,
+    /// Wall time of the timed section.
+    pub elapsed: Duration,
+    /// Per-operation latency in nanoseconds.
+    pub latency_ns: Histogram<u64>,
+    /// fdatasyncs issued during the timed section.
+    pub syncs: u64,
+    /// Write batches made durable per sync (0 when there was no sync).
+    pub avg_group_size: f64,
+    /// Concurrent tasks that issued the operations.
+    pub concurrency: usize,
+    /// The I/O backend that carried them: a ringdb backend name, or `"std"`
+    /// for the raw-disk baseline.
+    pub io_backend: &'static str,
+}
+
+impl Report {
+    fn secs(&self) -> f64 {
+        self.elapsed.as_secs_f64()
+    }
+
+    fn ops_per_sec(&self) -> f64 {
+        let secs = self.secs();
+        if secs > 0.0 { self.ops as f64 / secs } else { 0.0 }
+    }
+
+    fn quantile_us(&self, quantile: f64) -> f64 {
+        self.latency_ns.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    fn max_us(&self) -> f64 {
+        self.latency_ns.max() as f64 / 1000.0
+    }
+
+    /// One JSON object, no trailing newline. Field order is part of the
+    /// output format: `workload, ops, secs, ops_per_sec, p50_us, p99_us,
+    /// p999_us, max_us, syncs, avg_group_size`, then `concurrency,
+    /// io_backend`.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(256);
+        // NOTE: `write!` into a `String` cannot fail; the results are ignored.
+        let _ = write!(
+            out,
+            "{{\"workload\":{},\"ops\":{},\"secs\":{:.6},\"ops_per_sec\":{:.1},\
+             \"p50_us\":{:.2},\"p99_us\":{:.2},\"p999_us\":{:.2},\"max_us\":{:.2},\
+             \"syncs\":{},\"avg_group_size\":{:.2},\"concurrency\":{},\"io_backend\":{}}}",
+            json_string(self.workload),
+            self.ops,
+            self.secs(),
+            self.ops_per_sec(),
+            self.quantile_us(0.50),
+            self.quantile_us(0.99),
+            self.quantile_us(0.999),
+            self.max_us(),
+            self.syncs,
+            self.avg_group_size,
+            self.concurrency,
+            json_string(self.io_backend),
+        );
+        out
+    }
+
+    /// One aligned, db_bench-like line, no trailing newline.
+    pub fn to_human(&self) -> String {
+        format!(
+            "{:<10} : {:>12.1} ops/s  {:>9} ops {:>8.3} s  p50 {:>9.2}  p99 {:>9.2}  \
+             p99.9 {:>9.2}  max {:>10.2} us  syncs {:>8}  avg group {:>7.2}  [{} x{}]",
+            self.workload,
+            self.ops_per_sec(),
+            self.ops,
+            self.secs(),
+            self.quantile_us(0.50),
+            self.quantile_us(0.99),
+            self.quantile_us(0.999),
+            self.max_us(),
+            self.syncs,
+            self.avg_group_size,
+            self.io_backend,
+            self.concurrency,
+        )
+    }
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_fields_come_in_the_documented_order() {
+        let mut latency_ns = new_latency_histogram();
+        record_latency(&mut latency_ns, Duration::from_micros(100));
+        let report = Report {
+            workload: "fillsync",
+            ops: 1,
+            elapsed: Duration::from_millis(2),
+            latency_ns,
+            syncs: 1,
+            avg_group_size: 1.0,
+            concurrency: 1,
+            io_backend: "uring",
+        };
+        let json = report.to_json();
+        let order = [
+            "workload",
+            "ops",
+            "secs",
+            "ops_per_sec",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+            "max_us",
+            "syncs",
+            "avg_group_size",
+            "concurrency",
+            "io_backend",
+        ];
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|field| json.find(&format!("\"{field}\":")).unwrap())
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{json}");
+        assert!(
+            json.starts_with("{\"workload\":\"fillsync\",\"ops\":1,"),
+            "{json}"
+        );
+        assert!(!json.contains('\n'));
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+}
