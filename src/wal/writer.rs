@@ -167,18 +167,7 @@ impl WalWriter {
     async fn run_loop(&mut self) -> Result<()> {
         loop {
             let group = self.queue.take_group();
-            if group.chunks.is_empty() {
-                if group.closed {
-                    self.finish_inflight().await?;
-                    if self.segment.dirty {
-                        self.start_sync();
-                        self.finish_inflight().await?;
-                    }
-                    return Ok(());
-                }
-                self.idle().await?;
-                continue;
-            }
+            let took_work = !group.chunks.is_empty();
             let mut chunks = group.chunks.into_iter();
             while let Some(chunk) = chunks.next() {
                 if let Err(error) = self.write_chunk(chunk).await {
@@ -188,12 +177,30 @@ impl WalWriter {
                     return Err(error);
                 }
             }
-            if !self.unsynced_waiters.is_empty() {
-                // NOTE: at most one sync in flight: the group just written
-                // waits for the previous sync before its own starts.
-                self.finish_inflight().await?;
-                self.start_sync();
+            if self.inflight.is_some() {
+                // NOTE: while a sync runs, keep writing what arrives: the next
+                // sync starts the moment this one ends and covers all of it,
+                // so groups are as large as the sync is long.
+                if !took_work {
+                    self.idle().await?;
+                }
+                continue;
             }
+            if !self.unsynced_waiters.is_empty() {
+                self.start_sync();
+                continue;
+            }
+            if took_work {
+                continue;
+            }
+            if group.closed {
+                if self.segment.dirty {
+                    self.start_sync();
+                    self.finish_inflight().await?;
+                }
+                return Ok(());
+            }
+            self.idle().await?;
         }
     }
 
