@@ -1,0 +1,606 @@
+//! Decoding a block: [`Block`] checks its restart array, [`BlockIter`]
+//! walks its entries (layout in [`super::builder`]).
+//!
+//! The bytes are untrusted in principle (a block's checksum was verified
+//! before it gets here, but a decoder must not rely on that): every varint,
+//! length and offset is checked, and any defect is `Err(reason)` naming the
+//! byte offset inside the block. The caller adds the file and the block's
+//! file offset.
+//!
+//! Ownership: a `Block` is a cheap, immutable, shareable handle over
+//! `Bytes`; a `BlockIter` owns a clone of it and its current key.
+//!
+//! Invariants:
+//! - `Block::new` accepts only a restart array that starts at 0, is
+//!   strictly increasing and points before the array itself.
+//! - A valid iterator's key is a valid encoded internal key and its value
+//!   range lies inside the entry region; an invalid iterator has an empty
+//!   key and value.
+//! - After an `Err` the iterator is invalid.
+//! - Key order inside a block is not re-checked: the block checksum
+//!   guards it, and a misordered block yields misordered entries, never a
+//!   panic.
+
+use std::cmp::Ordering;
+
+use bytes::Bytes;
+
+use crate::coding::{get_u32_le, get_varint32};
+use crate::sst::{MAX_ENCODED_KEY_SIZE_BYTES, encoded_key};
+
+/// Bytes of one restart offset or of the restart count.
+const U32_SIZE_BYTES: usize = 4;
+
+/// A decoded block: verified, decompressed bytes with a checked restart
+/// array.
+#[derive(Debug, Clone)]
+pub struct Block {
+    data: Bytes,
+    /// Offset of the restart array: entries live in `data[..restarts_offset]`.
+    restarts_offset: usize,
+    /// Entries of the restart array, at least 1.
+    restart_count: usize,
+}
+
+impl Block {
+    /// Checks the restart array of `data`.
+    pub fn new(data: Bytes) -> Result<Block, String> {
+        let len = data.len();
+        let count_offset = len
+            .checked_sub(U32_SIZE_BYTES)
+            .ok_or_else(|| format!("block of {len} bytes has no restart count"))?;
+        let restart_count =
+            get_u32_le(&data, count_offset).ok_or_else(|| "restart count out of range".to_owned())? as usize;
+        if restart_count == 0 || restart_count > count_offset / U32_SIZE_BYTES {
+            return Err(format!(
+                "restart count {restart_count} impossible in a block of {len} bytes"
+            ));
+        }
+        let restarts_offset = count_offset - U32_SIZE_BYTES * restart_count;
+        let mut previous: Option<usize> = None;
+        for index in 0..restart_count {
+            let at = restarts_offset + U32_SIZE_BYTES * index;
+            let restart =
+                get_u32_le(&data, at).ok_or_else(|| format!("restart {index} out of range"))? as usize;
+            let in_order = match previous {
+                None => restart == 0,
+                Some(previous) => restart > previous && restart < restarts_offset,
+            };
+            if !in_order {
+                return Err(format!(
+                    "restart {index} at block byte {at} is {restart}: not increasing from 0 \
+                     below {restarts_offset}"
+                ));
+            }
+            previous = Some(restart);
+        }
+        Ok(Block {
+            data,
+            restarts_offset,
+            restart_count,
+        })
+    }
+
+    /// An iterator over the entries, positioned nowhere (invalid).
+    pub fn iter(&self) -> BlockIter {
+        BlockIter {
+            block: self.clone(),
+            current: self.restarts_offset,
+            next_offset: self.restarts_offset,
+            restart_index: 0,
+            key: Vec::new(),
+            value_start: 0,
+            value_end: 0,
+        }
+    }
+
+    /// True if the block has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.restarts_offset == 0
+    }
+
+    /// The block's bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Offset of restart point `index` (checked in `new`).
+    fn restart_point(&self, index: usize) -> usize {
+        get_u32_le(&self.data, self.restarts_offset + U32_SIZE_BYTES * index)
+            .map_or(self.restarts_offset, |offset| offset as usize)
+    }
+}
+
+/// One decoded entry header.
+struct EntryHeader {
+    shared: usize,
+    key_start: usize,
+    key_end: usize,
+    value_end: usize,
+}
+
+impl Block {
+    /// Decodes the header of the entry at `offset` and bounds its key and
+    /// value by the entry region.
+    fn entry_header(&self, offset: usize) -> Result<EntryHeader, String> {
+        let limit = self.restarts_offset;
+        let bad = |what: &str| format!("entry at block byte {offset}: {what}");
+        let mut pos = offset;
+        let mut field = || -> Result<usize, String> {
+            let src = self.data.get(pos..limit).unwrap_or_default();
+            let (value, used) = get_varint32(src).ok_or_else(|| bad("truncated or overlong varint"))?;
+            pos += used;
+            Ok(value as usize)
+        };
+        let shared = field()?;
+        let unshared = field()?;
+        let value_len = field()?;
+        let key_start = pos;
+        let key_end = key_start
+            .checked_add(unshared)
+            .filter(|&end| end <= limit)
+            .ok_or_else(|| bad(&format!("key suffix of {unshared} bytes runs past the entries")))?;
+        let value_end = key_end
+            .checked_add(value_len)
+            .filter(|&end| end <= limit)
+            .ok_or_else(|| bad(&format!("value of {value_len} bytes runs past the entries")))?;
+        if shared.saturating_add(unshared) > MAX_ENCODED_KEY_SIZE_BYTES {
+            return Err(bad(&format!(
+                "key of {} bytes exceeds {MAX_ENCODED_KEY_SIZE_BYTES}",
+                shared.saturating_add(unshared)
+            )));
+        }
+        Ok(EntryHeader {
+            shared,
+            key_start,
+            key_end,
+            value_end,
+        })
+    }
+
+    /// The whole key of the entry at restart point `index`.
+    fn restart_key(&self, index: usize) -> Result<&[u8], String> {
+        let offset = self.restart_point(index);
+        let header = self.entry_header(offset)?;
+        if header.shared != 0 {
+            return Err(format!(
+                "restart entry at block byte {offset} shares {} bytes with nothing",
+                header.shared
+            ));
+        }
+        let key = self
+            .data
+            .get(header.key_start..header.key_end)
+            .unwrap_or_default();
+        if !encoded_key::is_valid(key) {
+            return Err(format!(
+                "restart entry at block byte {offset} has no valid internal key"
+            ));
+        }
+        Ok(key)
+    }
+}
+
+/// A cursor over one block's entries, forward and backward.
+#[derive(Debug, Clone)]
+pub struct BlockIter {
+    block: Block,
+    /// Offset of the current entry; `restarts_offset` when invalid.
+    current: usize,
+    /// Offset just past the current entry (where `next` parses).
+    next_offset: usize,
+    /// Index of the restart point at or before `current`.
+    restart_index: usize,
+    /// The current entry's whole key.
+    key: Vec<u8>,
+    value_start: usize,
+    value_end: usize,
+}
+
+impl BlockIter {
+    /// True when positioned at an entry.
+    pub fn valid(&self) -> bool {
+        self.current < self.block.restarts_offset
+    }
+
+    /// The current encoded internal key (empty when invalid).
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The current value: a slice of the block, no copy (empty when
+    /// invalid).
+    pub fn value(&self) -> Bytes {
+        if self.value_start <= self.value_end && self.value_end <= self.block.data.len() {
+            self.block.data.slice(self.value_start..self.value_end)
+        } else {
+            Bytes::new()
+        }
+    }
+
+    /// The current value as a borrowed slice (empty when invalid).
+    pub fn value_slice(&self) -> &[u8] {
+        self.block
+            .data
+            .get(self.value_start..self.value_end)
+            .unwrap_or_default()
+    }
+
+    /// Positions at the first entry (invalid if the block is empty).
+    pub fn seek_to_first(&mut self) -> Result<(), String> {
+        self.seek_to_restart(0);
+        self.parse_next().map(drop)
+    }
+
+    /// Positions at the last entry (invalid if the block is empty).
+    pub fn seek_to_last(&mut self) -> Result<(), String> {
+        self.seek_to_restart(self.block.restart_count - 1);
+        if !self.parse_next()? {
+            return Ok(());
+        }
+        while self.next_offset < self.block.restarts_offset {
+            self.parse_next()?;
+        }
+        Ok(())
+    }
+
+    /// Positions at the first entry whose key is at or after `target` (an
+    /// encoded internal key) in internal-key order; invalid if none is.
+    pub fn seek(&mut self, target: &[u8]) -> Result<(), String> {
+        // Binary search for the last restart whose key is before `target`.
+        let mut left = 0;
+        let mut right = self.block.restart_count - 1;
+        while left < right {
+            let mid = left + (right - left).div_ceil(2);
+            let ordering = match self.block.restart_key(mid) {
+                Ok(key) => encoded_key::compare(key, target),
+                Err(reason) => return self.fail(reason),
+            };
+            if ordering == Ordering::Less {
+                left = mid;
+            } else {
+                right = mid - 1;
+            }
+        }
+        self.seek_to_restart(left);
+        while self.parse_next()? {
+            if encoded_key::compare(&self.key, target) != Ordering::Less {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves to the next entry (invalid past the last). No-op when invalid.
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "a fallible cursor step, not an Iterator; named like the table iterator's"
+    )]
+    pub fn next(&mut self) -> Result<(), String> {
+        if !self.valid() {
+            return Ok(());
+        }
+        self.parse_next().map(drop)
+    }
+
+    /// Moves to the previous entry (invalid before the first). No-op when
+    /// invalid.
+    pub fn prev(&mut self) -> Result<(), String> {
+        if !self.valid() {
+            return Ok(());
+        }
+        let original = self.current;
+        while self.block.restart_point(self.restart_index) >= original {
+            if self.restart_index == 0 {
+                self.invalidate();
+                return Ok(());
+            }
+            self.restart_index -= 1;
+        }
+        self.seek_to_restart(self.restart_index);
+        loop {
+            if !self.parse_next()? {
+                return self.fail(format!(
+                    "entries from restart {} end before block byte {original}",
+                    self.restart_index
+                ));
+            }
+            match self.next_offset.cmp(&original) {
+                Ordering::Less => {}
+                Ordering::Equal => return Ok(()),
+                Ordering::Greater => {
+                    let current = self.current;
+                    return self.fail(format!(
+                        "entry at block byte {current} overlaps the entry at {original}"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Clears the key and places the next parse at restart `index`.
+    fn seek_to_restart(&mut self, index: usize) {
+        self.key.clear();
+        self.restart_index = index;
+        self.current = self.block.restarts_offset;
+        self.next_offset = self.block.restart_point(index);
+        self.value_start = 0;
+        self.value_end = 0;
+    }
+
+    /// Makes the iterator invalid.
+    fn invalidate(&mut self) {
+        self.current = self.block.restarts_offset;
+        self.next_offset = self.block.restarts_offset;
+        self.key.clear();
+        self.value_start = 0;
+        self.value_end = 0;
+    }
+
+    /// Makes the iterator invalid and returns `reason` as the error.
+    fn fail(&mut self, reason: String) -> Result<(), String> {
+        self.invalidate();
+        Err(reason)
+    }
+
+    /// Decodes the entry at `next_offset`. `Ok(false)` (and invalid) at the
+    /// end of the entries.
+    fn parse_next(&mut self) -> Result<bool, String> {
+        let offset = self.next_offset;
+        if offset >= self.block.restarts_offset {
+            self.invalidate();
+            return Ok(false);
+        }
+        let header = match self.block.entry_header(offset) {
+            Ok(header) => header,
+            Err(reason) => return self.fail(reason).map(|()| false),
+        };
+        if header.shared > self.key.len() {
+            let reason = format!(
+                "entry at block byte {offset} shares {} bytes of a {}-byte previous key",
+                header.shared,
+                self.key.len()
+            );
+            return self.fail(reason).map(|()| false);
+        }
+        let suffix = self
+            .block
+            .data
+            .get(header.key_start..header.key_end)
+            .unwrap_or_default();
+        self.key.truncate(header.shared);
+        self.key.extend_from_slice(suffix);
+        if !encoded_key::is_valid(&self.key) {
+            let reason = format!("entry at block byte {offset} has no valid internal key");
+            return self.fail(reason).map(|()| false);
+        }
+        self.current = offset;
+        self.next_offset = header.value_end;
+        self.value_start = header.key_end;
+        self.value_end = header.value_end;
+        while self.restart_index + 1 < self.block.restart_count
+            && self.block.restart_point(self.restart_index + 1) <= self.current
+        {
+            self.restart_index += 1;
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{InternalKey, ValueKind};
+    use crate::sst::block::BlockBuilder;
+    use crate::sst::{DATA_RESTART_INTERVAL, encoded_key::encode};
+
+    /// `count` entries: user keys `key{i/3:05}` with three versions each,
+    /// the middle one a tombstone.
+    fn entries(count: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        (0..count)
+            .map(|i| {
+                let user_key = format!("key{:05}", i / 3);
+                let seqno = 1000 - (i % 3) as u64;
+                let kind = if i % 3 == 1 {
+                    ValueKind::Delete
+                } else {
+                    ValueKind::Put
+                };
+                let key = InternalKey::new(user_key.into(), seqno, kind);
+                let value = format!("value-{i}").repeat(i % 4);
+                (encode(&key), value.into_bytes())
+            })
+            .collect()
+    }
+
+    fn build(entries: &[(Vec<u8>, Vec<u8>)], restart_interval: usize) -> Block {
+        let mut builder = BlockBuilder::new(restart_interval);
+        for (key, value) in entries {
+            builder.add(key, value);
+        }
+        let size = builder.current_size_bytes();
+        let bytes = Bytes::copy_from_slice(builder.finish());
+        assert_eq!(bytes.len(), size);
+        Block::new(bytes).unwrap()
+    }
+
+    fn forward(block: &Block) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut iter = block.iter();
+        iter.seek_to_first().unwrap();
+        let mut out = Vec::new();
+        while iter.valid() {
+            out.push((iter.key().to_vec(), iter.value().to_vec()));
+            iter.next().unwrap();
+        }
+        out
+    }
+
+    fn backward(block: &Block) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut iter = block.iter();
+        iter.seek_to_last().unwrap();
+        let mut out = Vec::new();
+        while iter.valid() {
+            out.push((iter.key().to_vec(), iter.value_slice().to_vec()));
+            iter.prev().unwrap();
+        }
+        out.reverse();
+        out
+    }
+
+    #[test]
+    fn round_trip_forward_and_backward_at_restart_boundaries() {
+        for count in [0, 1, 2, 15, 16, 17, 31, 32, 33, 100, 1000] {
+            for interval in [1, 2, DATA_RESTART_INTERVAL] {
+                let expected = entries(count);
+                let block = build(&expected, interval);
+                assert_eq!(block.is_empty(), count == 0);
+                assert_eq!(forward(&block), expected, "count {count} interval {interval}");
+                assert_eq!(backward(&block), expected, "count {count} interval {interval}");
+            }
+        }
+    }
+
+    #[test]
+    fn seek_lands_on_every_key_and_between_keys() {
+        let expected = entries(500);
+        let block = build(&expected, DATA_RESTART_INTERVAL);
+        let mut iter = block.iter();
+        for (i, (key, value)) in expected.iter().enumerate() {
+            iter.seek(key).unwrap();
+            assert!(iter.valid());
+            assert_eq!(iter.key(), key.as_slice());
+            assert_eq!(iter.value(), value.as_slice());
+            // prev then next comes back here.
+            iter.prev().unwrap();
+            if i == 0 {
+                assert!(!iter.valid());
+            } else {
+                assert_eq!(iter.key(), expected[i - 1].0.as_slice());
+                iter.next().unwrap();
+                assert_eq!(iter.key(), key.as_slice());
+            }
+        }
+        // Between keys: a seek key at a snapshot between two versions, and
+        // a user key between two user keys.
+        for user in 0..expected.len() / 3 {
+            let user_key = format!("key{user:05}");
+            let seek = encode(&InternalKey::seek_key(user_key.clone().into(), 999));
+            iter.seek(&seek).unwrap();
+            assert_eq!(iter.key(), expected[user * 3 + 1].0.as_slice());
+            let after = encode(&InternalKey::new(
+                format!("{user_key}!").into(),
+                5,
+                ValueKind::Put,
+            ));
+            iter.seek(&after).unwrap();
+            match expected.get(user * 3 + 3) {
+                Some((next, _)) => assert_eq!(iter.key(), next.as_slice()),
+                None => assert!(!iter.valid()),
+            }
+        }
+        // Before the first and after the last.
+        iter.seek(&encode(&InternalKey::new("a".into(), 1, ValueKind::Put)))
+            .unwrap();
+        assert_eq!(iter.key(), expected[0].0.as_slice());
+        iter.seek(&encode(&InternalKey::new("z".into(), 1, ValueKind::Put)))
+            .unwrap();
+        assert!(!iter.valid());
+        assert!(iter.key().is_empty() && iter.value().is_empty());
+        // next and prev on an invalid iterator do nothing.
+        iter.next().unwrap();
+        iter.prev().unwrap();
+        assert!(!iter.valid());
+    }
+
+    #[test]
+    fn empty_block_is_never_valid() {
+        let block = build(&[], DATA_RESTART_INTERVAL);
+        let mut iter = block.iter();
+        iter.seek_to_first().unwrap();
+        assert!(!iter.valid());
+        iter.seek_to_last().unwrap();
+        assert!(!iter.valid());
+        iter.seek(&encode(&InternalKey::new("a".into(), 1, ValueKind::Put)))
+            .unwrap();
+        assert!(!iter.valid());
+    }
+
+    /// Drives every operation over a possibly damaged block; returns how
+    /// many entries a forward scan saw. Must never panic.
+    fn exercise(bytes: Bytes, probes: &[Vec<u8>]) -> usize {
+        let Ok(block) = Block::new(bytes) else {
+            return 0;
+        };
+        let mut iter = block.iter();
+        let mut seen = 0;
+        if iter.seek_to_first().is_ok() {
+            while iter.valid() && seen < 10_000 {
+                seen += 1;
+                let _ = iter.value();
+                if iter.next().is_err() {
+                    break;
+                }
+            }
+        }
+        if iter.seek_to_last().is_ok() {
+            let mut steps = 0;
+            while iter.valid() && steps < 10_000 {
+                steps += 1;
+                if iter.prev().is_err() {
+                    break;
+                }
+            }
+        }
+        for probe in probes {
+            if iter.seek(probe).is_ok() && iter.valid() {
+                assert!(encoded_key::is_valid(iter.key()));
+                let _ = iter.prev();
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn damaged_blocks_never_panic() {
+        let expected = entries(60);
+        let block = build(&expected, 4);
+        let bytes = block.data.clone();
+        let probes: Vec<Vec<u8>> = expected.iter().step_by(7).map(|(k, _)| k.clone()).collect();
+        for cut in 0..bytes.len() {
+            exercise(bytes.slice(..cut), &probes);
+        }
+        for byte in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut flipped = bytes.to_vec();
+                flipped[byte] ^= 1 << bit;
+                exercise(Bytes::from(flipped), &probes);
+            }
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for len in 0..600 {
+            let garbage: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            exercise(Bytes::from(garbage), &probes);
+        }
+        assert_eq!(exercise(bytes, &probes), expected.len());
+    }
+
+    #[test]
+    fn bad_restart_arrays_are_rejected() {
+        assert!(Block::new(Bytes::from_static(&[1, 0, 0])).is_err());
+        // Zero restarts.
+        assert!(Block::new(Bytes::from_static(&[0, 0, 0, 0])).is_err());
+        // More restarts than room.
+        assert!(Block::new(Bytes::from_static(&[0, 0, 0, 0, 2, 0, 0, 0])).is_err());
+        // First restart not 0.
+        assert!(Block::new(Bytes::from_static(&[9, 9, 1, 0, 0, 0, 1, 0, 0, 0])).is_err());
+        // A restart pointing into the restart array.
+        assert!(Block::new(Bytes::from_static(&[9, 9, 0, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0])).is_err());
+    }
+}

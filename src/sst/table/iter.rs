@@ -1,0 +1,227 @@
+//! Iterating a table: an owned, async, two-level cursor (index block, then
+//! one data block at a time).
+//!
+//! Ownership: a `TableIter` belongs to one reader (a scan, a compaction
+//! input) and may move between threads (`Send`); it holds its `Arc<Table>`,
+//! so the table stays open while it lives. Data blocks come through the
+//! table's block cache.
+//!
+//! Invariants:
+//! - When valid, `data` is positioned at an entry of the data block that
+//!   `index` is positioned at, and `key()`/`value()` are that entry.
+//! - Data blocks are never empty (the table reader refuses empty ones), so
+//!   moving off the end of one block lands on an entry of the next.
+//! - After an `Err` the iterator is invalid; a new seek may be tried.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::key::{InternalKey, SeqNo, ValueKind};
+use crate::sst::block::BlockIter;
+use crate::sst::encoded_key;
+use crate::sst::format::handle::BlockHandle;
+use crate::sst::table::reader::Table;
+
+/// A cursor over one table's entries (all versions, tombstones included)
+/// in internal-key order, both ways.
+#[derive(Debug)]
+pub struct TableIter {
+    table: Arc<Table>,
+    index: BlockIter,
+    /// The data block at `index`, with its handle; `None` when invalid.
+    data: Option<(BlockHandle, BlockIter)>,
+}
+
+impl TableIter {
+    /// An iterator over `table`, positioned nowhere (invalid).
+    pub fn new(table: Arc<Table>) -> Self {
+        TableIter {
+            index: table.index_iter(),
+            table,
+            data: None,
+        }
+    }
+
+    /// The table iterated.
+    pub fn table(&self) -> &Arc<Table> {
+        &self.table
+    }
+
+    /// True when positioned at an entry.
+    pub fn valid(&self) -> bool {
+        self.data.as_ref().is_some_and(|(_, data)| data.valid())
+    }
+
+    /// The current key, encoded (`user_key ++ trailer:u64 LE`); empty when
+    /// invalid.
+    pub fn encoded_key(&self) -> &[u8] {
+        self.data.as_ref().map_or(&[], |(_, data)| data.key())
+    }
+
+    /// The current user key; empty when invalid.
+    pub fn user_key(&self) -> &[u8] {
+        encoded_key::user_key(self.encoded_key())
+    }
+
+    /// The current key's trailer (`seqno << 8 | kind`); 0 when invalid.
+    pub fn trailer(&self) -> u64 {
+        encoded_key::split(self.encoded_key()).map_or(0, |(_, trailer)| trailer)
+    }
+
+    /// The current key's seqno; 0 when invalid.
+    pub fn seqno(&self) -> SeqNo {
+        self.trailer() >> 8
+    }
+
+    /// The current key's kind. REQUIRES: `valid()` (an invalid iterator
+    /// reports `Delete`).
+    pub fn kind(&self) -> ValueKind {
+        ValueKind::from_u8((self.trailer() & 0xff) as u8).unwrap_or(ValueKind::Delete)
+    }
+
+    /// The current key as an `InternalKey` (copies the user key).
+    /// REQUIRES: `valid()` (an invalid iterator yields an empty key).
+    pub fn key(&self) -> InternalKey {
+        InternalKey {
+            user_key: Bytes::copy_from_slice(self.user_key()),
+            trailer: self.trailer(),
+        }
+    }
+
+    /// The current value: a slice of the cached block, no copy. Empty when
+    /// invalid (and for tombstones).
+    pub fn value(&self) -> Bytes {
+        self.data
+            .as_ref()
+            .map_or_else(Bytes::new, |(_, data)| data.value())
+    }
+
+    /// Positions at the table's first entry.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corruption`] or [`crate::Error::Io`] from the block
+    /// read; the iterator is then invalid.
+    ///
+    /// # Cancel safety
+    /// Cancel safe, but the position is unspecified afterwards: seek again.
+    pub async fn seek_to_first(&mut self) -> Result<()> {
+        self.data = None;
+        self.index
+            .seek_to_first()
+            .map_err(|reason| self.table.index_corruption(reason))?;
+        self.load_block_then(|data| data.seek_to_first()).await
+    }
+
+    /// Positions at the table's last entry.
+    ///
+    /// # Errors
+    /// As [`TableIter::seek_to_first`].
+    ///
+    /// # Cancel safety
+    /// As [`TableIter::seek_to_first`].
+    pub async fn seek_to_last(&mut self) -> Result<()> {
+        self.data = None;
+        self.index
+            .seek_to_last()
+            .map_err(|reason| self.table.index_corruption(reason))?;
+        self.load_block_then(|data| data.seek_to_last()).await
+    }
+
+    /// Positions at the first entry at or after `target` in internal-key
+    /// order (invalid if there is none). Use
+    /// `InternalKey::seek_key` to start at the newest version visible at a
+    /// snapshot.
+    ///
+    /// # Errors
+    /// As [`TableIter::seek_to_first`].
+    ///
+    /// # Cancel safety
+    /// As [`TableIter::seek_to_first`].
+    pub async fn seek(&mut self, target: &InternalKey) -> Result<()> {
+        self.data = None;
+        let target = encoded_key::encode(target);
+        self.index
+            .seek(&target)
+            .map_err(|reason| self.table.index_corruption(reason))?;
+        self.load_block_then(|data| data.seek(&target)).await
+    }
+
+    /// Moves to the next entry (invalid after the last). No-op when invalid.
+    ///
+    /// # Errors
+    /// As [`TableIter::seek_to_first`].
+    ///
+    /// # Cancel safety
+    /// As [`TableIter::seek_to_first`].
+    pub async fn next(&mut self) -> Result<()> {
+        let Some((handle, data)) = &mut self.data else {
+            return Ok(());
+        };
+        let handle = *handle;
+        if let Err(reason) = data.next() {
+            self.data = None;
+            return Err(self.table.block_corruption(handle, reason));
+        }
+        if data.valid() {
+            return Ok(());
+        }
+        self.data = None;
+        self.index
+            .next()
+            .map_err(|reason| self.table.index_corruption(reason))?;
+        self.load_block_then(|data| data.seek_to_first()).await
+    }
+
+    /// Moves to the previous entry (invalid before the first). No-op when
+    /// invalid.
+    ///
+    /// # Errors
+    /// As [`TableIter::seek_to_first`].
+    ///
+    /// # Cancel safety
+    /// As [`TableIter::seek_to_first`].
+    pub async fn prev(&mut self) -> Result<()> {
+        let Some((handle, data)) = &mut self.data else {
+            return Ok(());
+        };
+        let handle = *handle;
+        if let Err(reason) = data.prev() {
+            self.data = None;
+            return Err(self.table.block_corruption(handle, reason));
+        }
+        if data.valid() {
+            return Ok(());
+        }
+        self.data = None;
+        self.index
+            .prev()
+            .map_err(|reason| self.table.index_corruption(reason))?;
+        self.load_block_then(|data| data.seek_to_last()).await
+    }
+
+    /// Loads the data block `index` points at (if it is valid) and places
+    /// its cursor with `position`, which must find an entry: the index key
+    /// of a block is its last key, and blocks are never empty.
+    async fn load_block_then(
+        &mut self,
+        position: impl FnOnce(&mut BlockIter) -> Result<(), String>,
+    ) -> Result<()> {
+        debug_assert!(self.data.is_none());
+        if !self.index.valid() {
+            return Ok(());
+        }
+        let handle = self.table.block_handle(&self.index)?;
+        let block = self.table.data_block(handle).await?;
+        let mut data = block.iter();
+        position(&mut data).map_err(|reason| self.table.block_corruption(handle, reason))?;
+        if !data.valid() {
+            return Err(self
+                .table
+                .block_corruption(handle, "holds no entry up to its index key".to_owned()));
+        }
+        self.data = Some((handle, data));
+        Ok(())
+    }
+}

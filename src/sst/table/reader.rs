@@ -1,0 +1,321 @@
+//! An open table: point reads and block loading.
+//!
+//! Opening reads the footer (last 64 bytes), then the filter, properties
+//! and index blocks in one read (they are adjacent), verifies every
+//! checksum and cross-checks them, and keeps them in memory. A point read
+//! then costs at most one data block read: filter, index (in memory), one
+//! data block through the block cache.
+//!
+//! Ownership: shared as `Arc<Table>` by every task reading the table (the
+//! table cache holds one per open file). Immutable after open apart from
+//! the shared block cache and stats; `get` takes `&self` and many run at
+//! once.
+//!
+//! Invariants:
+//! - The footer's handles lie inside the file: filter, properties, index
+//!   and footer are adjacent, and data blocks (whose handles come from the
+//!   index) lie before the filter.
+//! - Only verified, decompressed blocks enter the block cache.
+//! - Every defect found is `Error::Corruption` with this table's path and
+//!   the file offset of the footer or of the block that is bad.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::io::File;
+use crate::key::{SeqNo, ValueKind};
+use crate::memtable::Lookup;
+use crate::sst::block::trailer::decode_block;
+use crate::sst::block::{Block, BlockIter};
+use crate::sst::bloom::BloomFilter;
+use crate::sst::cache::BlockCache;
+use crate::sst::format::footer::Footer;
+use crate::sst::format::handle::BlockHandle;
+use crate::sst::format::properties::TableProperties;
+use crate::sst::stats::ReadStats;
+use crate::sst::table::iter::TableIter;
+use crate::sst::{
+    BLOCK_TRAILER_SIZE_BYTES, FOOTER_SIZE_BYTES, MAX_BLOCK_SIZE_BYTES, MAX_META_BLOCK_SIZE_BYTES, encoded_key,
+};
+
+/// An open, verified table.
+#[derive(Debug)]
+pub struct Table {
+    file: Arc<dyn File>,
+    path: PathBuf,
+    file_number: u64,
+    file_size: u64,
+    footer: Footer,
+    properties: TableProperties,
+    index: Block,
+    filter: BloomFilter,
+    block_cache: Option<Arc<BlockCache>>,
+    stats: Arc<ReadStats>,
+}
+
+impl Table {
+    /// Opens the table in `file` (at `path`, number `file_number`, of
+    /// `file_size` bytes as the manifest records it): reads and verifies
+    /// footer, filter, properties and index.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] (naming `path` and the offset of the bad
+    /// footer or block) if anything read is damaged, truncated or
+    /// inconsistent; [`Error::Io`] if a read fails.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: opening changes nothing.
+    pub async fn open(
+        file: Arc<dyn File>,
+        path: PathBuf,
+        file_number: u64,
+        file_size: u64,
+        block_cache: Option<Arc<BlockCache>>,
+        stats: Arc<ReadStats>,
+    ) -> Result<Table> {
+        let corrupt = |offset: u64, reason: String| Error::corruption(path.clone(), offset, reason);
+        let Some(footer_offset) = file_size.checked_sub(FOOTER_SIZE_BYTES as u64) else {
+            return Err(corrupt(
+                0,
+                format!("table of {file_size} bytes is shorter than its {FOOTER_SIZE_BYTES}-byte footer"),
+            ));
+        };
+        let footer_bytes = read_exact(&file, &path, footer_offset, FOOTER_SIZE_BYTES, "footer").await?;
+        let footer = Footer::decode(&footer_bytes).map_err(|reason| corrupt(footer_offset, reason))?;
+
+        // The metadata blocks are adjacent and end at the footer.
+        let adjacent = [
+            (footer.filter, footer.properties.offset, "filter"),
+            (footer.properties, footer.index.offset, "properties"),
+            (footer.index, footer_offset, "index"),
+        ];
+        for (handle, next_offset, what) in adjacent {
+            if handle.size_bytes > MAX_META_BLOCK_SIZE_BYTES as u64
+                || handle.end_with_trailer() != Some(next_offset)
+            {
+                return Err(corrupt(
+                    footer_offset,
+                    format!(
+                        "footer's {what} handle {}+{} does not end at {next_offset}",
+                        handle.offset, handle.size_bytes
+                    ),
+                ));
+            }
+        }
+        let meta_len = footer_offset
+            .checked_sub(footer.filter.offset)
+            .and_then(|len| usize::try_from(len).ok())
+            .ok_or_else(|| corrupt(footer_offset, "metadata region out of range".to_owned()))?;
+        let meta = read_exact(&file, &path, footer.filter.offset, meta_len, "metadata blocks").await?;
+        let block_of = |handle: BlockHandle, what: &str| -> Result<Bytes> {
+            let outside = || corrupt(handle.offset, format!("{what} block outside the metadata read"));
+            let start =
+                usize::try_from(handle.offset.saturating_sub(footer.filter.offset)).map_err(|_| outside())?;
+            let end = usize::try_from(handle.size_bytes)
+                .ok()
+                .and_then(|size| start.checked_add(size)?.checked_add(BLOCK_TRAILER_SIZE_BYTES))
+                .filter(|&end| end <= meta.len())
+                .ok_or_else(outside)?;
+            let stored = meta.slice(start..end);
+            decode_block(stored, MAX_META_BLOCK_SIZE_BYTES)
+                .map_err(|reason| corrupt(handle.offset, format!("{what} block: {reason}")))
+        };
+
+        let filter = BloomFilter::decode(block_of(footer.filter, "filter")?)
+            .map_err(|reason| corrupt(footer.filter.offset, format!("filter block: {reason}")))?;
+        let properties_offset = footer.properties.offset;
+        let mut properties = TableProperties::decode(&block_of(footer.properties, "properties")?)
+            .map_err(|reason| corrupt(properties_offset, format!("properties block: {reason}")))?;
+        let index = Block::new(block_of(footer.index, "index")?)
+            .map_err(|reason| corrupt(footer.index.offset, format!("index block: {reason}")))?;
+        if index.is_empty() {
+            return Err(corrupt(
+                footer.index.offset,
+                "index block has no entries".to_owned(),
+            ));
+        }
+        let consistent = properties.format_version == footer.format_version
+            && properties.data_size_bytes == footer.filter.offset
+            && properties.filter_size_bytes == footer.filter.size_bytes
+            && properties.index_size_bytes == footer.index.size_bytes;
+        if !consistent {
+            return Err(corrupt(
+                properties_offset,
+                "properties disagree with the footer".to_owned(),
+            ));
+        }
+        properties.file_size_bytes = file_size;
+        Ok(Table {
+            file,
+            path,
+            file_number,
+            file_size,
+            footer,
+            properties,
+            index,
+            filter,
+            block_cache,
+            stats,
+        })
+    }
+
+    /// False only if the table certainly holds no version of `user_key`
+    /// (the bloom filter says so).
+    pub fn may_contain(&self, user_key: &[u8]) -> bool {
+        self.filter.may_contain(user_key)
+    }
+
+    /// What the table's builder recorded, with `file_size_bytes` set.
+    pub fn properties(&self) -> &TableProperties {
+        &self.properties
+    }
+
+    /// The table's file number.
+    pub fn file_number(&self) -> u64 {
+        self.file_number
+    }
+
+    /// The table's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The table's size in bytes.
+    pub fn file_size_bytes(&self) -> u64 {
+        self.file_size
+    }
+
+    /// The newest version of `user_key` with a seqno at most `snapshot`:
+    /// the filter first (no block read if it says absent), then the index,
+    /// then one data block through the block cache. A found value is a
+    /// slice of the cached block, not a copy.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] if the index or the data block is damaged;
+    /// [`Error::Io`] if the block read fails.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a get changes nothing but the cache and the counters.
+    pub async fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Result<Lookup> {
+        if !self.filter.may_contain(user_key) {
+            ReadStats::bump(&self.stats.bloom_negatives);
+            return Ok(Lookup::Missing);
+        }
+        let target = encoded_key::encode_seek_key(user_key, snapshot);
+        let mut index = self.index.iter();
+        index
+            .seek(&target)
+            .map_err(|reason| self.index_corruption(reason))?;
+        if !index.valid() {
+            return Ok(Lookup::Missing);
+        }
+        let handle = self.block_handle(&index)?;
+        let block = self.data_block(handle).await?;
+        let mut entries = block.iter();
+        entries
+            .seek(&target)
+            .map_err(|reason| self.block_corruption(handle, reason))?;
+        if !entries.valid() {
+            return Err(self.block_corruption(handle, "holds no key up to its index key".to_owned()));
+        }
+        let Some((found_user_key, trailer)) = encoded_key::split(entries.key()) else {
+            unreachable!("block iterators yield only valid encoded keys");
+        };
+        if found_user_key != user_key {
+            return Ok(Lookup::Missing);
+        }
+        debug_assert!(trailer >> 8 <= snapshot);
+        Ok(match ValueKind::from_u8((trailer & 0xff) as u8) {
+            Some(ValueKind::Put) => Lookup::Found(entries.value()),
+            Some(ValueKind::Delete) => Lookup::Deleted,
+            None => unreachable!("block iterators yield only valid kinds"),
+        })
+    }
+
+    /// An iterator over the table, positioned nowhere.
+    pub fn iter(self: &Arc<Self>) -> TableIter {
+        TableIter::new(Arc::clone(self))
+    }
+
+    /// A fresh iterator over the index block.
+    pub(crate) fn index_iter(&self) -> BlockIter {
+        self.index.iter()
+    }
+
+    /// Decodes the data block handle at an index iterator's position and
+    /// checks it lies in the data region.
+    pub(crate) fn block_handle(&self, index: &BlockIter) -> Result<BlockHandle> {
+        let handle =
+            BlockHandle::decode_exact(index.value_slice()).map_err(|reason| self.index_corruption(reason))?;
+        let inside = handle.size_bytes <= MAX_BLOCK_SIZE_BYTES as u64
+            && handle
+                .end_with_trailer()
+                .is_some_and(|end| end <= self.footer.filter.offset);
+        if !inside {
+            return Err(self.index_corruption(format!(
+                "data block handle {}+{} outside the data region",
+                handle.offset, handle.size_bytes
+            )));
+        }
+        Ok(handle)
+    }
+
+    /// The data block at `handle`, from the block cache or the file (and
+    /// then cached).
+    pub(crate) async fn data_block(&self, handle: BlockHandle) -> Result<Block> {
+        if let Some(cache) = &self.block_cache {
+            if let Some(bytes) = cache.get(self.file_number, handle.offset) {
+                ReadStats::bump(&self.stats.block_cache_hits);
+                return Block::new(bytes).map_err(|reason| self.block_corruption(handle, reason));
+            }
+            ReadStats::bump(&self.stats.block_cache_misses);
+        }
+        let len = handle.size_bytes as usize + BLOCK_TRAILER_SIZE_BYTES;
+        let stored = read_exact(&self.file, &self.path, handle.offset, len, "data block").await?;
+        ReadStats::bump(&self.stats.block_reads);
+        let bytes = decode_block(stored, MAX_BLOCK_SIZE_BYTES)
+            .map_err(|reason| self.block_corruption(handle, reason))?;
+        let block = Block::new(bytes.clone()).map_err(|reason| self.block_corruption(handle, reason))?;
+        if block.is_empty() {
+            return Err(self.block_corruption(handle, "has no entries".to_owned()));
+        }
+        if let Some(cache) = &self.block_cache {
+            cache.insert(self.file_number, handle.offset, bytes);
+        }
+        Ok(block)
+    }
+
+    /// Corruption in the index block.
+    pub(crate) fn index_corruption(&self, reason: String) -> Error {
+        Error::corruption(
+            self.path.clone(),
+            self.footer.index.offset,
+            format!("index block: {reason}"),
+        )
+    }
+
+    /// Corruption in the data block at `handle`.
+    pub(crate) fn block_corruption(&self, handle: BlockHandle, reason: String) -> Error {
+        Error::corruption(self.path.clone(), handle.offset, format!("data block: {reason}"))
+    }
+}
+
+/// Reads exactly `len` bytes at `offset`; a short read is corruption (the
+/// file is shorter than its footer or index says).
+async fn read_exact(file: &Arc<dyn File>, path: &Path, offset: u64, len: usize, what: &str) -> Result<Bytes> {
+    let buf = file
+        .read_at(len, offset)
+        .await
+        .map_err(|e| Error::io("read sst", path, e))?;
+    if buf.len() != len {
+        return Err(Error::corruption(
+            path,
+            offset,
+            format!("{what} truncated: read {} of {len} bytes", buf.len()),
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
