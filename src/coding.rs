@@ -28,6 +28,34 @@ pub fn get_varint32(src: &[u8]) -> Option<(u32, usize)> {
     None
 }
 
+/// Longest LEB128 encoding of a `u64`.
+pub const MAX_VARINT64_SIZE_BYTES: usize = 10;
+/// Appends `value` as a LEB128 varint (at most 10 bytes).
+pub fn put_varint64(dst: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        dst.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    dst.push(value as u8);
+}
+
+/// Decodes a varint64 at the start of `src`: `(value, bytes used)`; `None`
+/// on truncation or more than 64 bits.
+pub fn get_varint64(src: &[u8]) -> Option<(u64, usize)> {
+    let mut value: u64 = 0;
+    for (i, &byte) in src.iter().enumerate().take(MAX_VARINT64_SIZE_BYTES) {
+        let bits = u64::from(byte & 0x7f);
+        if i == MAX_VARINT64_SIZE_BYTES - 1 && bits > 0x01 {
+            return None; // more than 64 bits
+        }
+        value |= bits << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
 /// Reads a little-endian u32 at `offset`.
 pub fn get_u32_le(src: &[u8], offset: usize) -> Option<u32> {
     let bytes = src.get(offset..offset.checked_add(4)?)?;

@@ -34,11 +34,14 @@ mod error;
 pub mod io;
 mod key;
 pub mod limits;
+mod manifest;
 mod memtable;
 mod options;
+pub mod sst;
+mod version;
 mod wal;
 
 pub use batch::WriteBatch;
 pub use db::{Db, Stats};
 pub use error::{Error, Result};
-pub use options::{IoBackend, Options, SyncMode, WriteOptions};
+pub use options::{Compression, IoBackend, Options, SyncMode, WriteOptions};

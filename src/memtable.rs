@@ -82,11 +82,6 @@ impl Memtable {
         self.size_bytes.load(Ordering::Relaxed)
     }
 
-    /// Number of entries (versions, not distinct keys).
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
     /// True when nothing was inserted.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
@@ -114,7 +109,7 @@ mod tests {
         assert_eq!(table.get(b"b", 2), Lookup::Found("b2".into()));
         assert_eq!(table.get(b"c", 100), Lookup::Missing);
         assert_eq!(table.get(b"", 100), Lookup::Missing);
-        assert_eq!(table.len(), 4);
+        assert_eq!(table.iter().count(), 4);
         assert!(table.approximate_size_bytes() >= 4 * ENTRY_OVERHEAD_BYTES);
         let order: Vec<u64> = table.iter().map(|(k, _)| k.seqno()).collect();
         assert_eq!(order, vec![5, 3, 1, 2]);

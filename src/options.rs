@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::io::Fs;
+pub use crate::sst::Compression;
 
 /// When a write's future resolves, relative to the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,25 @@ pub struct Options {
     /// A filesystem to use instead of the one `io_backend` picks: tests pass
     /// the simulated disk here. Default: `None`.
     pub fs: Option<Arc<dyn Fs>>,
+    /// A memtable is frozen and flushed to a table once it holds this many
+    /// bytes (keys, values and bookkeeping). Default: 64 MiB. Minimum: 1 KiB.
+    pub write_buffer_size_bytes: u64,
+    /// Frozen memtables that may wait for their flush; when that many wait
+    /// and the memtable is full, writers await. Default: 2. Minimum: 1.
+    pub max_immutable_memtables: usize,
+    /// Capacity of the block cache (decompressed, verified blocks).
+    /// Default: 64 MiB. 0 disables the cache.
+    pub block_cache_size_bytes: usize,
+    /// Tables kept open at once. Default: 1,000. Minimum: 1.
+    pub table_cache_tables: usize,
+    /// Target size of a table's data blocks. Default: 4 KiB.
+    pub block_size_bytes: usize,
+    /// Bloom filter bits per key (false-positive rate about 1% at 10).
+    /// Default: 10. 0 writes no filter.
+    pub bloom_bits_per_key: u32,
+    /// Block compression. Default: [`Compression::None`] (values are often
+    /// already compressed or random; LZ4 is one option away).
+    pub compression: Compression,
 }
 
 impl Default for Options {
@@ -77,6 +97,13 @@ impl Default for Options {
             io_backend: IoBackend::Auto,
             create_if_missing: true,
             fs: None,
+            write_buffer_size_bytes: 64 * 1024 * 1024,
+            max_immutable_memtables: 2,
+            block_cache_size_bytes: 64 * 1024 * 1024,
+            table_cache_tables: 1000,
+            block_size_bytes: crate::sst::DEFAULT_BLOCK_SIZE_BYTES,
+            bloom_bits_per_key: 10,
+            compression: Compression::None,
         }
     }
 }
@@ -89,6 +116,13 @@ impl std::fmt::Debug for Options {
             .field("io_backend", &self.io_backend)
             .field("create_if_missing", &self.create_if_missing)
             .field("fs", &self.fs.as_ref().map(|fs| fs.name()))
+            .field("write_buffer_size_bytes", &self.write_buffer_size_bytes)
+            .field("max_immutable_memtables", &self.max_immutable_memtables)
+            .field("block_cache_size_bytes", &self.block_cache_size_bytes)
+            .field("table_cache_tables", &self.table_cache_tables)
+            .field("block_size_bytes", &self.block_size_bytes)
+            .field("bloom_bits_per_key", &self.bloom_bits_per_key)
+            .field("compression", &self.compression)
             .finish()
     }
 }
@@ -124,7 +158,57 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::write_buffer_size_bytes`].
+    pub fn write_buffer_size_bytes(mut self, size_bytes: u64) -> Self {
+        self.write_buffer_size_bytes = size_bytes;
+        self
+    }
+
+    /// Sets [`Options::max_immutable_memtables`].
+    pub fn max_immutable_memtables(mut self, count: usize) -> Self {
+        self.max_immutable_memtables = count;
+        self
+    }
+
+    /// Sets [`Options::block_cache_size_bytes`].
+    pub fn block_cache_size_bytes(mut self, size_bytes: usize) -> Self {
+        self.block_cache_size_bytes = size_bytes;
+        self
+    }
+
+    /// Sets [`Options::compression`].
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Sets [`Options::bloom_bits_per_key`].
+    pub fn bloom_bits_per_key(mut self, bits: u32) -> Self {
+        self.bloom_bits_per_key = bits;
+        self
+    }
+
+    /// The table builder's options.
+    pub(crate) fn table_options(&self) -> crate::sst::TableOptions {
+        crate::sst::TableOptions {
+            block_size_bytes: self.block_size_bytes,
+            bloom_bits_per_key: self.bloom_bits_per_key,
+            compression: self.compression,
+        }
+    }
+
     pub(crate) fn validate(&self) -> crate::Result<()> {
+        self.table_options().validate()?;
+        if self.write_buffer_size_bytes < 1024 {
+            return Err(crate::Error::InvalidOptions(
+                "write_buffer_size_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.max_immutable_memtables == 0 || self.table_cache_tables == 0 {
+            return Err(crate::Error::InvalidOptions(
+                "max_immutable_memtables and table_cache_tables must be at least 1".into(),
+            ));
+        }
         if self.wal_segment_size_bytes < 4096 {
             return Err(crate::Error::InvalidOptions(format!(
                 "wal_segment_size_bytes must be at least 4096, got {}",

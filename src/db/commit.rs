@@ -28,6 +28,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, oneshot};
 
 use crate::batch::decode_payload;
+use crate::db::tree::Tree;
 use crate::key::SeqNo;
 use crate::limits::{MAX_COMMIT_QUEUE_BYTES, MAX_GROUP_SIZE_BYTES};
 use crate::memtable::Memtable;
@@ -88,6 +89,9 @@ pub(crate) struct CommitQueue {
     visible_seqno: AtomicU64,
     poisoned: OnceLock<Error>,
     segment_size_bytes: u64,
+    tree: Arc<Tree>,
+    write_buffer_size_bytes: u64,
+    max_immutable_memtables: usize,
     /// WAL counters.
     pub stats: WalStats,
 }
@@ -104,7 +108,13 @@ pub(crate) struct Group {
 impl CommitQueue {
     /// A queue whose next write gets `next_seqno` and goes to the start of
     /// segment `segment`.
-    pub fn new(next_seqno: SeqNo, segment: u64, segment_size_bytes: u64, memtable: Arc<Memtable>) -> Self {
+    pub fn new(
+        next_seqno: SeqNo,
+        segment: u64,
+        options: &crate::Options,
+        memtable: Arc<Memtable>,
+        tree: Arc<Tree>,
+    ) -> Self {
         CommitQueue {
             state: Mutex::new(CommitState {
                 next_seqno,
@@ -120,7 +130,10 @@ impl CommitQueue {
             room: Notify::new(),
             visible_seqno: AtomicU64::new(next_seqno.saturating_sub(1)),
             poisoned: OnceLock::new(),
-            segment_size_bytes,
+            segment_size_bytes: options.wal_segment_size_bytes,
+            tree,
+            write_buffer_size_bytes: options.write_buffer_size_bytes,
+            max_immutable_memtables: options.max_immutable_memtables,
             stats: WalStats::default(),
         }
     }
@@ -141,11 +154,6 @@ impl CommitQueue {
         self.visible_seqno.fetch_max(seqno, Ordering::AcqRel);
     }
 
-    /// The memtable reads go to.
-    pub fn memtable(&self) -> Arc<Memtable> {
-        Arc::clone(&self.lock().memtable)
-    }
-
     /// The error that stopped writes, if any.
     pub fn poisoned(&self) -> Option<&Error> {
         self.poisoned.get()
@@ -163,15 +171,55 @@ impl CommitQueue {
         Ok(())
     }
 
-    /// Awaits room in the queue (async backpressure; never blocks a thread).
-    pub async fn wait_for_room(&self) {
+    /// Awaits room in the commit queue and for another memtable (async
+    /// backpressure; never blocks a thread). Returns the time spent waiting.
+    pub async fn wait_for_room(&self) -> std::time::Duration {
+        let mut started = None;
         loop {
-            let notified = self.room.notified();
-            if self.lock().queued_bytes <= MAX_COMMIT_QUEUE_BYTES || self.poisoned.get().is_some() {
-                return;
+            let room = self.room.notified();
+            let imm_room = self.tree.imm_room.notified();
+            let (queue_full, memtables_full) = {
+                let state = self.lock();
+                if self.poisoned.get().is_some() || state.closed {
+                    break;
+                }
+                (
+                    state.queued_bytes > MAX_COMMIT_QUEUE_BYTES,
+                    state.memtable.approximate_size_bytes() >= self.write_buffer_size_bytes
+                        && self.tree.imm_count() >= self.max_immutable_memtables,
+                )
+            };
+            if !queue_full && !memtables_full {
+                break;
             }
-            notified.await;
+            started.get_or_insert_with(std::time::Instant::now);
+            if queue_full {
+                room.await;
+            } else {
+                imm_room.await;
+            }
         }
+        started.map_or(std::time::Duration::ZERO, |t| t.elapsed())
+    }
+
+    /// Freezes a full memtable and starts a new one in a new WAL segment, if
+    /// the queue of immutable memtables has room.
+    fn maybe_rotate_memtable(&self, state: &mut CommitState) {
+        if state.memtable.approximate_size_bytes() < self.write_buffer_size_bytes
+            || self.tree.imm_count() >= self.max_immutable_memtables
+        {
+            return;
+        }
+        // NOTE: the next memtable starts in a fresh segment, so that once the
+        // frozen one is flushed every segment below it can go.
+        if state.segment_offset > 0 {
+            state.segment += 1;
+            state.segment_offset = 0;
+        }
+        let next = Arc::new(Memtable::new());
+        state.memtable = Arc::clone(&next);
+        self.tree
+            .rotate(next, state.segment, state.next_seqno.saturating_sub(1));
     }
 
     /// Commits an encoded batch: returns a receiver that resolves after the
@@ -194,6 +242,7 @@ impl CommitQueue {
         let (receiver, seqno_end) = {
             let mut state = self.lock();
             self.refuse(&state)?;
+            self.maybe_rotate_memtable(&mut state);
             let first_seqno = state.next_seqno;
             state.next_seqno += u64::from(count);
             let last_seqno = state.next_seqno - 1;
@@ -310,6 +359,8 @@ impl CommitQueue {
     pub fn close(&self) {
         self.lock().closed = true;
         self.wal_wakeup.notify_one();
+        self.room.notify_waiters();
+        self.tree.imm_room.notify_waiters();
     }
 
     /// Records a failed WAL write or sync: refuses writes from now on and
@@ -322,6 +373,8 @@ impl CommitQueue {
             state.chunks.drain(..).collect()
         };
         self.room.notify_waiters();
+        self.tree.imm_room.notify_waiters();
+        self.tree.flush_wakeup.notify_one();
         let mut failed = 0;
         for waiter in chunks.into_iter().flat_map(|c| c.waiters) {
             let _ = waiter.send(Err(error.clone()));

@@ -5,7 +5,9 @@
 //! queued and exits on its own.
 
 pub(crate) mod commit;
+mod flush;
 mod recovery;
+pub(crate) mod tree;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -18,12 +20,17 @@ use tokio::sync::oneshot;
 
 use crate::batch::WriteBatch;
 use crate::io::Fs;
-use crate::memtable::Lookup;
+use crate::manifest::{CURRENT_TEMP_FILE, manifest_path, parse_manifest_name, read_current, read_manifest};
+use crate::memtable::{Lookup, Memtable};
 use crate::options::{Options, SyncMode, WriteOptions};
-use crate::wal::segment_path;
+use crate::sst::{BlockCache, ReadStats, TableCache, parse_table_name};
+use crate::version::{ReplayedManifest, VersionSet};
 use crate::wal::writer::{OpenSegment, WalWriter};
+use crate::wal::{parse_segment_name, segment_path};
 use crate::{Error, Result};
 use commit::CommitQueue;
+use flush::{FlushStats, Flusher};
+use tree::Tree;
 
 /// Counters describing the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,6 +50,26 @@ pub struct Stats {
     pub visible_seqno: u64,
     /// The I/O backend in use: `"uring"`, `"threads"` or `"sim"`.
     pub io_backend: &'static str,
+    /// Frozen memtables waiting for their flush.
+    pub immutable_memtables: usize,
+    /// Memtables flushed to tables.
+    pub flushes: u64,
+    /// Bytes of tables written by flushes.
+    pub flush_bytes_written: u64,
+    /// Tables per level.
+    pub level_tables: Vec<usize>,
+    /// Bytes of tables per level.
+    pub level_size_bytes: Vec<u64>,
+    /// Data blocks read from table files (block-cache misses).
+    pub block_reads: u64,
+    /// Block-cache hits.
+    pub block_cache_hits: u64,
+    /// Block-cache misses.
+    pub block_cache_misses: u64,
+    /// Table lookups the bloom filter answered "absent" without a block read.
+    pub bloom_negatives: u64,
+    /// Time writers spent waiting for room (full queue or memtables), in µs.
+    pub stall_micros: u64,
 }
 
 struct Shared {
@@ -50,13 +77,45 @@ struct Shared {
     fs: Arc<dyn Fs>,
     options: Options,
     queue: Arc<CommitQueue>,
+    tree: Arc<Tree>,
+    table_cache: TableCache,
+    read_stats: Arc<ReadStats>,
+    flush_stats: Arc<FlushStats>,
+    stall_micros: std::sync::atomic::AtomicU64,
+    shutdown: Arc<std::sync::atomic::AtomicBool>,
     wal_done: Mutex<Option<oneshot::Receiver<()>>>,
+    flush_done: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl Shared {
+    /// Stops the flush task (after the flush it is doing) and the WAL task
+    /// (after a final sync).
+    fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        self.tree.flush_wakeup.notify_one();
+    }
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        self.begin_shutdown();
         self.queue.close();
     }
+}
+
+/// Runs a background task of the store on its own thread, in a
+/// current-thread tokio runtime (for its timers and `tokio::spawn`).
+fn spawn_thread(
+    name: &str,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || runtime.block_on(task))?;
+    Ok(())
 }
 
 /// An open ringdb store. `Clone`, `Send` and `Sync`: share it between tasks.
@@ -110,32 +169,27 @@ impl Db {
                 .await
                 .map_err(|e| Error::io("create directory", &dir, e))?;
         }
-        let memtable = Arc::new(crate::memtable::Memtable::new());
-        let recovered = recovery::replay_wal(&fs, &dir, 1, &memtable).await?;
+        let replayed = recover_manifest(&fs, &dir).await?;
+        let memtable = Arc::new(Memtable::new());
+        let recovered =
+            recovery::replay_wal(&fs, &dir, replayed.log_number, replayed.last_seqno + 1, &memtable).await?;
         let segment_number = recovered.max_segment + 1;
+        let versions = VersionSet::create(Arc::clone(&fs), dir.clone(), replayed).await?;
+        sweep_obsolete_files(&fs, &dir, &versions, &recovered.empty_segments).await?;
         let segment = OpenSegment::create(&fs, &dir, segment_number, options.wal_segment_size_bytes).await?;
-        for number in &recovered.empty_segments {
-            let path = segment_path(&dir, *number);
-            fs.remove_file(&path)
-                .await
-                .map_err(|e| Error::io("remove empty wal segment", &path, e))?;
-        }
-        if !recovered.empty_segments.is_empty() {
-            fs.sync_dir(&dir)
-                .await
-                .map_err(|e| Error::io("sync directory", &dir, e))?;
-        }
         tracing::debug!(
             records = recovered.records,
             next_seqno = recovered.next_seqno,
             "recovered WAL"
         );
 
+        let tree = Arc::new(Tree::new(Arc::clone(&memtable), versions.current()));
         let queue = Arc::new(CommitQueue::new(
             recovered.next_seqno,
             segment_number,
-            options.wal_segment_size_bytes,
+            &options,
             memtable,
+            Arc::clone(&tree),
         ));
         let sync_interval = match options.sync_mode {
             SyncMode::Interval(interval) => Some(interval),
@@ -149,19 +203,55 @@ impl Db {
             options.wal_segment_size_bytes,
             sync_interval,
         );
-        let (done_tx, done_rx) = oneshot::channel();
+        let (wal_done_tx, wal_done) = oneshot::channel();
         fs.spawn(Box::pin(async move {
             writer.run().await;
-            let _ = done_tx.send(());
+            let _ = wal_done_tx.send(());
         }))
         .map_err(|e| Error::io("start wal task", &dir, e))?;
+
+        let read_stats = Arc::new(ReadStats::new());
+        let block_cache = (options.block_cache_size_bytes > 0)
+            .then(|| Arc::new(BlockCache::new(options.block_cache_size_bytes)));
+        let table_cache = TableCache::new(
+            Arc::clone(&fs),
+            dir.clone(),
+            options.table_cache_tables,
+            block_cache,
+            Arc::clone(&read_stats),
+        );
+        let flush_stats = Arc::new(FlushStats::default());
+        let shutdown = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flusher = Flusher {
+            fs: Arc::clone(&fs),
+            dir: dir.clone(),
+            queue: Arc::clone(&queue),
+            tree: Arc::clone(&tree),
+            versions: Arc::new(tokio::sync::Mutex::new(versions)),
+            table_options: options.table_options(),
+            stats: Arc::clone(&flush_stats),
+            shutdown: Arc::clone(&shutdown),
+        };
+        let (flush_done_tx, flush_done) = oneshot::channel();
+        spawn_thread("ringdb-flush", async move {
+            flusher.run().await;
+            let _ = flush_done_tx.send(());
+        })
+        .map_err(|e| Error::io("start flush thread", &dir, e))?;
         Ok(Db {
             shared: Arc::new(Shared {
                 dir,
                 fs,
                 options,
                 queue,
-                wal_done: Mutex::new(Some(done_rx)),
+                tree,
+                table_cache,
+                read_stats,
+                flush_stats,
+                stall_micros: std::sync::atomic::AtomicU64::new(0),
+                shutdown,
+                wal_done: Mutex::new(Some(wal_done)),
+                flush_done: Mutex::new(Some(flush_done)),
             }),
         })
     }
@@ -237,7 +327,11 @@ impl Db {
             if count == 0 {
                 return Ok(());
             }
-            shared.queue.wait_for_room().await;
+            let stalled = shared.queue.wait_for_room().await;
+            if !stalled.is_zero() {
+                let micros = u64::try_from(stalled.as_micros()).unwrap_or(u64::MAX);
+                shared.stall_micros.fetch_add(micros, Ordering::Relaxed);
+            }
             match shared.queue.commit(payload, count, durable)? {
                 Some(receiver) => receiver.await.unwrap_or(Err(Error::Closed)),
                 None => Ok(()),
@@ -257,11 +351,14 @@ impl Db {
         let shared = Arc::clone(&self.shared);
         let key = Bytes::copy_from_slice(key.as_ref());
         async move {
+            // NOTE: the seqno first, then the super-version (see db/tree.rs).
             let snapshot = shared.queue.visible_seqno();
-            match shared.queue.memtable().get(&key, snapshot) {
-                Lookup::Found(value) => Ok(Some(value)),
-                Lookup::Deleted | Lookup::Missing => Ok(None),
-            }
+            let current = shared.tree.current();
+            let lookup = get_at(&shared, &current, &key, snapshot).await?;
+            Ok(match lookup {
+                Lookup::Found(value) => Some(value),
+                Lookup::Deleted | Lookup::Missing => None,
+            })
         }
         .boxed()
     }
@@ -297,6 +394,11 @@ impl Db {
     pub fn close(&self) -> BoxFuture<'static, Result<()>> {
         let shared = Arc::clone(&self.shared);
         async move {
+            shared.begin_shutdown();
+            let flush_done = shared.flush_done.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(done) = flush_done {
+                let _ = done.await;
+            }
             shared.queue.close();
             let done = shared.wal_done.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(done) = done {
@@ -315,14 +417,27 @@ impl Db {
     /// Counters: WAL syncs and group sizes, memtable size, visible seqno.
     pub fn stats(&self) -> Stats {
         let wal = &self.shared.queue.stats;
+        let current = self.shared.tree.current();
+        let read = &self.shared.read_stats;
+        let levels = 0..crate::manifest::NUM_LEVELS;
         Stats {
             wal_syncs: wal.syncs.load(Ordering::Relaxed),
             wal_synced_batches: wal.synced_records.load(Ordering::Relaxed),
             wal_writes: wal.writes.load(Ordering::Relaxed),
             wal_bytes_written: wal.bytes_written.load(Ordering::Relaxed),
-            memtable_size_bytes: self.shared.queue.memtable().approximate_size_bytes(),
+            memtable_size_bytes: current.memtable.approximate_size_bytes(),
             visible_seqno: self.shared.queue.visible_seqno(),
             io_backend: self.shared.fs.name(),
+            immutable_memtables: current.imms.len(),
+            flushes: self.shared.flush_stats.flushes.load(Ordering::Relaxed),
+            flush_bytes_written: self.shared.flush_stats.bytes_written.load(Ordering::Relaxed),
+            level_tables: levels.clone().map(|l| current.version.level_len(l)).collect(),
+            level_size_bytes: levels.map(|l| current.version.level_size_bytes(l)).collect(),
+            block_reads: read.block_reads.load(Ordering::Relaxed),
+            block_cache_hits: read.block_cache_hits.load(Ordering::Relaxed),
+            block_cache_misses: read.block_cache_misses.load(Ordering::Relaxed),
+            bloom_negatives: read.bloom_negatives.load(Ordering::Relaxed),
+            stall_micros: self.shared.stall_micros.load(Ordering::Relaxed),
         }
     }
 
@@ -330,4 +445,114 @@ impl Db {
     pub fn path(&self) -> &Path {
         &self.shared.dir
     }
+}
+
+/// The newest version of `key` at `snapshot` in one super-version:
+/// memtable, frozen memtables newest first, level 0 newest first, then one
+/// table per deeper level.
+async fn get_at(shared: &Shared, current: &tree::SuperVersion, key: &[u8], snapshot: u64) -> Result<Lookup> {
+    let memtables = std::iter::once(&current.memtable).chain(current.imms.iter().map(|imm| &imm.memtable));
+    for memtable in memtables {
+        match memtable.get(key, snapshot) {
+            Lookup::Missing => {}
+            found => return Ok(found),
+        }
+    }
+    for (level, tables) in current.version.levels.iter().enumerate() {
+        let candidates: &[Arc<crate::manifest::TableMeta>] = if level == 0 {
+            tables
+        } else {
+            // Levels below 0 do not overlap: at most one table can hold the key.
+            let index = tables.partition_point(|t| t.largest.user_key.as_ref() < key);
+            tables
+                .get(index..(index + 1).min(tables.len()))
+                .unwrap_or_default()
+        };
+        for meta in candidates.iter().filter(|t| t.may_hold(key)) {
+            let table = shared.table_cache.get(meta.number, meta.size_bytes).await?;
+            match table.get(key, snapshot).await? {
+                Lookup::Missing => {}
+                found => return Ok(found),
+            }
+        }
+    }
+    Ok(Lookup::Missing)
+}
+
+/// Reads `CURRENT` and its manifest; a directory with neither is a new store.
+async fn recover_manifest(fs: &Arc<dyn Fs>, dir: &Path) -> Result<ReplayedManifest> {
+    match read_current(fs, dir).await? {
+        Some(number) => {
+            let edits = read_manifest(fs, dir, number).await?;
+            ReplayedManifest::replay(&edits, &manifest_path(dir, number))
+        }
+        None => {
+            let names = fs
+                .list_dir(dir)
+                .await
+                .map_err(|e| Error::io("list directory", dir, e))?;
+            if let Some(name) = names
+                .iter()
+                .find(|n| parse_segment_name(n).is_some() || parse_table_name(n).is_some())
+            {
+                return Err(Error::corruption(
+                    dir.join(name),
+                    0,
+                    "the directory holds a store's files but no CURRENT",
+                ));
+            }
+            // NOTE: with no CURRENT, no WAL and no table, nothing was ever
+            // acknowledged; a manifest left by a crash while the store was
+            // being created is removed so the new one can take its number.
+            for name in names
+                .iter()
+                .filter(|n| parse_manifest_name(n).is_some() || *n == CURRENT_TEMP_FILE)
+            {
+                let path = dir.join(name);
+                fs.remove_file(&path)
+                    .await
+                    .map_err(|e| Error::io("remove stray manifest", &path, e))?;
+            }
+            Ok(ReplayedManifest {
+                log_number: 1,
+                next_file_number: 1,
+                ..ReplayedManifest::default()
+            })
+        }
+    }
+}
+
+/// Removes what a crash or an earlier run left behind: tables no version
+/// holds, old manifests, a half-written `CURRENT`, and WAL segments that are
+/// flushed or hold no records. Run after the new manifest is durable.
+async fn sweep_obsolete_files(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    versions: &VersionSet,
+    removable_segments: &[u64],
+) -> Result<()> {
+    let live: std::collections::HashSet<u64> = versions.current().tables().map(|t| t.number).collect();
+    let names = fs
+        .list_dir(dir)
+        .await
+        .map_err(|e| Error::io("list directory", dir, e))?;
+    let mut doomed: Vec<PathBuf> = removable_segments.iter().map(|&n| segment_path(dir, n)).collect();
+    for name in &names {
+        let orphan_table = parse_table_name(name).is_some_and(|n| !live.contains(&n));
+        let old_manifest = parse_manifest_name(name).is_some_and(|n| n != versions.manifest_number());
+        if orphan_table || old_manifest || name == CURRENT_TEMP_FILE {
+            doomed.push(dir.join(name));
+        }
+    }
+    for path in &doomed {
+        fs.remove_file(path)
+            .await
+            .map_err(|e| Error::io("remove obsolete file", path, e))?;
+    }
+    if !doomed.is_empty() {
+        fs.sync_dir(dir)
+            .await
+            .map_err(|e| Error::io("sync directory", dir, e))?;
+    }
+    Ok(())
 }

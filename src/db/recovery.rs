@@ -31,7 +31,7 @@ pub(crate) struct Recovered {
     pub next_seqno: SeqNo,
     /// Highest segment number present (0 if none).
     pub max_segment: u64,
-    /// Segments that hold no records and can be removed.
+    /// Segments that hold no records, or only flushed ones: removable.
     pub empty_segments: Vec<u64>,
     /// Batches replayed.
     pub records: u64,
@@ -78,9 +78,14 @@ async fn read_whole(fs: &Arc<dyn Fs>, path: &Path) -> Result<Bytes> {
 /// Replays every WAL segment in `dir` into `memtable`.
 ///
 /// `first_seqno` is the seqno the oldest record must start at.
+///
+/// Segments below `log_number` hold only flushed data and are skipped (and
+/// reported as removable); `first_seqno` is the seqno the oldest replayed
+/// record must start at (one past the highest seqno in tables).
 pub(crate) async fn replay_wal(
     fs: &Arc<dyn Fs>,
     dir: &Path,
+    log_number: u64,
     first_seqno: SeqNo,
     memtable: &Memtable,
 ) -> Result<Recovered> {
@@ -90,11 +95,17 @@ pub(crate) async fn replay_wal(
         .map_err(|e| Error::io("list directory", dir, e))?;
     let mut segments: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     segments.sort_unstable();
+    let obsolete_segments: Vec<u64> = segments.iter().copied().filter(|&n| n < log_number).collect();
+    segments.retain(|&n| n >= log_number);
 
     let mut recovered = Recovered {
         next_seqno: 1,
-        max_segment: segments.last().copied().unwrap_or(0),
-        empty_segments: Vec::new(),
+        max_segment: segments
+            .last()
+            .copied()
+            .unwrap_or(0)
+            .max(log_number.saturating_sub(1)),
+        empty_segments: obsolete_segments,
         records: 0,
     };
     // NOTE: the log's first seqno is known (1 for a new store), never inferred

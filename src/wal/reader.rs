@@ -46,13 +46,20 @@ pub struct SegmentScan {
     pub end: SegmentEnd,
 }
 
-/// Number of entries in a payload (its first four bytes), if present.
-fn payload_count(payload: &[u8]) -> Option<u64> {
+/// Number of entries in a write-batch payload (its first four bytes).
+pub fn payload_count(payload: &[u8]) -> Option<u64> {
     crate::coding::get_u32_le(payload, 0).map(u64::from)
 }
 
-/// Scans the bytes of segment number `segment`.
+/// Scans the bytes of WAL segment number `segment`.
 pub fn scan_segment(data: &Bytes, segment: u64) -> SegmentScan {
+    scan_records(data, segment, payload_count)
+}
+
+/// Scans records framed as in `wal::format` whose `first_seqno` advances by
+/// `entries_of(payload)` from one record to the next: WAL segments (entries
+/// of a batch) and the manifest (one per edit).
+pub fn scan_records(data: &Bytes, segment: u64, entries_of: fn(&[u8]) -> Option<u64>) -> SegmentScan {
     let mut records = Vec::new();
     let mut pos: usize = 0;
     let mut next_seqno: Option<SeqNo> = None;
@@ -102,7 +109,7 @@ pub fn scan_segment(data: &Bytes, segment: u64) -> SegmentScan {
                 );
             }
         }
-        let Some(count) = payload_count(&payload).filter(|&c| c > 0) else {
+        let Some(count) = entries_of(&payload).filter(|&c| c > 0) else {
             break damaged(pos, "record payload has no entries".to_string());
         };
         next_seqno = header.first_seqno.checked_add(count);

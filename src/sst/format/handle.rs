@@ -15,36 +15,10 @@
 //! - A varint64 is at most [`MAX_VARINT64_SIZE_BYTES`] long; a handle at
 //!   most [`MAX_HANDLE_SIZE_BYTES`].
 
-/// Longest LEB128 encoding of a `u64`.
-pub const MAX_VARINT64_SIZE_BYTES: usize = 10;
+pub use crate::coding::{MAX_VARINT64_SIZE_BYTES, get_varint64, put_varint64};
+
 /// Longest encoded [`BlockHandle`].
 pub const MAX_HANDLE_SIZE_BYTES: usize = 2 * MAX_VARINT64_SIZE_BYTES;
-
-/// Appends `value` as a LEB128 varint (at most 10 bytes).
-pub fn put_varint64(dst: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        dst.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    dst.push(value as u8);
-}
-
-/// Decodes a varint64 at the start of `src`: `(value, bytes used)`; `None`
-/// on truncation or more than 64 bits.
-pub fn get_varint64(src: &[u8]) -> Option<(u64, usize)> {
-    let mut value: u64 = 0;
-    for (i, &byte) in src.iter().enumerate().take(MAX_VARINT64_SIZE_BYTES) {
-        let bits = u64::from(byte & 0x7f);
-        if i == MAX_VARINT64_SIZE_BYTES - 1 && bits > 0x01 {
-            return None; // more than 64 bits
-        }
-        value |= bits << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((value, i + 1));
-        }
-    }
-    None
-}
 
 /// Offset and size of a block in a table file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

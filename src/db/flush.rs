@@ -1,0 +1,153 @@
+//! The flush task: writes the oldest immutable memtable to a level-0 table.
+//!
+//! Runs on its own thread (`ringdb-flush`, a current-thread tokio runtime),
+//! so encoding blocks never delays the WAL task; its I/O goes through the
+//! I/O layer like everything else.
+//!
+//! One flush:
+//! 1. `Db::sync` semantics: wait until every write in the memtable is
+//!    durable in the WAL, so a table never holds a write whose WAL sync
+//!    could still fail.
+//! 2. Write `NNNNNN.sst` (the builder syncs it), then sync the directory.
+//! 3. Log one edit — add the table, advance the log number to the segment
+//!    the next memtable starts in — and sync the manifest.
+//! 4. Swap the super-version (memtable out, table in), then delete WAL
+//!    segments below the log number.
+//!
+//! Invariants:
+//! - Memtables are flushed oldest first, so the log number only grows.
+//! - A crash at any step leaves either the old state (the table is an
+//!   orphan, swept at open) or the new one (obsolete segments are swept at
+//!   open).
+//! - Any failure poisons the store: writes stop, reads go on.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::Mutex;
+
+use crate::db::commit::CommitQueue;
+use crate::db::tree::{ImmutableMemtable, Tree};
+use crate::io::{Fs, OpenMode};
+use crate::manifest::{TableMeta, VersionEdit};
+use crate::sst::{TableBuilder, TableOptions, table_path};
+use crate::version::VersionSet;
+use crate::wal::{parse_segment_name, segment_path};
+use crate::{Error, Result};
+
+/// Counters the flush task keeps.
+#[derive(Debug, Default)]
+pub(crate) struct FlushStats {
+    /// Memtables flushed.
+    pub flushes: AtomicU64,
+    /// Bytes of tables written by flushes.
+    pub bytes_written: AtomicU64,
+}
+
+/// Everything the flush task needs.
+pub(crate) struct Flusher {
+    pub fs: Arc<dyn Fs>,
+    pub dir: PathBuf,
+    pub queue: Arc<CommitQueue>,
+    pub tree: Arc<Tree>,
+    pub versions: Arc<Mutex<VersionSet>>,
+    pub table_options: TableOptions,
+    pub stats: Arc<FlushStats>,
+    pub shutdown: Arc<AtomicBool>,
+}
+
+impl Flusher {
+    /// Flushes frozen memtables until shutdown or a failure.
+    pub async fn run(self) {
+        loop {
+            let wakeup = self.tree.flush_wakeup.notified();
+            if self.shutdown.load(Ordering::Acquire) || self.queue.poisoned().is_some() {
+                return;
+            }
+            let Some(imm) = self.tree.oldest_imm() else {
+                wakeup.await;
+                continue;
+            };
+            if let Err(error) = self.flush(&imm).await {
+                if self.shutdown.load(Ordering::Acquire) && matches!(error, Error::Closed) {
+                    return;
+                }
+                tracing::error!(%error, "flush failed; the store refuses writes until reopened");
+                self.queue.poison(error);
+                return;
+            }
+        }
+    }
+
+    async fn flush(&self, imm: &Arc<ImmutableMemtable>) -> Result<()> {
+        self.queue.request_sync()?.await.unwrap_or(Err(Error::Closed))?;
+        let mut versions = self.versions.lock().await;
+        let mut edit = VersionEdit {
+            log_number: Some(imm.next_log_number),
+            last_seqno: Some(imm.last_seqno),
+            ..VersionEdit::default()
+        };
+        if !imm.memtable.is_empty() {
+            let number = versions.new_file_number();
+            let path = table_path(&self.dir, number);
+            let file = self
+                .fs
+                .open(&path, OpenMode::CreateNew)
+                .await
+                .map_err(|e| Error::io("create table", &path, e))?;
+            let mut builder = TableBuilder::new(file, path.clone(), self.table_options.clone());
+            for (key, value) in imm.memtable.iter() {
+                builder.add(&key, &value).await?;
+            }
+            let properties = builder.finish().await?;
+            self.fs
+                .sync_dir(&self.dir)
+                .await
+                .map_err(|e| Error::io("sync directory", &self.dir, e))?;
+            self.stats
+                .bytes_written
+                .fetch_add(properties.file_size_bytes, Ordering::Relaxed);
+            edit.added.push((
+                0,
+                Arc::new(TableMeta {
+                    number,
+                    size_bytes: properties.file_size_bytes,
+                    smallest: properties.smallest_key.clone(),
+                    largest: properties.largest_key.clone(),
+                    smallest_seqno: properties.smallest_seqno,
+                    largest_seqno: properties.largest_seqno,
+                }),
+            ));
+        }
+        let version = versions.log_and_apply(edit).await?;
+        let log_number = versions.log_number;
+        drop(versions);
+        self.tree.finish_flush(imm, version);
+        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        remove_obsolete_segments(&self.fs, &self.dir, log_number).await;
+        Ok(())
+    }
+}
+
+/// Deletes WAL segments below `log_number`. Failures only leave files that
+/// the next open sweeps, so they are logged, not returned.
+pub(crate) async fn remove_obsolete_segments(fs: &Arc<dyn Fs>, dir: &std::path::Path, log_number: u64) {
+    let names = match fs.list_dir(dir).await {
+        Ok(names) => names,
+        Err(error) => {
+            tracing::warn!(%error, "could not list the store directory to remove old WAL segments");
+            return;
+        }
+    };
+    for number in names
+        .iter()
+        .filter_map(|n| parse_segment_name(n))
+        .filter(|&n| n < log_number)
+    {
+        let path = segment_path(dir, number);
+        if let Err(error) = fs.remove_file(&path).await {
+            tracing::warn!(%error, path = %path.display(), "could not remove a flushed WAL segment");
+        }
+    }
+}

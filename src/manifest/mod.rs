@@ -1,0 +1,230 @@
+//! The manifest: which tables make up the store, as a log of version edits.
+//!
+//! Files:
+//! - `MANIFEST-NNNNNN`: records framed exactly like WAL records
+//!   (`wal::format`), with `segment` = the manifest's number and
+//!   `first_seqno` = the edit's index in the file (0, 1, 2, ...). Each edit
+//!   is synced before anything that depends on it happens.
+//! - `CURRENT`: the name of the live manifest and a newline. Replaced by
+//!   writing `CURRENT.dbtmp`, syncing it, renaming it over `CURRENT` and
+//!   syncing the directory.
+//!
+//! A store opens its manifest, replays it, and immediately rolls to a new
+//! manifest holding one snapshot edit, so a manifest never grows without
+//! bound across reopens; a running store rolls once its manifest passes
+//! [`MAX_MANIFEST_SIZE_BYTES`].
+//!
+//! Invariants:
+//! - Edits are applied in file order; a torn last edit (file ends inside
+//!   it, or only zeros follow) was never acknowledged and is dropped. Any
+//!   other damage is `Error::Corruption`.
+//! - A failed manifest write or sync is never retried: the caller poisons
+//!   the store.
+
+pub mod edit;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::io::{File, Fs, OpenMode};
+use crate::wal::format::RecordHeader;
+use crate::wal::reader::{SegmentEnd, scan_records};
+use crate::{Error, Result};
+pub use edit::{NUM_LEVELS, TableMeta, VersionEdit};
+
+/// Name of the file naming the live manifest.
+pub const CURRENT_FILE: &str = "CURRENT";
+/// Temporary name `CURRENT` is written under before the rename.
+pub const CURRENT_TEMP_FILE: &str = "CURRENT.dbtmp";
+/// A running store rolls to a new manifest past this size.
+pub const MAX_MANIFEST_SIZE_BYTES: u64 = 4 * 1024 * 1024;
+/// Longest `CURRENT` file accepted.
+const MAX_CURRENT_SIZE_BYTES: usize = 64;
+const MANIFEST_PREFIX: &str = "MANIFEST-";
+
+/// The path of manifest `number`.
+pub fn manifest_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{MANIFEST_PREFIX}{number:06}"))
+}
+
+/// The number a manifest file name stands for.
+pub fn parse_manifest_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(MANIFEST_PREFIX)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+async fn read_all(fs: &Arc<dyn Fs>, path: &Path, what: &'static str) -> Result<Vec<u8>> {
+    let file = fs
+        .open(path, OpenMode::Read)
+        .await
+        .map_err(|e| Error::io(what, path, e))?;
+    let size = file.size_bytes().await.map_err(|e| Error::io(what, path, e))?;
+    let mut data = Vec::new();
+    while (data.len() as u64) < size {
+        let want = ((size - data.len() as u64) as usize).min(crate::limits::WAL_READ_CHUNK_BYTES);
+        let chunk = file
+            .read_at(want, data.len() as u64)
+            .await
+            .map_err(|e| Error::io(what, path, e))?;
+        if chunk.is_empty() {
+            break;
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data)
+}
+
+/// The live manifest's number, from `CURRENT`; `None` if there is no `CURRENT`.
+pub async fn read_current(fs: &Arc<dyn Fs>, dir: &Path) -> Result<Option<u64>> {
+    let path = dir.join(CURRENT_FILE);
+    let names = fs
+        .list_dir(dir)
+        .await
+        .map_err(|e| Error::io("list directory", dir, e))?;
+    if !names.iter().any(|n| n == CURRENT_FILE) {
+        return Ok(None);
+    }
+    let bytes = read_all(fs, &path, "read CURRENT").await?;
+    let text = std::str::from_utf8(
+        bytes
+            .get(..MAX_CURRENT_SIZE_BYTES.min(bytes.len()))
+            .unwrap_or_default(),
+    )
+    .ok()
+    .and_then(|t| t.strip_suffix('\n'))
+    .filter(|_| bytes.len() <= MAX_CURRENT_SIZE_BYTES);
+    match text.and_then(parse_manifest_name) {
+        Some(number) => Ok(Some(number)),
+        None => Err(Error::corruption(path, 0, "CURRENT does not name a manifest")),
+    }
+}
+
+/// Reads every edit of manifest `number`.
+pub async fn read_manifest(fs: &Arc<dyn Fs>, dir: &Path, number: u64) -> Result<Vec<VersionEdit>> {
+    let path = manifest_path(dir, number);
+    let data = Bytes::from(read_all(fs, &path, "read manifest").await?);
+    let scan = scan_records(&data, number, |_| Some(1));
+    if let Some(first) = scan.records.first() {
+        if first.first_seqno != 0 {
+            return Err(Error::corruption(
+                &path,
+                first.offset,
+                "manifest does not start at edit 0",
+            ));
+        }
+    }
+    if let SegmentEnd::Damaged { offset, reason } = &scan.end {
+        // NOTE: each edit is synced before the next is written, so only the
+        // last can be torn: the file ends inside it, or zeros follow it.
+        let rest = data.get(*offset as usize..).unwrap_or_default();
+        let torn =
+            reason.contains("past the end") || reason.contains("truncated") || rest.iter().all(|&b| b == 0);
+        if !torn {
+            return Err(Error::corruption(&path, *offset, reason.clone()));
+        }
+        tracing::warn!(path = %path.display(), offset, "dropping the torn last edit of the manifest");
+    }
+    if scan.records.is_empty() {
+        return Err(Error::corruption(&path, 0, "manifest holds no edit"));
+    }
+    scan.records
+        .iter()
+        .map(|record| {
+            VersionEdit::decode(&record.payload).map_err(|reason| {
+                Error::corruption(&path, record.offset, format!("bad version edit: {reason}"))
+            })
+        })
+        .collect()
+}
+
+/// Appends edits to the live manifest.
+#[derive(Debug)]
+pub struct ManifestWriter {
+    number: u64,
+    path: PathBuf,
+    file: Arc<dyn File>,
+    offset: u64,
+    next_edit: u64,
+}
+
+impl ManifestWriter {
+    /// Creates manifest `number` holding `snapshot`, makes it durable, and
+    /// points `CURRENT` at it (write temp, sync, rename, sync directory).
+    pub async fn create(fs: &Arc<dyn Fs>, dir: &Path, number: u64, snapshot: &VersionEdit) -> Result<Self> {
+        let path = manifest_path(dir, number);
+        let file = fs
+            .open(&path, OpenMode::CreateNew)
+            .await
+            .map_err(|e| Error::io("create manifest", &path, e))?;
+        let mut writer = ManifestWriter {
+            number,
+            path,
+            file,
+            offset: 0,
+            next_edit: 0,
+        };
+        writer.append(snapshot).await?;
+        let temp = dir.join(CURRENT_TEMP_FILE);
+        let current = fs
+            .open(&temp, OpenMode::CreateReadWrite)
+            .await
+            .map_err(|e| Error::io("create CURRENT", &temp, e))?;
+        let name = format!("{MANIFEST_PREFIX}{number:06}\n").into_bytes();
+        current
+            .write_all_at(name, 0)
+            .await
+            .map_err(|e| Error::io("write CURRENT", &temp, e))?;
+        current
+            .sync_data()
+            .await
+            .map_err(|e| Error::io("sync CURRENT", &temp, e))?;
+        drop(current);
+        let target = dir.join(CURRENT_FILE);
+        fs.rename(&temp, &target)
+            .await
+            .map_err(|e| Error::io("rename CURRENT", &target, e))?;
+        fs.sync_dir(dir)
+            .await
+            .map_err(|e| Error::io("sync directory", dir, e))?;
+        Ok(writer)
+    }
+
+    /// Appends `edit` and syncs it.
+    pub async fn append(&mut self, edit: &VersionEdit) -> Result<()> {
+        let payload = edit.encode();
+        let header = RecordHeader {
+            payload_len: payload.len() as u32,
+            segment: self.number,
+            first_seqno: self.next_edit,
+        };
+        let mut record = Vec::with_capacity(payload.len() + 24);
+        header.encode(crc32c::crc32c(&payload), &payload, &mut record);
+        let len = record.len() as u64;
+        self.file
+            .write_all_at(record, self.offset)
+            .await
+            .map_err(|e| Error::io("write manifest", &self.path, e))?;
+        self.file
+            .sync_data()
+            .await
+            .map_err(|e| Error::io("sync manifest", &self.path, e))?;
+        self.offset += len;
+        self.next_edit += 1;
+        Ok(())
+    }
+
+    /// This manifest's number.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// Bytes written so far.
+    pub fn size_bytes(&self) -> u64 {
+        self.offset
+    }
+}
