@@ -202,6 +202,22 @@ impl CommitQueue {
         started.map_or(std::time::Duration::ZERO, |t| t.elapsed())
     }
 
+    /// Freezes the memtable (if it holds anything) so the flush task writes
+    /// it out; `Db::flush` then waits for the flushes to finish. Returns
+    /// false while the queue of frozen memtables is full.
+    pub fn freeze_memtable(&self) -> Result<bool> {
+        let mut state = self.lock();
+        self.refuse(&state)?;
+        if state.memtable.is_empty() {
+            return Ok(true);
+        }
+        if self.tree.imm_count() >= self.max_immutable_memtables {
+            return Ok(false);
+        }
+        self.rotate_memtable(&mut state);
+        Ok(true)
+    }
+
     /// Freezes a full memtable and starts a new one in a new WAL segment, if
     /// the queue of immutable memtables has room.
     fn maybe_rotate_memtable(&self, state: &mut CommitState) {
@@ -210,6 +226,10 @@ impl CommitQueue {
         {
             return;
         }
+        self.rotate_memtable(state);
+    }
+
+    fn rotate_memtable(&self, state: &mut CommitState) {
         // NOTE: the next memtable starts in a fresh segment, so that once the
         // frozen one is flushed every segment below it can go.
         if state.segment_offset > 0 {

@@ -381,6 +381,41 @@ impl Db {
         .boxed()
     }
 
+    /// Writes every memtable out to a table and waits until that is done (and
+    /// the WAL segments it covered are gone).
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] if a flush (or a WAL sync) failed,
+    /// [`Error::Closed`] after [`Db::close`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the flush goes on without the caller.
+    pub fn flush(&self) -> BoxFuture<'static, Result<()>> {
+        let shared = Arc::clone(&self.shared);
+        async move {
+            loop {
+                let room = shared.tree.imm_room.notified();
+                if shared.queue.freeze_memtable()? {
+                    break;
+                }
+                room.await;
+            }
+            loop {
+                let room = shared.tree.imm_room.notified();
+                if let Some(cause) = shared.queue.poisoned() {
+                    return Err(Error::Poisoned {
+                        cause: Arc::new(cause.clone()),
+                    });
+                }
+                if shared.tree.imm_count() == 0 {
+                    return Ok(());
+                }
+                room.await;
+            }
+        }
+        .boxed()
+    }
+
     /// Stops writes, makes every acknowledged write durable and stops the
     /// WAL task. Reads keep working on every clone; writes return
     /// [`Error::Closed`]. Closing twice is harmless.
