@@ -73,6 +73,11 @@ pub struct CrashWriterArgs {
     /// I/O backend for ringdb.
     #[arg(long, value_enum, default_value = "auto")]
     io: IoArg,
+
+    /// Memtable size in bytes at which it is frozen and flushed to a table
+    /// (small, so that a run spans many flushes). Default: the library's.
+    #[arg(long)]
+    write_buffer_size: Option<u64>,
 }
 
 /// One operation of a task, with the fields its protocol lines show.
@@ -128,10 +133,13 @@ impl Op {
 /// Opens the store, prints `ready` and writes until killed. Returns only if
 /// opening fails or a task panics.
 pub async fn run(args: CrashWriterArgs) -> Result<(), Box<dyn StdError + Send + Sync>> {
-    let options = Options::default()
+    let mut options = Options::default()
         .sync_mode(SyncMode::Always)
         .wal_segment_size_bytes(args.segment_size)
         .io_backend(args.io.into());
+    if let Some(size_bytes) = args.write_buffer_size {
+        options = options.write_buffer_size_bytes(size_bytes);
+    }
     let db = Db::open(&args.dir, options).await?;
     emit("ready");
 

@@ -1,8 +1,9 @@
 //! `ringdb`: the command-line tool of the ringdb store.
 //!
 //! Subcommands:
-//! - `bench` ([`bench`]): db_bench-style write benchmarks and the raw disk
-//!   limit (`pwrite` + `fdatasync`), printed as aligned lines or JSON.
+//! - `bench` ([`bench`]): db_bench-style write and read benchmarks and the
+//!   raw disk limit (`pwrite` + `fdatasync`), printed as aligned lines or
+//!   JSON.
 //! - `crash-writer` ([`crash`], hidden): the child process of the SIGKILL
 //!   crash test; writes forever and reports every acknowledged write.
 //!
@@ -35,7 +36,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run db_bench-style write benchmarks (and the raw disk's sync limit).
+    /// Run db_bench-style write and read benchmarks (and the raw disk's sync
+    /// limit).
     Bench(bench::BenchArgs),
     /// Crash-test child: write with many tasks until killed, reporting each
     /// acknowledged write on stdout.

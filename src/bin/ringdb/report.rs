@@ -3,6 +3,11 @@
 //!
 //! Latencies are kept in an `hdrhistogram` of nanoseconds and printed in
 //! microseconds with two decimals.
+//!
+//! Invariants:
+//! - The JSON fields every workload has come first, in a fixed order; a
+//!   workload's own fields ([`Extra`]) follow, so scripts that read the
+//!   common fields never see them move.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -34,6 +39,54 @@ pub fn record_latency(histogram: &mut Histogram<u64>, latency: Duration) {
     histogram.saturating_record(ns.min(MAX_TRACKED_LATENCY_NS));
 }
 
+/// A workload-specific result, printed after the common fields.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Extra {
+    /// JSON field name; also the label in the human line.
+    pub name: &'static str,
+    /// The value.
+    pub value: ExtraValue,
+}
+
+/// The value of an [`Extra`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ExtraValue {
+    /// A count, printed as an integer.
+    Count(u64),
+    /// A measure, printed with two decimals.
+    Decimal2(f64),
+}
+
+impl Extra {
+    /// A count.
+    pub fn count(name: &'static str, value: u64) -> Self {
+        Extra {
+            name,
+            value: ExtraValue::Count(value),
+        }
+    }
+
+    /// A measure printed with two decimals.
+    pub fn decimal2(name: &'static str, value: f64) -> Self {
+        Extra {
+            name,
+            value: ExtraValue::Decimal2(value),
+        }
+    }
+}
+
+impl std::fmt::Display for ExtraValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExtraValue::Count(n) => write!(f, "{n}"),
+            // NOTE: JSON has no NaN or infinity; a ratio that has none
+            // prints as 0.
+            ExtraValue::Decimal2(x) if !x.is_finite() => f.write_str("0.00"),
+            ExtraValue::Decimal2(x) => write!(f, "{x:.2}"),
+        }
+    }
+}
+
 /// The outcome of one workload.
 #[derive(Debug)]
 pub struct Report {
@@ -54,9 +107,20 @@ pub struct Report {
     /// The I/O backend that carried them: a ringdb backend name, or `"std"`
     /// for the raw-disk baseline.
     pub io_backend: &'static str,
+    /// The workload's own results, in the order they are printed.
+    pub extras: Vec<Extra>,
 }
 
 impl Report {
+    /// The value of extra `name`, if the workload reported one.
+    #[cfg(test)]
+    pub fn extra(&self, name: &str) -> Option<ExtraValue> {
+        self.extras
+            .iter()
+            .find(|extra| extra.name == name)
+            .map(|extra| extra.value)
+    }
+
     fn secs(&self) -> f64 {
         self.elapsed.as_secs_f64()
     }
@@ -77,7 +141,7 @@ impl Report {
     /// One JSON object, no trailing newline. Field order is part of the
     /// output format: `workload, ops, secs, ops_per_sec, p50_us, p99_us,
     /// p999_us, max_us, syncs, avg_group_size`, then `concurrency,
-    /// io_backend`.
+    /// io_backend`, then the extras in their order.
     pub fn to_json(&self) -> String {
         let mut out = String::with_capacity(256);
         // NOTE: `write!` into a `String` cannot fail; the results are ignored.
@@ -85,7 +149,7 @@ impl Report {
             out,
             "{{\"workload\":{},\"ops\":{},\"secs\":{:.6},\"ops_per_sec\":{:.1},\
              \"p50_us\":{:.2},\"p99_us\":{:.2},\"p999_us\":{:.2},\"max_us\":{:.2},\
-             \"syncs\":{},\"avg_group_size\":{:.2},\"concurrency\":{},\"io_backend\":{}}}",
+             \"syncs\":{},\"avg_group_size\":{:.2},\"concurrency\":{},\"io_backend\":{}",
             json_string(self.workload),
             self.ops,
             self.secs(),
@@ -99,13 +163,17 @@ impl Report {
             self.concurrency,
             json_string(self.io_backend),
         );
+        for extra in &self.extras {
+            let _ = write!(out, ",{}:{}", json_string(extra.name), extra.value);
+        }
+        out.push('}');
         out
     }
 
     /// One aligned, db_bench-like line, no trailing newline.
     pub fn to_human(&self) -> String {
-        format!(
-            "{:<10} : {:>12.1} ops/s  {:>9} ops {:>8.3} s  p50 {:>9.2}  p99 {:>9.2}  \
+        let mut out = format!(
+            "{:<11} : {:>12.1} ops/s  {:>9} ops {:>8.3} s  p50 {:>9.2}  p99 {:>9.2}  \
              p99.9 {:>9.2}  max {:>10.2} us  syncs {:>8}  avg group {:>7.2}  [{} x{}]",
             self.workload,
             self.ops_per_sec(),
@@ -119,7 +187,11 @@ impl Report {
             self.avg_group_size,
             self.io_backend,
             self.concurrency,
-        )
+        );
+        for extra in &self.extras {
+            let _ = write!(out, "  {} {}", extra.name, extra.value);
+        }
+        out
     }
 }
 
@@ -158,6 +230,7 @@ mod tests {
             avg_group_size: 1.0,
             concurrency: 1,
             io_backend: "uring",
+            extras: vec![Extra::count("found", 7), Extra::decimal2("size_mib", 1.5)],
         };
         let json = report.to_json();
         let order = [
@@ -173,6 +246,8 @@ mod tests {
             "avg_group_size",
             "concurrency",
             "io_backend",
+            "found",
+            "size_mib",
         ];
         let positions: Vec<usize> = order
             .iter()
@@ -183,7 +258,9 @@ mod tests {
             json.starts_with("{\"workload\":\"fillsync\",\"ops\":1,"),
             "{json}"
         );
+        assert!(json.ends_with(",\"found\":7,\"size_mib\":1.50}"), "{json}");
         assert!(!json.contains('\n'));
+        assert!(report.to_human().ends_with("  found 7  size_mib 1.50"));
     }
 
     #[test]

@@ -7,10 +7,17 @@
 
 /// SplitMix64 (Steele, Lea and Flood, 2014), the generator Java's
 /// `SplittableRandom` and the seeding of xoshiro use.
+///
+/// Its state advances by a fixed constant per draw, so [`SplitMix64::skip`]
+/// jumps over any number of draws in O(1): a reader can recompute the key a
+/// writer drew at any position of its sequence without replaying it.
 #[derive(Debug, Clone)]
 pub struct SplitMix64 {
     state: u64,
 }
+
+/// What the state advances by per draw (the golden-ratio "gamma").
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl SplitMix64 {
     /// A generator whose sequence is fixed by `seed`.
@@ -24,17 +31,23 @@ impl SplitMix64 {
         // NOTE: mix the stream number through one SplitMix step rather than
         // adding it to the seed, so that (seed, stream + 1) and (seed + 1,
         // stream) do not share a sequence shifted by one draw.
-        let mut mixer = SplitMix64::new(stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed);
+        let mut mixer = SplitMix64::new(stream.wrapping_mul(GAMMA) ^ seed);
         SplitMix64::new(mixer.next_u64())
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.state = self.state.wrapping_add(GAMMA);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// Skips `draws` calls of [`SplitMix64::next_u64`] (so also of
+    /// [`SplitMix64::below`], which draws once).
+    pub fn skip(&mut self, draws: u64) {
+        self.state = self.state.wrapping_add(draws.wrapping_mul(GAMMA));
     }
 
     /// A number uniformly drawn from `0..bound` (Lemire's multiply-shift;
@@ -74,6 +87,17 @@ mod tests {
             SplitMix64::for_stream(7, 0).next_u64(),
             SplitMix64::for_stream(7, 1).next_u64()
         );
+    }
+
+    #[test]
+    fn skip_lands_where_drawing_would() {
+        let mut drawn = SplitMix64::for_stream(9, 3);
+        let sequence: Vec<u64> = (0..50).map(|_| drawn.below(1000)).collect();
+        for (n, &expected) in sequence.iter().enumerate() {
+            let mut jumped = SplitMix64::for_stream(9, 3);
+            jumped.skip(n as u64);
+            assert_eq!(jumped.below(1000), expected, "draw {n}");
+        }
     }
 
     #[test]

@@ -1,0 +1,220 @@
+//! The read workloads of `ringdb bench`: `readrandom` and `readmissing`.
+//!
+//! Both run on a store a fill left flushed and closed: they reopen it (so
+//! the memtable is empty and every key is in a table, and the block cache
+//! starts cold), time `--reads` gets split over `--concurrency` tasks, and
+//! close it again. Opening and closing are not timed.
+//!
+//! - `readrandom` gets keys the fill wrote: it draws an operation of the
+//!   fill uniformly and recomputes the key that operation put
+//!   ([`WrittenKeys::key_number`]). A random fill draws its keys with
+//!   repetition (as db_bench does), so about a third of `0..num` is never
+//!   written; drawing operations rather than numbers keeps every read a hit.
+//! - `readmissing` gets keys that no fill writes, drawn as LevelDB's
+//!   db_bench does: a written-format key with one byte (`.`) appended.
+//!
+//! Invariants:
+//! - `readrandom` finds every key and `readmissing` none; a wrong count is
+//!   reported as a warning on stderr with the count (and in `found`).
+//! - `block_reads`, `block_cache_hits` and `bloom_negatives` are deltas of
+//!   `Db::stats()` around the timed section.
+
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use ringdb::{Db, SyncMode};
+
+use super::{
+    BoxError, Config, FilledStore, KeyOrder, Workload, WrittenKeys, context, fill, fresh_subdir, plan_tasks,
+    write_key,
+};
+use crate::report::{Extra, Report, new_latency_histogram, record_latency};
+use crate::rng::SplitMix64;
+
+/// The seed of the read workloads' key choices (not the fill's, so the reads
+/// do not retrace the fill's order).
+const READ_SEED: u64 = 0x5EED_0000_5EAD;
+
+/// The byte `readmissing` appends to a written-format key.
+///
+/// NOTE: no written key has `key_size + 1` bytes, so these keys are absent;
+/// and `key.` sorts right after `key` and before the next written key, so it
+/// lies inside the key range of the tables that could hold `key` (every
+/// table after a random fill, the one holding `key` after a sequential one):
+/// the range check lets it through and the bloom filter is what must reject
+/// it. Only `key.` for a table's largest key falls outside that table.
+const MISSING_KEY_SUFFIX: u8 = b'.';
+
+/// Fills a store for `workload` in its own subdirectory of `root` with an
+/// untimed `fillrandom` of `--num` keys (buffered, then flushed and closed),
+/// for a read workload that runs without a fill before it.
+pub(super) async fn fill_for_reads(
+    config: &Config,
+    root: &std::path::Path,
+    workload: Workload,
+) -> Result<FilledStore, BoxError> {
+    let dir = fresh_subdir(root, workload.name())?;
+    let (_, store) = fill(
+        config,
+        dir,
+        Workload::FillRandom.name(),
+        SyncMode::Buffered,
+        config.num,
+        KeyOrder::Random,
+    )
+    .await
+    .map_err(|e| format!("fillrandom before the reads: {e}"))?;
+    Ok(store)
+}
+
+/// Reopens `store`, runs `--reads` gets of `workload`'s keys and reports.
+pub(super) async fn run_read(
+    config: &Config,
+    store: &FilledStore,
+    workload: Workload,
+) -> Result<Report, BoxError> {
+    let missing = match workload {
+        Workload::ReadRandom => false,
+        Workload::ReadMissing => true,
+        other => unreachable!("{} is not a read workload", other.name()),
+    };
+    if store.keys.ops == 0 {
+        return Err("the store holds no keys to read: --num is 0".into());
+    }
+    if missing && config.key_size >= ringdb::limits::MAX_KEY_SIZE_BYTES {
+        return Err("readmissing appends a byte to each key: --key-size must be below the maximum".into());
+    }
+    // NOTE: reads never wait for a sync; the mode only matters for writes.
+    let db = Db::open(&store.dir, config.options(SyncMode::Always))
+        .await
+        .map_err(context("reopen store"))?;
+    let before = db.stats();
+
+    // NOTE: a get served from the memtable or the block cache never returns
+    // `Pending`, so a task keeps its runtime worker until a get misses the
+    // cache; with more tasks than workers, a get whose block read completed
+    // waits for a worker, and that wait is in its latency (it is what an
+    // application with as many tasks would see).
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(config.concurrency);
+    for plan in plan_tasks(config.reads, config.concurrency) {
+        let task = GetTask {
+            db: db.clone(),
+            stream: plan.stream,
+            ops: plan.ops,
+            keys: store.keys.clone(),
+            missing,
+            key_size: config.key_size,
+            value_size: config.value_size,
+        };
+        handles.push(tokio::spawn(task.run()));
+    }
+    let mut latency_ns = new_latency_histogram();
+    let mut found = 0;
+    for handle in handles {
+        let (task_latency_ns, task_found) = handle.await??;
+        latency_ns.add(task_latency_ns)?;
+        found += task_found;
+    }
+    let elapsed = start.elapsed();
+    let after = db.stats();
+    db.close().await.map_err(context("close store"))?;
+    assert_eq!(
+        latency_ns.len(),
+        config.reads,
+        "every get recorded exactly one latency"
+    );
+
+    let expected = if missing { 0 } else { config.reads };
+    if found != expected {
+        let what = if missing {
+            "keys that were never written were found"
+        } else {
+            "keys that were written were not found"
+        };
+        eprintln!(
+            "ringdb: warning: {}: {} of {} {what}",
+            workload.name(),
+            found.abs_diff(expected),
+            config.reads
+        );
+    }
+    let syncs = after.wal_syncs - before.wal_syncs;
+    let synced_batches = after.wal_synced_batches - before.wal_synced_batches;
+    Ok(Report {
+        workload: workload.name(),
+        ops: config.reads,
+        elapsed,
+        latency_ns,
+        syncs,
+        avg_group_size: if syncs == 0 {
+            0.0
+        } else {
+            synced_batches as f64 / syncs as f64
+        },
+        concurrency: config.concurrency,
+        io_backend: after.io_backend,
+        extras: vec![
+            Extra::count("found", found),
+            Extra::count("block_reads", after.block_reads - before.block_reads),
+            Extra::count(
+                "block_cache_hits",
+                after.block_cache_hits - before.block_cache_hits,
+            ),
+            Extra::count("bloom_negatives", after.bloom_negatives - before.bloom_negatives),
+        ],
+    })
+}
+
+/// One task of a read workload.
+struct GetTask {
+    db: Db,
+    /// The task's generator stream of [`READ_SEED`].
+    stream: u64,
+    ops: u64,
+    keys: WrittenKeys,
+    /// Read keys that do not exist (`readmissing`) instead of written ones.
+    missing: bool,
+    key_size: usize,
+    value_size: usize,
+}
+
+impl GetTask {
+    /// Issues the task's gets one after another; returns their latencies and
+    /// how many found a value.
+    async fn run(self) -> Result<(Histogram<u64>, u64), BoxError> {
+        let mut rng = SplitMix64::for_stream(READ_SEED, self.stream);
+        let mut key = vec![0u8; self.key_size + usize::from(self.missing)];
+        if self.missing {
+            if let Some(last) = key.last_mut() {
+                *last = MISSING_KEY_SUFFIX;
+            }
+        }
+        let number_width = self.key_size;
+        let mut latency_ns = new_latency_histogram();
+        let mut found = 0;
+        for _ in 0..self.ops {
+            let key_number = if self.missing {
+                rng.below(self.keys.key_space)
+            } else {
+                self.keys.key_number(rng.below(self.keys.ops))
+            };
+            write_key(key.get_mut(..number_width).unwrap_or_default(), key_number);
+            let start = Instant::now();
+            let value = self.db.get(&key).await.map_err(context("get"))?;
+            record_latency(&mut latency_ns, start.elapsed());
+            if let Some(value) = value {
+                if value.len() != self.value_size {
+                    return Err(format!(
+                        "key {key_number}: a value of {} bytes, but every put wrote {}",
+                        value.len(),
+                        self.value_size
+                    )
+                    .into());
+                }
+                found += 1;
+            }
+        }
+        Ok((latency_ns, found))
+    }
+}
