@@ -77,6 +77,29 @@ impl Memtable {
             .map(|entry| (entry.key().clone(), entry.value().clone()))
     }
 
+    /// Up to `limit` entries (all versions) in internal-key order, starting
+    /// at `from`: the refill step of `iter::MemtableIter`, which copies a
+    /// batch out so that no borrow of the skiplist lives across an await.
+    pub fn entries_after(&self, from: Bound<&InternalKey>, limit: usize) -> Vec<(InternalKey, Bytes)> {
+        self.map
+            .range::<InternalKey, _>((from, Bound::Unbounded))
+            .take(limit)
+            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .collect()
+    }
+
+    /// Up to `limit` entries (all versions) in reverse internal-key order,
+    /// starting at `to` and going down: the reverse refill step of
+    /// `iter::MemtableIter`.
+    pub fn entries_before(&self, to: Bound<&InternalKey>, limit: usize) -> Vec<(InternalKey, Bytes)> {
+        self.map
+            .range::<InternalKey, _>((Bound::Unbounded, to))
+            .rev()
+            .take(limit)
+            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .collect()
+    }
+
     /// Bytes used by keys, values and bookkeeping, roughly.
     pub fn approximate_size_bytes(&self) -> u64 {
         self.size_bytes.load(Ordering::Relaxed)
@@ -113,5 +136,52 @@ mod tests {
         assert!(table.approximate_size_bytes() >= 4 * ENTRY_OVERHEAD_BYTES);
         let order: Vec<u64> = table.iter().map(|(k, _)| k.seqno()).collect();
         assert_eq!(order, vec![5, 3, 1, 2]);
+    }
+
+    #[test]
+    fn entries_after_and_before_page_through_in_both_directions() {
+        let table = Memtable::new();
+        for (key, seqno) in [("a", 1), ("a", 4), ("b", 2), ("c", 3), ("c", 5)] {
+            table.insert(key.into(), seqno, ValueKind::Put, Bytes::new());
+        }
+        let names = |entries: Vec<(InternalKey, Bytes)>| -> Vec<(Bytes, SeqNo)> {
+            entries
+                .into_iter()
+                .map(|(k, _)| (k.user_key.clone(), k.seqno()))
+                .collect()
+        };
+        let all = names(table.entries_after(Bound::Unbounded, 100));
+        let expected: Vec<(Bytes, SeqNo)> = [("a", 4), ("a", 1), ("b", 2), ("c", 5), ("c", 3)]
+            .into_iter()
+            .map(|(k, s)| (Bytes::from(k), s))
+            .collect();
+        assert_eq!(all, expected);
+        let a1 = InternalKey::new("a".into(), 1, ValueKind::Put);
+        assert_eq!(
+            names(table.entries_after(Bound::Included(&a1), 2)),
+            expected[1..3].to_vec()
+        );
+        assert_eq!(
+            names(table.entries_after(Bound::Excluded(&a1), 2)),
+            expected[2..4].to_vec()
+        );
+        let mut reversed = expected.clone();
+        reversed.reverse();
+        assert_eq!(names(table.entries_before(Bound::Unbounded, 100)), reversed);
+        assert_eq!(
+            names(table.entries_before(Bound::Included(&a1), 5)),
+            reversed[3..].to_vec()
+        );
+        assert_eq!(
+            names(table.entries_before(Bound::Excluded(&a1), 5)),
+            reversed[4..].to_vec()
+        );
+        // A seek key past every version of "c" ends the forward walk.
+        let past_c = InternalKey {
+            user_key: "c".into(),
+            trailer: 0,
+        };
+        assert!(table.entries_after(Bound::Included(&past_c), 10).is_empty());
+        assert_eq!(table.entries_after(Bound::Unbounded, 0), Vec::new());
     }
 }

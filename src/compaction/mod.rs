@@ -1,0 +1,63 @@
+//! Leveled compaction: what to compact ([`picker`]) and doing it ([`job`]).
+//!
+//! - [`picker`]: scores each level (level 0 by table count, levels 1 and
+//!   below by bytes against a budget growing ×10 per level) and picks the
+//!   tables of one compaction; also the picks of a manual `compact_range`
+//!   and the pending-bytes estimate that throttles writers.
+//! - [`job`]: merges the input tables into new output tables, dropping the
+//!   versions no reader can see, split at a target size, yielding between
+//!   blocks and optionally rate limited ([`rate_limiter`]).
+//!
+//! Ownership: the store's compaction task calls the picker on the current
+//! version, runs one job at a time, then commits the outputs and deletions
+//! with one manifest edit and deletes the replaced files. This module writes
+//! only new table files; it never edits the manifest or deletes a file that
+//! a version references.
+//!
+//! Invariants:
+//! - A compaction's inputs are all of level 0's tables (when level 0 is the
+//!   source), or whole tables of one level `n >= 1`, plus every table of
+//!   the output level that overlaps them, so the outputs replace a
+//!   contiguous, self-contained key range.
+//! - Outputs are sorted, non-overlapping, and never split two versions of
+//!   one user key between tables.
+//! - For every user key and every live snapshot (and the latest state), the
+//!   version a reader there saw before the job is the one it sees after.
+
+pub mod job;
+pub mod picker;
+pub mod rate_limiter;
+
+#[cfg(test)]
+mod tests;
+
+/// How the tree is kept in shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionOptions {
+    /// Level 0 is compacted into level 1 once it holds this many tables.
+    /// Default: 4.
+    pub l0_compaction_trigger: usize,
+    /// Byte budget of level 1. Default: 256 MiB.
+    pub max_bytes_for_level_base: u64,
+    /// Each level below 1 gets this many times the budget of the level
+    /// above. Default: 10.
+    pub level_size_multiplier: u64,
+    /// A compaction closes an output table once it reaches this size (at a
+    /// user-key boundary). Default: 64 MiB.
+    pub target_file_size_bytes: u64,
+    /// Most bytes per second that compaction jobs write; `None` for no
+    /// limit. Default: `None`.
+    pub rate_limit_bytes_per_sec: Option<u64>,
+}
+
+impl Default for CompactionOptions {
+    fn default() -> Self {
+        CompactionOptions {
+            l0_compaction_trigger: 4,
+            max_bytes_for_level_base: 256 << 20,
+            level_size_multiplier: 10,
+            target_file_size_bytes: 64 << 20,
+            rate_limit_bytes_per_sec: None,
+        }
+    }
+}

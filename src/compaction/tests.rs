@@ -1,0 +1,626 @@
+//! Picker on hand-built versions; jobs on the simulated disk against a
+//! model of the drop rules written as "what each reader sees".
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use super::CompactionOptions;
+use super::job::{self, JobContext, JobOutput, RateLimiter};
+use super::picker::{self, Compaction};
+use crate::io::sim::SimFs;
+use crate::io::{Fs, OpenMode};
+use crate::key::{InternalKey, MAX_SEQNO, SeqNo, ValueKind};
+use crate::manifest::{NUM_LEVELS, TableMeta};
+use crate::sst::{ReadStats, TableBuilder, TableCache, TableOptions, table_path};
+use crate::version::Version;
+
+// ---------------------------------------------------------------- picker
+
+/// A table of `size` bytes over user keys `smallest..=largest`.
+fn meta(number: u64, smallest: &str, largest: &str, size: u64) -> Arc<TableMeta> {
+    Arc::new(TableMeta {
+        number,
+        size_bytes: size,
+        smallest: InternalKey::new(Bytes::from(smallest.to_owned()), number * 10 + 1, ValueKind::Put),
+        largest: InternalKey::new(Bytes::from(largest.to_owned()), number * 10, ValueKind::Put),
+        smallest_seqno: number * 10,
+        largest_seqno: number * 10 + 1,
+    })
+}
+
+fn version(levels: Vec<(usize, Vec<Arc<TableMeta>>)>) -> Version {
+    let mut version = Version::default();
+    for (level, tables) in levels {
+        version.levels[level] = tables;
+    }
+    version
+}
+
+fn numbers(tables: &[Arc<TableMeta>]) -> Vec<u64> {
+    tables.iter().map(|t| t.number).collect()
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn level0_compacts_at_its_trigger_with_the_overlapping_level1_tables() {
+    let options = CompactionOptions::default();
+    let l1 = vec![
+        meta(1, "a", "c", MIB),
+        meta(2, "d", "f", MIB),
+        meta(3, "m", "p", MIB),
+    ];
+    let l0 = vec![
+        meta(13, "e", "g", MIB),
+        meta(12, "b", "c", MIB),
+        meta(11, "c", "e", MIB),
+    ];
+    let v = version(vec![(0, l0.clone()), (1, l1.clone())]);
+    assert!(picker::pick(&v, &options).is_none());
+    assert_eq!(picker::scores(&v, &options)[0], 0.75);
+
+    let mut l0 = l0;
+    l0.insert(0, meta(14, "f", "h", MIB));
+    let v = version(vec![(0, l0.clone()), (1, l1)]);
+    let c = picker::pick(&v, &options).unwrap();
+    assert_eq!((c.level, c.output_level), (0, 1));
+    assert_eq!(numbers(&c.inputs), vec![14, 13, 12, 11]);
+    assert_eq!(numbers(&c.overlapping), vec![1, 2]);
+    assert!(!c.is_trivial_move);
+    assert!(c.is_bottommost);
+    assert_eq!(c.input_size_bytes(), 6 * MIB);
+    assert_eq!(c.all_tables().count(), 6);
+    // L0 holds 4 MiB at its trigger: that much is pending.
+    assert_eq!(picker::pending_compaction_bytes(&v, &options), 4 * MIB);
+}
+
+#[test]
+fn a_lone_table_with_no_overlap_below_moves_trivially() {
+    let options = CompactionOptions {
+        l0_compaction_trigger: 1,
+        ..CompactionOptions::default()
+    };
+    let v = version(vec![
+        (0, vec![meta(9, "k", "m", MIB)]),
+        (1, vec![meta(1, "a", "c", MIB)]),
+    ]);
+    let c = picker::pick(&v, &options).unwrap();
+    assert!(c.is_trivial_move);
+    assert!(c.overlapping.is_empty());
+    // Overlap below: a real compaction.
+    let v = version(vec![
+        (0, vec![meta(9, "b", "m", MIB)]),
+        (1, vec![meta(1, "a", "c", MIB)]),
+    ]);
+    let c = picker::pick(&v, &options).unwrap();
+    assert!(!c.is_trivial_move);
+    assert_eq!(numbers(&c.overlapping), vec![1]);
+    // Two level-0 tables that overlap nothing below: still all of L0, not
+    // a move.
+    let v = version(vec![(0, vec![meta(9, "k", "m", MIB), meta(8, "x", "z", MIB)])]);
+    let c = picker::pick(&v, &options).unwrap();
+    assert!(!c.is_trivial_move);
+    assert_eq!(numbers(&c.inputs), vec![9, 8]);
+}
+
+#[test]
+fn deeper_levels_compact_by_bytes_choosing_the_least_overlap() {
+    let options = CompactionOptions {
+        max_bytes_for_level_base: 10 * MIB,
+        ..CompactionOptions::default()
+    };
+    assert_eq!(picker::level_target_bytes(&options, 1), 10 * MIB);
+    assert_eq!(picker::level_target_bytes(&options, 3), 1000 * MIB);
+    // L1: 12 MiB over a 10 MiB budget. Table 1 overlaps 8 MiB of L2 per
+    // 4 MiB, table 2 overlaps 1 MiB per 4 MiB, table 3 overlaps 3 per 4.
+    let l1 = vec![
+        meta(1, "a", "c", 4 * MIB),
+        meta(2, "d", "f", 4 * MIB),
+        meta(3, "g", "i", 4 * MIB),
+    ];
+    let l2 = vec![
+        meta(21, "a", "b", 4 * MIB),
+        meta(22, "c", "c", 4 * MIB),
+        meta(23, "e", "e", MIB),
+        meta(24, "h", "z", 3 * MIB),
+    ];
+    let l3 = vec![meta(31, "e", "e", MIB)];
+    let v = version(vec![(1, l1.clone()), (2, l2.clone()), (3, l3)]);
+    let scores = picker::scores(&v, &options);
+    assert_eq!(scores.len(), NUM_LEVELS);
+    assert!((scores[1] - 1.2).abs() < 1e-9);
+    assert_eq!(scores[NUM_LEVELS - 1], 0.0);
+    let c = picker::pick(&v, &options).unwrap();
+    assert_eq!((c.level, c.output_level), (1, 2));
+    assert_eq!(numbers(&c.inputs), vec![2]);
+    assert_eq!(numbers(&c.overlapping), vec![23]);
+    // Level 3 holds "e": not bottommost.
+    assert!(!c.is_bottommost);
+    assert!(!c.is_trivial_move);
+    // 2 MiB over budget; L2/L1 = 1: pending 2 MiB × 2.
+    assert_eq!(picker::pending_compaction_bytes(&v, &options), 4 * MIB);
+
+    // The highest score wins: L2 at 1.3 beats L1 at 1.2.
+    let big_l2 = vec![meta(21, "a", "b", 130 * MIB)];
+    let v = version(vec![(1, l1), (2, big_l2)]);
+    let c = picker::pick(&v, &options).unwrap();
+    assert_eq!((c.level, c.output_level), (2, 3));
+    assert!(c.is_trivial_move && c.is_bottommost);
+}
+
+#[test]
+fn nothing_to_do_in_an_empty_or_small_tree() {
+    let options = CompactionOptions::default();
+    let empty = Version::default();
+    assert!(picker::pick(&empty, &options).is_none());
+    assert_eq!(picker::pending_compaction_bytes(&empty, &options), 0);
+    assert!(picker::scores(&empty, &options).iter().all(|s| *s == 0.0));
+    // The last level is never a source, however large.
+    let v = version(vec![(NUM_LEVELS - 1, vec![meta(1, "a", "z", u64::MAX / 4)])]);
+    assert!(picker::pick(&v, &options).is_none());
+}
+
+#[test]
+fn pick_range_takes_the_tables_in_range() {
+    let l1 = vec![
+        meta(1, "a", "c", MIB),
+        meta(2, "d", "f", MIB),
+        meta(3, "g", "i", MIB),
+    ];
+    let l2 = vec![meta(21, "b", "e", MIB), meta(22, "x", "z", MIB)];
+    let l0 = vec![meta(12, "a", "b", MIB), meta(11, "y", "z", MIB)];
+    let last = vec![meta(61, "a", "m", MIB), meta(62, "n", "z", MIB)];
+    let v = version(vec![(0, l0), (1, l1), (2, l2), (NUM_LEVELS - 1, last)]);
+    let b = |s: &'static str| s.as_bytes();
+
+    let c = picker::pick_range(&v, 1, Bound::Included(b("c")), Bound::Excluded(b("g"))).unwrap();
+    assert_eq!(numbers(&c.inputs), vec![1, 2]);
+    assert_eq!(numbers(&c.overlapping), vec![21]);
+    assert_eq!(c.output_level, 2);
+    // The last level holds a..z below: not bottommost.
+    assert!(!c.is_bottommost);
+    // Excluded bounds at a table's edges leave it out.
+    let c = picker::pick_range(&v, 1, Bound::Excluded(b("c")), Bound::Excluded(b("g"))).unwrap();
+    assert_eq!(numbers(&c.inputs), vec![2]);
+    assert!(picker::pick_range(&v, 1, Bound::Included(b("j")), Bound::Unbounded).is_none());
+    assert!(picker::pick_range(&v, 3, Bound::Unbounded, Bound::Unbounded).is_none());
+
+    // Level 0: one table in range takes them all.
+    let c = picker::pick_range(&v, 0, Bound::Included(b("y")), Bound::Unbounded).unwrap();
+    assert_eq!(numbers(&c.inputs), vec![12, 11]);
+    assert_eq!(numbers(&c.overlapping), vec![1, 2, 3]);
+
+    // The last level compacts into itself.
+    let c = picker::pick_range(&v, NUM_LEVELS - 1, Bound::Unbounded, Bound::Included(b("b"))).unwrap();
+    assert_eq!((c.level, c.output_level), (NUM_LEVELS - 1, NUM_LEVELS - 1));
+    assert_eq!(numbers(&c.inputs), vec![61]);
+    assert!(c.overlapping.is_empty() && c.is_bottommost && !c.is_trivial_move);
+}
+
+// ---------------------------------------------------------------- job
+
+/// Every entry of some tables: user key → versions, newest first.
+type Versions = BTreeMap<Bytes, Vec<(SeqNo, ValueKind, Bytes)>>;
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+}
+
+struct Disk {
+    fs: Arc<SimFs>,
+    table_cache: Arc<TableCache>,
+    next_number: Arc<AtomicU64>,
+}
+
+impl Disk {
+    fn new(seed: u64) -> Disk {
+        let fs = SimFs::new(seed);
+        futures::executor::block_on(fs.create_dir_all(Path::new("/db"))).unwrap();
+        let stats = Arc::new(ReadStats::new());
+        let table_cache = Arc::new(TableCache::new(
+            fs.clone(),
+            PathBuf::from("/db"),
+            100,
+            None,
+            stats,
+        ));
+        Disk {
+            fs,
+            table_cache,
+            next_number: Arc::new(AtomicU64::new(100)),
+        }
+    }
+
+    async fn write(&self, number: u64, entries: &[(InternalKey, Bytes)]) -> Arc<TableMeta> {
+        let path = table_path(Path::new("/db"), number);
+        let file = self.fs.open(&path, OpenMode::CreateNew).await.unwrap();
+        let mut builder = TableBuilder::new(file, path, table_options());
+        for (key, value) in entries {
+            builder.add(key, value).await.unwrap();
+        }
+        let p = builder.finish().await.unwrap();
+        Arc::new(TableMeta {
+            number,
+            size_bytes: p.file_size_bytes,
+            smallest: p.smallest_key.clone(),
+            largest: p.largest_key.clone(),
+            smallest_seqno: p.smallest_seqno,
+            largest_seqno: p.largest_seqno,
+        })
+    }
+
+    /// Every entry of `tables`, in order, checked sorted across tables.
+    async fn read(&self, tables: &[Arc<TableMeta>]) -> Vec<InternalKey> {
+        let mut out: Vec<InternalKey> = Vec::new();
+        for meta in tables {
+            let table = self.table_cache.get(meta.number, meta.size_bytes).await.unwrap();
+            let mut iter = table.iter();
+            iter.seek_to_first().await.unwrap();
+            while iter.valid() {
+                out.push(iter.key());
+                iter.next().await.unwrap();
+            }
+        }
+        assert!(out.windows(2).all(|w| w[0] < w[1]), "outputs out of order");
+        out
+    }
+
+    async fn run(
+        &self,
+        compaction: &Compaction,
+        snapshots: &[SeqNo],
+        options: &CompactionOptions,
+        limiter: Option<&RateLimiter>,
+    ) -> crate::Result<JobOutput> {
+        let fs: Arc<dyn Fs> = self.fs.clone();
+        let numbers = Arc::clone(&self.next_number);
+        let allocate = move || numbers.fetch_add(1, Ordering::Relaxed);
+        let ctx = JobContext {
+            fs: &fs,
+            dir: Path::new("/db"),
+            table_cache: &self.table_cache,
+            table_options: &table_options(),
+            options,
+            snapshots,
+            allocate_file_number: &allocate,
+            rate_limiter: limiter,
+        };
+        assert!(format!("{ctx:?}").contains("JobContext"));
+        job::run(compaction, &ctx).await
+    }
+}
+
+fn table_options() -> TableOptions {
+    TableOptions {
+        block_size_bytes: 256,
+        ..TableOptions::default()
+    }
+}
+
+/// What survives, by the readers' definition: the version each reader (at
+/// each snapshot and at latest) sees, and, bottommost, without the oldest
+/// kept tombstones (a tombstone with no older put kept hides nothing).
+fn expected_survivors(versions: &Versions, snapshots: &[SeqNo], bottommost: bool) -> Vec<InternalKey> {
+    let mut out = Vec::new();
+    for (user_key, list) in versions {
+        let mut kept: BTreeSet<SeqNo> = BTreeSet::new();
+        for reader in snapshots.iter().copied().chain([MAX_SEQNO]) {
+            if let Some((seqno, _, _)) = list.iter().find(|(seqno, _, _)| *seqno <= reader) {
+                kept.insert(*seqno);
+            }
+        }
+        let kind_of = |seqno: SeqNo| list.iter().find(|v| v.0 == seqno).unwrap().1;
+        if bottommost {
+            while let Some(&oldest) = kept.first() {
+                if kind_of(oldest) != ValueKind::Delete {
+                    break;
+                }
+                kept.remove(&oldest);
+            }
+        }
+        for seqno in kept.into_iter().rev() {
+            out.push(InternalKey::new(user_key.clone(), seqno, kind_of(seqno)));
+        }
+    }
+    out
+}
+
+/// What a reader at `reader` gets for every key: `None` for deleted/absent.
+fn reads(entries: &[InternalKey], reader: SeqNo) -> BTreeMap<Bytes, Option<SeqNo>> {
+    let mut out = BTreeMap::new();
+    for key in entries {
+        if key.seqno() <= reader {
+            out.entry(key.user_key.clone())
+                .or_insert((key.kind() == ValueKind::Put).then_some(key.seqno()));
+        }
+    }
+    out.retain(|_, v| v.is_some());
+    out
+}
+
+/// Three overlapping level-0 tables and one level-1 table over 150 keys,
+/// versions at seqnos 1..=2000 with a third of them tombstones; optionally
+/// a level-2 table holding every key. Returns the compaction and the model.
+async fn three_l0_and_one_l1(disk: &Disk, seed: u64, with_level2: bool) -> (Compaction, Versions) {
+    let mut rng = Rng(seed | 1);
+    let mut homes: [Vec<(InternalKey, Bytes)>; 4] = Default::default();
+    let mut versions = Versions::new();
+    // Level 1 gets the oldest seqnos, level 0 table i the later ranges.
+    for seqno in 1..=2000u64 {
+        let user_key = Bytes::from(format!("key{:04}", rng.below(150)));
+        let kind = if rng.below(3) == 0 {
+            ValueKind::Delete
+        } else {
+            ValueKind::Put
+        };
+        let value = match kind {
+            ValueKind::Put => Bytes::from(vec![b'v'; 40 + rng.below(40) as usize]),
+            ValueKind::Delete => Bytes::new(),
+        };
+        let home = 3 - ((seqno - 1) / 500) as usize;
+        homes[home].push((InternalKey::new(user_key.clone(), seqno, kind), value.clone()));
+        versions
+            .entry(user_key)
+            .or_default()
+            .insert(0, (seqno, kind, value));
+    }
+    for home in &mut homes {
+        home.sort();
+    }
+    let mut l0 = Vec::new();
+    for (index, home) in homes[..3].iter().enumerate() {
+        l0.push(disk.write(index as u64 + 1, home).await);
+    }
+    let l1 = vec![disk.write(4, &homes[3]).await];
+    let mut v = version(vec![(0, l0), (1, l1)]);
+    if with_level2 {
+        let old = [(
+            InternalKey::new(Bytes::from("key0000"), 0, ValueKind::Put),
+            Bytes::from("old"),
+        )];
+        v.levels[2] = vec![disk.write(5, &old).await];
+    }
+    let options = CompactionOptions {
+        l0_compaction_trigger: 3,
+        ..CompactionOptions::default()
+    };
+    let compaction = picker::pick(&v, &options).unwrap();
+    assert_eq!((compaction.inputs.len(), compaction.overlapping.len()), (3, 1));
+    assert_eq!(compaction.is_bottommost, !with_level2);
+    (compaction, versions)
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn job_keeps_exactly_what_readers_can_see() {
+    current_thread_runtime().block_on(async {
+        for (seed, with_level2) in [(1, false), (2, true), (3, false)] {
+            for snapshots in [vec![], vec![700], vec![3, 250, 999, 1000, 1501, 1999]] {
+                let disk = Disk::new(seed);
+                let (compaction, versions) = three_l0_and_one_l1(&disk, seed, with_level2).await;
+                let options = CompactionOptions {
+                    target_file_size_bytes: 2 * 1024,
+                    ..CompactionOptions::default()
+                };
+                let output = disk.run(&compaction, &snapshots, &options, None).await.unwrap();
+                let got = disk.read(&output.added).await;
+                let expected = expected_survivors(&versions, &snapshots, compaction.is_bottommost);
+                assert_eq!(got, expected, "seed {seed} snapshots {snapshots:?}");
+
+                // Every reader reads the same before and after.
+                let before: Vec<InternalKey> = versions
+                    .iter()
+                    .flat_map(|(k, list)| {
+                        list.iter()
+                            .map(|(s, kind, _)| InternalKey::new(k.clone(), *s, *kind))
+                    })
+                    .collect();
+                for reader in snapshots.iter().copied().chain([MAX_SEQNO]) {
+                    assert_eq!(reads(&got, reader), reads(&before, reader), "reader {reader}");
+                }
+                // Tombstones survive only where something below may need
+                // hiding.
+                let tombstones = got.iter().filter(|k| k.kind() == ValueKind::Delete).count();
+                if compaction.is_bottommost {
+                    assert_eq!(
+                        tombstones,
+                        expected.iter().filter(|k| k.kind() == ValueKind::Delete).count()
+                    );
+                } else {
+                    assert!(tombstones > 0);
+                }
+
+                // Outputs: sorted, non-overlapping, split near the target.
+                assert!(output.added.len() > 1, "{} outputs", output.added.len());
+                for pair in output.added.windows(2) {
+                    assert!(pair[0].largest.user_key < pair[1].smallest.user_key);
+                    assert!(pair[0].size_bytes >= options.target_file_size_bytes);
+                    assert!(pair[0].size_bytes < 2 * options.target_file_size_bytes);
+                }
+                assert_eq!(output.bytes_read, compaction.input_size_bytes());
+                assert_eq!(
+                    output.bytes_written,
+                    output.added.iter().map(|t| t.size_bytes).sum::<u64>()
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn without_snapshots_a_bottommost_job_keeps_one_put_per_key() {
+    current_thread_runtime().block_on(async {
+        let disk = Disk::new(4);
+        let (compaction, versions) = three_l0_and_one_l1(&disk, 4, false).await;
+        let output = disk
+            .run(&compaction, &[], &CompactionOptions::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(output.added.len(), 1);
+        let got = disk.read(&output.added).await;
+        let live = versions
+            .values()
+            .filter(|list| list[0].1 == ValueKind::Put)
+            .count();
+        assert_eq!(got.len(), live);
+        assert!(got.iter().all(|k| k.kind() == ValueKind::Put));
+    });
+}
+
+#[test]
+fn a_job_dropping_everything_writes_nothing() {
+    current_thread_runtime().block_on(async {
+        let disk = Disk::new(5);
+        let deletes: Vec<(InternalKey, Bytes)> = (0..50)
+            .map(|i| {
+                (
+                    InternalKey::new(Bytes::from(format!("k{i:03}")), 100 + i, ValueKind::Delete),
+                    Bytes::new(),
+                )
+            })
+            .collect();
+        let puts: Vec<(InternalKey, Bytes)> = (0..50)
+            .map(|i| {
+                (
+                    InternalKey::new(Bytes::from(format!("k{i:03}")), i + 1, ValueKind::Put),
+                    Bytes::from("v"),
+                )
+            })
+            .collect();
+        let v = version(vec![(
+            0,
+            vec![disk.write(2, &deletes).await, disk.write(1, &puts).await],
+        )]);
+        let compaction = picker::pick_range(&v, 0, Bound::Unbounded, Bound::Unbounded).unwrap();
+        assert!(compaction.is_bottommost);
+        let output = disk
+            .run(&compaction, &[], &CompactionOptions::default(), None)
+            .await
+            .unwrap();
+        assert!(output.added.is_empty());
+        assert_eq!(output.bytes_written, 0);
+        // A snapshot between puts and deletes keeps both.
+        let output = disk
+            .run(&compaction, &[60], &CompactionOptions::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(disk.read(&output.added).await.len(), 100);
+    });
+}
+
+#[test]
+fn the_rate_limiter_slows_a_large_job() {
+    current_thread_runtime().block_on(async {
+        let disk = Disk::new(6);
+        // Two level-0 tables of 200 distinct keys with 100-byte values:
+        // about 50 KB of output, over twice the 20 KB burst of 200 KB/s.
+        let entries = |first: u64| -> Vec<(InternalKey, Bytes)> {
+            (first..first + 200)
+                .map(|i| {
+                    (
+                        InternalKey::new(Bytes::from(format!("k{i:04}")), i + 1, ValueKind::Put),
+                        Bytes::from(vec![b'v'; 100]),
+                    )
+                })
+                .collect()
+        };
+        let v = version(vec![(
+            0,
+            vec![
+                disk.write(2, &entries(200)).await,
+                disk.write(1, &entries(0)).await,
+            ],
+        )]);
+        let compaction = picker::pick_range(&v, 0, Bound::Unbounded, Bound::Unbounded).unwrap();
+        let limiter = RateLimiter::new(200_000);
+        let output = disk
+            .run(&compaction, &[], &CompactionOptions::default(), Some(&limiter))
+            .await
+            .unwrap();
+        assert!(output.bytes_written > 45_000, "{}", output.bytes_written);
+        assert_eq!(disk.read(&output.added).await.len(), 400);
+        assert!(limiter.sleeps() > 0);
+        assert_eq!(limiter.bytes_acquired(), output.bytes_written);
+    });
+}
+
+#[test]
+fn a_failed_job_removes_its_outputs() {
+    current_thread_runtime().block_on(async {
+        let disk = Disk::new(7);
+        let (compaction, _) = three_l0_and_one_l1(&disk, 7, false).await;
+        let options = CompactionOptions {
+            target_file_size_bytes: 2 * 1024,
+            ..CompactionOptions::default()
+        };
+        let start = disk.fs.mutating_ops();
+        let outputs = disk
+            .run(&compaction, &[], &options, None)
+            .await
+            .unwrap()
+            .added
+            .len();
+        let ops_per_run = disk.fs.mutating_ops() - start;
+        assert!(outputs > 1 && ops_per_run >= outputs as u64 * 2);
+        let before = disk.fs.list_files();
+        // Fail each mutating operation of the job in turn.
+        for offset in 0..ops_per_run {
+            disk.fs.fail_at(disk.fs.mutating_ops() + offset);
+            let result = disk.run(&compaction, &[], &options, None).await;
+            assert!(matches!(result, Err(crate::Error::Io { .. })), "offset {offset}");
+            assert_eq!(disk.fs.list_files(), before, "offset {offset}");
+        }
+    });
+}
+
+/// The compaction task spawns jobs onto a runtime: the future is `Send`.
+#[test]
+fn job_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let disk = Disk::new(8);
+    let fs: Arc<dyn Fs> = disk.fs.clone();
+    let allocate = || 1u64;
+    let options = CompactionOptions::default();
+    let ctx = JobContext {
+        fs: &fs,
+        dir: Path::new("/db"),
+        table_cache: &disk.table_cache,
+        table_options: &table_options(),
+        options: &options,
+        snapshots: &[],
+        allocate_file_number: &allocate,
+        rate_limiter: None,
+    };
+    let compaction = Compaction {
+        level: 0,
+        output_level: 1,
+        inputs: vec![meta(1, "a", "b", 1)],
+        overlapping: Vec::new(),
+        is_trivial_move: false,
+        is_bottommost: true,
+    };
+    assert_send(&job::run(&compaction, &ctx));
+}
