@@ -29,9 +29,11 @@
 
 mod batch;
 mod coding;
+mod compaction;
 pub mod db;
 mod error;
 pub mod io;
+mod iter;
 mod key;
 pub mod limits;
 mod manifest;
@@ -42,6 +44,6 @@ mod version;
 mod wal;
 
 pub use batch::WriteBatch;
-pub use db::{Db, Stats};
+pub use db::{Db, Scan, Snapshot, Stats};
 pub use error::{Error, Result};
 pub use options::{Compression, IoBackend, Options, SyncMode, WriteOptions};

@@ -87,6 +87,32 @@ pub struct Options {
     /// Block compression. Default: [`Compression::None`] (values are often
     /// already compressed or random; LZ4 is one option away).
     pub compression: Compression,
+    /// Level 0 is compacted into level 1 once it holds this many tables.
+    /// Default: 4.
+    pub l0_compaction_trigger: usize,
+    /// Writes are slowed (each awaits about a millisecond) once level 0
+    /// holds this many tables. Default: 20.
+    pub l0_slowdown_writes_trigger: usize,
+    /// Writes await compaction once level 0 holds this many tables.
+    /// Default: 36.
+    pub l0_stop_writes_trigger: usize,
+    /// Byte budget of level 1; level `n` gets
+    /// `max_bytes_for_level_base * level_size_multiplier^(n-1)`.
+    /// Default: 256 MiB.
+    pub max_bytes_for_level_base: u64,
+    /// Growth factor between levels. Default: 10.
+    pub level_size_multiplier: u64,
+    /// Compaction output tables are cut at about this size. Default: 64 MiB.
+    pub target_file_size_bytes: u64,
+    /// Compaction writes at most this many bytes per second; `None`
+    /// (default) is unlimited.
+    pub compaction_rate_limit_bytes_per_sec: Option<u64>,
+    /// Writes are slowed once compaction is this many bytes behind (bytes
+    /// above the levels' budgets). Default: 64 GiB.
+    pub soft_pending_compaction_bytes_limit: u64,
+    /// Writes await compaction once it is this many bytes behind.
+    /// Default: 256 GiB.
+    pub hard_pending_compaction_bytes_limit: u64,
 }
 
 impl Default for Options {
@@ -104,6 +130,15 @@ impl Default for Options {
             block_size_bytes: crate::sst::DEFAULT_BLOCK_SIZE_BYTES,
             bloom_bits_per_key: 10,
             compression: Compression::None,
+            l0_compaction_trigger: 4,
+            l0_slowdown_writes_trigger: 20,
+            l0_stop_writes_trigger: 36,
+            max_bytes_for_level_base: 256 * 1024 * 1024,
+            level_size_multiplier: 10,
+            target_file_size_bytes: 64 * 1024 * 1024,
+            compaction_rate_limit_bytes_per_sec: None,
+            soft_pending_compaction_bytes_limit: 64 << 30,
+            hard_pending_compaction_bytes_limit: 256 << 30,
         }
     }
 }
@@ -123,6 +158,24 @@ impl std::fmt::Debug for Options {
             .field("block_size_bytes", &self.block_size_bytes)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)
             .field("compression", &self.compression)
+            .field("l0_compaction_trigger", &self.l0_compaction_trigger)
+            .field("l0_slowdown_writes_trigger", &self.l0_slowdown_writes_trigger)
+            .field("l0_stop_writes_trigger", &self.l0_stop_writes_trigger)
+            .field("max_bytes_for_level_base", &self.max_bytes_for_level_base)
+            .field("level_size_multiplier", &self.level_size_multiplier)
+            .field("target_file_size_bytes", &self.target_file_size_bytes)
+            .field(
+                "compaction_rate_limit_bytes_per_sec",
+                &self.compaction_rate_limit_bytes_per_sec,
+            )
+            .field(
+                "soft_pending_compaction_bytes_limit",
+                &self.soft_pending_compaction_bytes_limit,
+            )
+            .field(
+                "hard_pending_compaction_bytes_limit",
+                &self.hard_pending_compaction_bytes_limit,
+            )
             .finish()
     }
 }
@@ -188,6 +241,41 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::target_file_size_bytes`].
+    pub fn target_file_size_bytes(mut self, size_bytes: u64) -> Self {
+        self.target_file_size_bytes = size_bytes;
+        self
+    }
+
+    /// Sets [`Options::max_bytes_for_level_base`].
+    pub fn max_bytes_for_level_base(mut self, size_bytes: u64) -> Self {
+        self.max_bytes_for_level_base = size_bytes;
+        self
+    }
+
+    /// Sets [`Options::l0_compaction_trigger`].
+    pub fn l0_compaction_trigger(mut self, tables: usize) -> Self {
+        self.l0_compaction_trigger = tables;
+        self
+    }
+
+    /// Sets [`Options::compaction_rate_limit_bytes_per_sec`].
+    pub fn compaction_rate_limit_bytes_per_sec(mut self, limit: Option<u64>) -> Self {
+        self.compaction_rate_limit_bytes_per_sec = limit;
+        self
+    }
+
+    /// The compaction picker's and job's options.
+    pub(crate) fn compaction_options(&self) -> crate::compaction::CompactionOptions {
+        crate::compaction::CompactionOptions {
+            l0_compaction_trigger: self.l0_compaction_trigger,
+            max_bytes_for_level_base: self.max_bytes_for_level_base,
+            level_size_multiplier: self.level_size_multiplier,
+            target_file_size_bytes: self.target_file_size_bytes,
+            rate_limit_bytes_per_sec: self.compaction_rate_limit_bytes_per_sec,
+        }
+    }
+
     /// The table builder's options.
     pub(crate) fn table_options(&self) -> crate::sst::TableOptions {
         crate::sst::TableOptions {
@@ -202,6 +290,23 @@ impl Options {
         if self.write_buffer_size_bytes < 1024 {
             return Err(crate::Error::InvalidOptions(
                 "write_buffer_size_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.l0_compaction_trigger == 0
+            || self.l0_slowdown_writes_trigger < self.l0_compaction_trigger
+            || self.l0_stop_writes_trigger < self.l0_slowdown_writes_trigger
+        {
+            return Err(crate::Error::InvalidOptions(
+                "need 0 < l0_compaction_trigger <= l0_slowdown_writes_trigger <= l0_stop_writes_trigger"
+                    .into(),
+            ));
+        }
+        if self.level_size_multiplier < 2
+            || self.max_bytes_for_level_base == 0
+            || self.target_file_size_bytes == 0
+        {
+            return Err(crate::Error::InvalidOptions(
+                "level_size_multiplier must be at least 2; level and file sizes above 0".into(),
             ));
         }
         if self.max_immutable_memtables == 0 || self.table_cache_tables == 0 {

@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::io::Fs;
 use crate::key::SeqNo;
@@ -87,8 +88,9 @@ pub struct VersionSet {
     manifest: ManifestWriter,
     /// WAL segments below this are flushed.
     pub log_number: u64,
-    /// Next table/manifest number.
-    pub next_file_number: u64,
+    /// Next table/manifest number; shared so a compaction job can take
+    /// numbers without holding the version set.
+    next_file_number: Arc<AtomicU64>,
     /// Highest seqno held by tables.
     pub last_seqno: SeqNo,
 }
@@ -170,7 +172,7 @@ impl VersionSet {
             current: Arc::new(replayed.version),
             manifest,
             log_number: replayed.log_number,
-            next_file_number: replayed.next_file_number,
+            next_file_number: Arc::new(AtomicU64::new(replayed.next_file_number)),
             last_seqno: replayed.last_seqno,
         })
     }
@@ -187,9 +189,12 @@ impl VersionSet {
 
     /// Reserves a number for a new table.
     pub fn new_file_number(&mut self) -> u64 {
-        let number = self.next_file_number;
-        self.next_file_number += 1;
-        number
+        self.next_file_number.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// The shared counter of table numbers.
+    pub fn file_numbers(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.next_file_number)
     }
 
     /// Makes `edit` durable in the manifest, then installs the version it
@@ -200,18 +205,18 @@ impl VersionSet {
             Error::corruption(self.dir.join("MANIFEST"), 0, format!("bad edit: {reason}"))
         })?;
         // NOTE: a table number reserved after this edit must stay above it.
-        edit.next_file_number = Some(self.next_file_number);
+        edit.next_file_number = Some(self.next_file_number.load(Ordering::Acquire));
         if self.manifest.size_bytes() > MAX_MANIFEST_SIZE_BYTES {
             let replayed = ReplayedManifest {
                 version: next.clone(),
                 log_number: edit.log_number.unwrap_or(self.log_number).max(self.log_number),
-                next_file_number: self.next_file_number,
+                next_file_number: self.next_file_number.load(Ordering::Acquire),
                 last_seqno: edit.last_seqno.unwrap_or(self.last_seqno).max(self.last_seqno),
             };
             let old = self.manifest.number();
             let number = self.new_file_number();
             let mut snapshot = replayed.snapshot();
-            snapshot.next_file_number = Some(self.next_file_number);
+            snapshot.next_file_number = Some(self.next_file_number.load(Ordering::Acquire));
             self.manifest = ManifestWriter::create(&self.fs, &self.dir, number, &snapshot).await?;
             let old_path = crate::manifest::manifest_path(&self.dir, old);
             if let Err(error) = self.fs.remove_file(&old_path).await {

@@ -123,9 +123,12 @@ impl Flusher {
         let version = versions.log_and_apply(edit).await?;
         let log_number = versions.log_number;
         drop(versions);
-        self.tree.finish_flush(imm, version);
-        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        // NOTE: the manifest edit is durable, so the segments can go before
+        // the swap; `finish_flush` wakes `Db::flush`, which must find the
+        // flush complete, counters included.
         remove_obsolete_segments(&self.fs, &self.dir, log_number).await;
+        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        self.tree.finish_flush(imm, version);
         Ok(())
     }
 }

@@ -5,8 +5,12 @@
 //! queued and exits on its own.
 
 pub(crate) mod commit;
+mod compact;
 mod flush;
+mod obsolete;
 mod recovery;
+mod scan;
+mod snapshot;
 pub(crate) mod tree;
 
 use std::path::{Path, PathBuf};
@@ -29,11 +33,14 @@ use crate::wal::writer::{OpenSegment, WalWriter};
 use crate::wal::{parse_segment_name, segment_path};
 use crate::{Error, Result};
 use commit::CommitQueue;
+use compact::{CompactionStats, Compactor};
 use flush::{FlushStats, Flusher};
+pub use scan::Scan;
+use snapshot::SnapshotList;
 use tree::Tree;
 
 /// Counters describing the store.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Stats {
     /// WAL fdatasyncs completed.
@@ -70,6 +77,20 @@ pub struct Stats {
     pub bloom_negatives: u64,
     /// Time writers spent waiting for room (full queue or memtables), in µs.
     pub stall_micros: u64,
+    /// Compactions committed, trivial moves included.
+    pub compactions: u64,
+    /// Compactions that only moved a table one level down.
+    pub trivial_moves: u64,
+    /// Bytes of tables read by compactions.
+    pub compaction_bytes_read: u64,
+    /// Bytes of tables written by compactions.
+    pub compaction_bytes_written: u64,
+    /// Bytes written to tables (flush + compaction) per byte flushed: how
+    /// many times compaction rewrote the data on average. 0 before the
+    /// first flush. (The WAL, written once, is not counted.)
+    pub write_amplification: f64,
+    /// Live snapshots.
+    pub snapshots: usize,
 }
 
 struct Shared {
@@ -78,13 +99,18 @@ struct Shared {
     options: Options,
     queue: Arc<CommitQueue>,
     tree: Arc<Tree>,
-    table_cache: TableCache,
+    table_cache: Arc<TableCache>,
     read_stats: Arc<ReadStats>,
     flush_stats: Arc<FlushStats>,
+    compactor: Arc<Compactor>,
+    snapshots: Arc<SnapshotList>,
+    /// The background runtime (flush, compaction): also runs the short
+    /// sleeps of slowed-down writers, so they need no timer of their own.
+    background: tokio::runtime::Handle,
     stall_micros: std::sync::atomic::AtomicU64,
     shutdown: Arc<std::sync::atomic::AtomicBool>,
     wal_done: Mutex<Option<oneshot::Receiver<()>>>,
-    flush_done: Mutex<Option<oneshot::Receiver<()>>>,
+    background_done: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 impl Shared {
@@ -93,8 +119,43 @@ impl Shared {
     fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::Release);
         self.tree.flush_wakeup.notify_one();
+        self.tree.compaction_wakeup.notify_one();
+    }
+
+    /// Write backpressure from the tree's shape: await while level 0 or the
+    /// compaction debt is past its stop limit; wait about a millisecond per
+    /// write past the slowdown limit. Returns the time spent.
+    async fn wait_for_compaction(&self) -> std::time::Duration {
+        let options = &self.options;
+        let mut stalled = std::time::Duration::ZERO;
+        loop {
+            let room = self.tree.imm_room.notified();
+            let current = self.tree.current();
+            let (l0, debt) = (current.version.level_len(0), current.pending_compaction_bytes);
+            drop(current);
+            let stop =
+                l0 >= options.l0_stop_writes_trigger || debt >= options.hard_pending_compaction_bytes_limit;
+            let slow = l0 >= options.l0_slowdown_writes_trigger
+                || debt >= options.soft_pending_compaction_bytes_limit;
+            if self.shutdown.load(Ordering::Acquire) || self.queue.poisoned().is_some() || !(stop || slow) {
+                return stalled;
+            }
+            let started = std::time::Instant::now();
+            if stop {
+                self.tree.compaction_wakeup.notify_one();
+                room.await;
+            } else {
+                let sleep = self.background.spawn(tokio::time::sleep(SLOWDOWN_DELAY));
+                let _ = sleep.await;
+                return stalled + started.elapsed();
+            }
+            stalled += started.elapsed();
+        }
     }
 }
+
+/// How long a write waits when the tree is past a slowdown limit.
+const SLOWDOWN_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl Drop for Shared {
     fn drop(&mut self) {
@@ -103,19 +164,20 @@ impl Drop for Shared {
     }
 }
 
-/// Runs a background task of the store on its own thread, in a
-/// current-thread tokio runtime (for its timers and `tokio::spawn`).
-fn spawn_thread(
-    name: &str,
+/// Starts the store's background thread: a current-thread tokio runtime
+/// (timers, `tokio::spawn`) that runs `task` to completion. Returns the
+/// runtime's handle, for spawning more work onto it.
+fn spawn_background_thread(
     task: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<tokio::runtime::Handle> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;
+    let handle = runtime.handle().clone();
     std::thread::Builder::new()
-        .name(name.to_string())
+        .name("ringdb-bg".to_string())
         .spawn(move || runtime.block_on(task))?;
-    Ok(())
+    Ok(handle)
 }
 
 /// An open ringdb store. `Clone`, `Send` and `Sync`: share it between tasks.
@@ -183,7 +245,11 @@ impl Db {
             "recovered WAL"
         );
 
-        let tree = Arc::new(Tree::new(Arc::clone(&memtable), versions.current()));
+        let tree = Arc::new(Tree::new(
+            Arc::clone(&memtable),
+            versions.current(),
+            options.compaction_options(),
+        ));
         let queue = Arc::new(CommitQueue::new(
             recovered.next_seqno,
             segment_number,
@@ -213,31 +279,54 @@ impl Db {
         let read_stats = Arc::new(ReadStats::new());
         let block_cache = (options.block_cache_size_bytes > 0)
             .then(|| Arc::new(BlockCache::new(options.block_cache_size_bytes)));
-        let table_cache = TableCache::new(
+        let table_cache = Arc::new(TableCache::new(
             Arc::clone(&fs),
             dir.clone(),
             options.table_cache_tables,
             block_cache,
             Arc::clone(&read_stats),
-        );
+        ));
         let flush_stats = Arc::new(FlushStats::default());
         let shutdown = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let versions = Arc::new(tokio::sync::Mutex::new(versions));
         let flusher = Flusher {
             fs: Arc::clone(&fs),
             dir: dir.clone(),
             queue: Arc::clone(&queue),
             tree: Arc::clone(&tree),
-            versions: Arc::new(tokio::sync::Mutex::new(versions)),
+            versions: Arc::clone(&versions),
             table_options: options.table_options(),
             stats: Arc::clone(&flush_stats),
             shutdown: Arc::clone(&shutdown),
         };
-        let (flush_done_tx, flush_done) = oneshot::channel();
-        spawn_thread("ringdb-flush", async move {
-            flusher.run().await;
-            let _ = flush_done_tx.send(());
+        let snapshots = Arc::new(SnapshotList::default());
+        let compaction_options = options.compaction_options();
+        let compactor = Arc::new(Compactor {
+            fs: Arc::clone(&fs),
+            dir: dir.clone(),
+            queue: Arc::clone(&queue),
+            tree: Arc::clone(&tree),
+            versions,
+            table_cache: Arc::clone(&table_cache),
+            table_options: options.table_options(),
+            rate_limiter: compaction_options
+                .rate_limit_bytes_per_sec
+                .map(crate::compaction::job::RateLimiter::new),
+            options: compaction_options,
+            snapshots: Arc::clone(&snapshots),
+            stats: Arc::new(CompactionStats::default()),
+            obsolete: obsolete::ObsoleteTables::default(),
+            running: tokio::sync::Mutex::new(()),
+            shutdown: Arc::clone(&shutdown),
+        });
+        let (background_done_tx, background_done) = oneshot::channel();
+        let compaction_task = Arc::clone(&compactor).run();
+        let background = spawn_background_thread(async move {
+            futures::join!(flusher.run(), compaction_task);
+            let _ = background_done_tx.send(());
         })
-        .map_err(|e| Error::io("start flush thread", &dir, e))?;
+        .map_err(|e| Error::io("start background thread", &dir, e))?;
+        tree.compaction_wakeup.notify_one();
         Ok(Db {
             shared: Arc::new(Shared {
                 dir,
@@ -249,9 +338,12 @@ impl Db {
                 read_stats,
                 flush_stats,
                 stall_micros: std::sync::atomic::AtomicU64::new(0),
+                compactor,
+                snapshots,
+                background,
                 shutdown,
                 wal_done: Mutex::new(Some(wal_done)),
-                flush_done: Mutex::new(Some(flush_done)),
+                background_done: Mutex::new(Some(background_done)),
             }),
         })
     }
@@ -327,7 +419,7 @@ impl Db {
             if count == 0 {
                 return Ok(());
             }
-            let stalled = shared.queue.wait_for_room().await;
+            let stalled = shared.wait_for_compaction().await + shared.queue.wait_for_room().await;
             if !stalled.is_zero() {
                 let micros = u64::try_from(stalled.as_micros()).unwrap_or(u64::MAX);
                 shared.stall_micros.fetch_add(micros, Ordering::Relaxed);
@@ -355,6 +447,10 @@ impl Db {
             let snapshot = shared.queue.visible_seqno();
             let current = shared.tree.current();
             let lookup = get_at(&shared, &current, &key, snapshot).await?;
+            // NOTE: a get served from memory never returns Pending; on tokio,
+            // spend scheduling budget so a loop of gets lets other tasks run
+            // (a no-op on other executors).
+            tokio::task::consume_budget().await;
             Ok(match lookup {
                 Lookup::Found(value) => Some(value),
                 Lookup::Deleted | Lookup::Missing => None,
@@ -377,6 +473,120 @@ impl Db {
         async move {
             let receiver = shared.queue.request_sync()?;
             receiver.await.unwrap_or(Err(Error::Closed))
+        }
+        .boxed()
+    }
+
+    /// The entries with keys in `range`, in key order (`.rev()` for
+    /// descending), as of this call: a consistent view while writes and
+    /// compactions go on.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// use futures::TryStreamExt;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = ringdb::Db::open(dir.path(), ringdb::Options::default()).await?;
+    /// for key in ["a", "b", "c", "d"] {
+    ///     db.put(key, "v").await?;
+    /// }
+    /// let keys: Vec<_> = db.scan(&b"b"[..]..=&b"c"[..]).rev().map_ok(|(k, _)| k).try_collect().await?;
+    /// assert_eq!(keys, ["c", "b"]);
+    /// # Ok::<(), ringdb::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// Items are `Err` if a table read fails; the stream then ends.
+    ///
+    /// # Cancel safety
+    /// Dropping the stream at any point is safe.
+    pub fn scan<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(&self, range: R) -> Scan {
+        let seqno = self.shared.queue.visible_seqno();
+        let (start, end) = owned_bounds(&range);
+        Scan::new(Arc::clone(&self.shared), seqno, start, end, None)
+    }
+
+    /// The entries whose keys start with `prefix`, in key order.
+    pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Scan {
+        let seqno = self.shared.queue.visible_seqno();
+        let prefix = prefix.as_ref();
+        let start = std::ops::Bound::Included(Bytes::copy_from_slice(prefix));
+        Scan::new(
+            Arc::clone(&self.shared),
+            seqno,
+            start,
+            scan::prefix_end(prefix),
+            None,
+        )
+    }
+
+    /// A consistent view of the store as of now: reads through it see every
+    /// write acknowledged before this call and none after. Compaction keeps
+    /// what it needs until the snapshot is dropped.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = ringdb::Db::open(dir.path(), ringdb::Options::default()).await?;
+    /// db.put(b"k", b"old").await?;
+    /// let snapshot = db.snapshot();
+    /// db.put(b"k", b"new").await?;
+    /// assert_eq!(snapshot.get(b"k").await?.as_deref(), Some(&b"old"[..]));
+    /// # Ok::<(), ringdb::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn snapshot(&self) -> Snapshot {
+        let seqno = self.shared.queue.visible_seqno();
+        self.shared.snapshots.acquire(seqno);
+        Snapshot {
+            inner: Arc::new(SnapshotInner {
+                shared: Arc::clone(&self.shared),
+                seqno,
+            }),
+        }
+    }
+
+    /// Compacts every table overlapping `range`, level by level down the
+    /// tree, and waits until that is done.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Corruption`] from the compaction (the
+    /// store is then poisoned), [`Error::Poisoned`] if it already was.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the compaction goes on without the caller.
+    pub fn compact_range<R: std::ops::RangeBounds<[u8]>>(&self, range: R) -> BoxFuture<'static, Result<()>> {
+        let shared = Arc::clone(&self.shared);
+        let start = range.start_bound().map(Bytes::copy_from_slice);
+        let end = range.end_bound().map(Bytes::copy_from_slice);
+        async move {
+            let compactor = Arc::clone(&shared.compactor);
+            let background = shared.background.clone();
+            let job = background.spawn(async move {
+                for level in 0..crate::manifest::NUM_LEVELS - 1 {
+                    if let Some(cause) = compactor.queue.poisoned() {
+                        return Err(Error::Poisoned {
+                            cause: Arc::new(cause.clone()),
+                        });
+                    }
+                    let version = compactor.tree.current().version.clone();
+                    let picked = crate::compaction::picker::pick_range(
+                        &version,
+                        level,
+                        start.as_ref().map(|b| b.as_ref()),
+                        end.as_ref().map(|b| b.as_ref()),
+                    );
+                    drop(version);
+                    if let Some(compaction) = picked {
+                        if let Err(error) = compactor.execute(compaction).await {
+                            compactor.fail(error.clone());
+                            return Err(error);
+                        }
+                    }
+                }
+                Ok(())
+            });
+            job.await.unwrap_or(Err(Error::Closed))
         }
         .boxed()
     }
@@ -430,8 +640,12 @@ impl Db {
         let shared = Arc::clone(&self.shared);
         async move {
             shared.begin_shutdown();
-            let flush_done = shared.flush_done.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(done) = flush_done {
+            let background_done = shared
+                .background_done
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(done) = background_done {
                 let _ = done.await;
             }
             shared.queue.close();
@@ -473,6 +687,20 @@ impl Db {
             block_cache_misses: read.block_cache_misses.load(Ordering::Relaxed),
             bloom_negatives: read.bloom_negatives.load(Ordering::Relaxed),
             stall_micros: self.shared.stall_micros.load(Ordering::Relaxed),
+            compactions: compact::load(&self.shared.compactor.stats.compactions),
+            trivial_moves: compact::load(&self.shared.compactor.stats.trivial_moves),
+            compaction_bytes_read: compact::load(&self.shared.compactor.stats.bytes_read),
+            compaction_bytes_written: compact::load(&self.shared.compactor.stats.bytes_written),
+            write_amplification: {
+                let flushed = self.shared.flush_stats.bytes_written.load(Ordering::Relaxed);
+                let compacted = compact::load(&self.shared.compactor.stats.bytes_written);
+                if flushed == 0 {
+                    0.0
+                } else {
+                    (flushed + compacted) as f64 / flushed as f64
+                }
+            },
+            snapshots: self.shared.snapshots.seqnos().len(),
         }
     }
 
@@ -480,6 +708,82 @@ impl Db {
     pub fn path(&self) -> &Path {
         &self.shared.dir
     }
+}
+
+/// A consistent, read-only view of the store at one seqno. Dropping it lets
+/// compaction discard the versions only it could see.
+/// Clones share one registration; the last one dropped releases it.
+#[derive(Clone)]
+pub struct Snapshot {
+    inner: Arc<SnapshotInner>,
+}
+
+struct SnapshotInner {
+    shared: Arc<Shared>,
+    seqno: u64,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("seqno", &self.inner.seqno)
+            .finish()
+    }
+}
+
+impl Drop for SnapshotInner {
+    fn drop(&mut self) {
+        self.shared.snapshots.release(self.seqno);
+    }
+}
+
+impl Snapshot {
+    /// The value at `key` as of the snapshot.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Corruption`] if a table read fails.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> BoxFuture<'static, Result<Option<Bytes>>> {
+        let inner = Arc::clone(&self.inner);
+        let key = Bytes::copy_from_slice(key.as_ref());
+        async move {
+            let (shared, seqno) = (&inner.shared, inner.seqno);
+            let current = shared.tree.current();
+            Ok(match get_at(shared, &current, &key, seqno).await? {
+                Lookup::Found(value) => Some(value),
+                Lookup::Deleted | Lookup::Missing => None,
+            })
+        }
+        .boxed()
+    }
+
+    /// The entries with keys in `range` as of the snapshot, in key order
+    /// (`.rev()` for descending). The scan keeps the snapshot alive.
+    pub fn scan<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(&self, range: R) -> Scan {
+        let (start, end) = owned_bounds(&range);
+        let keep_alive: Arc<dyn Send + Sync> = Arc::clone(&self.inner) as Arc<dyn Send + Sync>;
+        Scan::new(
+            Arc::clone(&self.inner.shared),
+            self.inner.seqno,
+            start,
+            end,
+            Some(keep_alive),
+        )
+    }
+
+    /// The seqno the snapshot reads at.
+    pub fn seqno(&self) -> u64 {
+        self.inner.seqno
+    }
+}
+
+fn owned_bounds<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(
+    range: &R,
+) -> (std::ops::Bound<Bytes>, std::ops::Bound<Bytes>) {
+    let own = |bound: std::ops::Bound<&K>| bound.map(|k| Bytes::copy_from_slice(k.as_ref()));
+    (own(range.start_bound()), own(range.end_bound()))
 }
 
 /// The newest version of `key` at `snapshot` in one super-version:

@@ -18,6 +18,8 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::Notify;
 
+use crate::compaction::CompactionOptions;
+use crate::compaction::picker::pending_compaction_bytes;
 use crate::key::SeqNo;
 use crate::memtable::Memtable;
 use crate::version::Version;
@@ -43,28 +45,43 @@ pub(crate) struct SuperVersion {
     pub imms: Vec<Arc<ImmutableMemtable>>,
     /// The tables.
     pub version: Arc<Version>,
+    /// Bytes above the levels' budgets in `version` (computed once per
+    /// version, read by every write's backpressure check).
+    pub pending_compaction_bytes: u64,
 }
 
 /// Holder of the current super-version and the flush signals.
 #[derive(Debug)]
 pub(crate) struct Tree {
     current: RwLock<Arc<SuperVersion>>,
+    compaction_options: CompactionOptions,
     /// Wakes the flush task: a memtable was frozen, or the store closes.
     pub flush_wakeup: Notify,
-    /// Wakes writers stalled on too many immutable memtables.
+    /// Wakes writers stalled on too many immutable memtables or level-0
+    /// tables, and `Db::flush` callers.
     pub imm_room: Notify,
+    /// Wakes the compaction task: a flush or compaction changed the version.
+    pub compaction_wakeup: Notify,
 }
 
 impl Tree {
-    pub fn new(memtable: Arc<Memtable>, version: Arc<Version>) -> Self {
+    pub fn new(
+        memtable: Arc<Memtable>,
+        version: Arc<Version>,
+        compaction_options: CompactionOptions,
+    ) -> Self {
+        let pending_compaction_bytes = pending_compaction_bytes(&version, &compaction_options);
         Tree {
             current: RwLock::new(Arc::new(SuperVersion {
                 memtable,
                 imms: Vec::new(),
                 version,
+                pending_compaction_bytes,
             })),
+            compaction_options,
             flush_wakeup: Notify::new(),
             imm_room: Notify::new(),
+            compaction_wakeup: Notify::new(),
         }
     }
 
@@ -73,15 +90,30 @@ impl Tree {
         Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn replace(&self, make: impl FnOnce(&SuperVersion) -> SuperVersion) {
+    /// Replaces the super-version with `make(current)`; `version` (if
+    /// given) replaces the tables and refreshes the compaction debt.
+    fn replace(
+        &self,
+        version: Option<Arc<Version>>,
+        make: impl FnOnce(&SuperVersion) -> (Arc<Memtable>, Vec<Arc<ImmutableMemtable>>),
+    ) {
+        let debt = version
+            .as_ref()
+            .map(|v| pending_compaction_bytes(v, &self.compaction_options));
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        *current = Arc::new(make(&current));
+        let (memtable, imms) = make(&current);
+        *current = Arc::new(SuperVersion {
+            memtable,
+            imms,
+            pending_compaction_bytes: debt.unwrap_or(current.pending_compaction_bytes),
+            version: version.unwrap_or_else(|| Arc::clone(&current.version)),
+        });
     }
 
     /// Freezes the current memtable and installs `next` for writes.
     /// REQUIRES: the commit lock is held, so no insert is in progress.
     pub fn rotate(&self, next: Arc<Memtable>, next_log_number: u64, last_seqno: SeqNo) {
-        self.replace(|sv| {
+        self.replace(None, |sv| {
             let frozen = Arc::new(ImmutableMemtable {
                 memtable: Arc::clone(&sv.memtable),
                 next_log_number,
@@ -90,11 +122,7 @@ impl Tree {
             let mut imms = Vec::with_capacity(sv.imms.len() + 1);
             imms.push(frozen);
             imms.extend(sv.imms.iter().cloned());
-            SuperVersion {
-                memtable: next,
-                imms,
-                version: Arc::clone(&sv.version),
-            }
+            (next, imms)
         });
         self.flush_wakeup.notify_one();
     }
@@ -116,20 +144,24 @@ impl Tree {
 
     /// Retires `flushed` and installs `version`, which holds its table.
     pub fn finish_flush(&self, flushed: &Arc<ImmutableMemtable>, version: Arc<Version>) {
-        self.replace(|sv| {
+        self.replace(Some(version), |sv| {
+            debug_assert_eq!(sv.imms.last().map(|imm| Arc::ptr_eq(imm, flushed)), Some(true));
             let imms = sv
                 .imms
                 .iter()
                 .filter(|imm| !Arc::ptr_eq(imm, flushed))
                 .cloned()
                 .collect();
-            debug_assert_eq!(sv.imms.last().map(|imm| Arc::ptr_eq(imm, flushed)), Some(true));
-            SuperVersion {
-                memtable: Arc::clone(&sv.memtable),
-                imms,
-                version,
-            }
+            (Arc::clone(&sv.memtable), imms)
         });
         self.imm_room.notify_waiters();
+        self.compaction_wakeup.notify_one();
+    }
+
+    /// Installs a version a compaction produced (memtables unchanged).
+    pub fn install_version(&self, version: Arc<Version>) {
+        self.replace(Some(version), |sv| (Arc::clone(&sv.memtable), sv.imms.clone()));
+        self.imm_room.notify_waiters();
+        self.compaction_wakeup.notify_one();
     }
 }

@@ -1,0 +1,169 @@
+//! The compaction task: keeps the tree in shape.
+//!
+//! Runs on the background thread beside the flush task (one current-thread
+//! tokio runtime); a job yields between blocks, so a flush is never stuck
+//! behind a long compaction. Its I/O goes through the I/O layer.
+//!
+//! One compaction: pick (`compaction::picker`), run the merge
+//! (`compaction::job`) or, for a trivial move, nothing; sync the directory;
+//! commit outputs and deletions with one synced manifest edit; install the
+//! version; hand the replaced tables to `ObsoleteTables`, which deletes each
+//! file once no reader holds a version with it.
+//!
+//! Invariants:
+//! - One compaction runs at a time (`running`), so two jobs never take the
+//!   same input. Flush only adds level-0 tables, which no running job reads.
+//! - A failure poisons the store, like a failed flush.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::Mutex;
+
+use crate::compaction::CompactionOptions;
+use crate::compaction::job::{self, JobContext, RateLimiter};
+use crate::compaction::picker::{self, Compaction};
+use crate::db::commit::CommitQueue;
+use crate::db::obsolete::ObsoleteTables;
+use crate::db::snapshot::SnapshotList;
+use crate::db::tree::Tree;
+use crate::io::Fs;
+use crate::manifest::VersionEdit;
+use crate::sst::{TableCache, TableOptions};
+use crate::version::VersionSet;
+use crate::{Error, Result};
+
+/// Counters the compaction task keeps.
+#[derive(Debug, Default)]
+pub(crate) struct CompactionStats {
+    /// Compactions committed (trivial moves included).
+    pub compactions: AtomicU64,
+    /// Of those, trivial moves (a table relinked one level down, no I/O).
+    pub trivial_moves: AtomicU64,
+    /// Bytes of tables read by compaction jobs.
+    pub bytes_read: AtomicU64,
+    /// Bytes of tables written by compaction jobs.
+    pub bytes_written: AtomicU64,
+}
+
+/// Everything the compaction task needs.
+pub(crate) struct Compactor {
+    pub fs: Arc<dyn Fs>,
+    pub dir: PathBuf,
+    pub queue: Arc<CommitQueue>,
+    pub tree: Arc<Tree>,
+    pub versions: Arc<Mutex<VersionSet>>,
+    pub table_cache: Arc<TableCache>,
+    pub table_options: TableOptions,
+    pub options: CompactionOptions,
+    pub snapshots: Arc<SnapshotList>,
+    pub stats: Arc<CompactionStats>,
+    pub obsolete: ObsoleteTables,
+    pub rate_limiter: Option<RateLimiter>,
+    pub running: Mutex<()>,
+    pub shutdown: Arc<AtomicBool>,
+}
+
+impl Compactor {
+    /// Compacts whenever the picker finds work, until shutdown or failure.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let wakeup = self.tree.compaction_wakeup.notified();
+            if self.shutdown.load(Ordering::Acquire) || self.queue.poisoned().is_some() {
+                return;
+            }
+            let version = self.tree.current().version.clone();
+            let Some(compaction) = picker::pick(&version, &self.options) else {
+                drop(version);
+                self.obsolete
+                    .collect(&self.fs, &self.dir, &self.table_cache)
+                    .await;
+                wakeup.await;
+                continue;
+            };
+            drop(version);
+            if let Err(error) = self.execute(compaction).await {
+                self.fail(error);
+                return;
+            }
+        }
+    }
+
+    /// Records a failed compaction: writes stop until reopen.
+    pub fn fail(&self, error: Error) {
+        tracing::error!(%error, "compaction failed; the store refuses writes until reopened");
+        self.queue.poison(error);
+    }
+
+    /// Runs and commits one compaction.
+    pub async fn execute(&self, compaction: Compaction) -> Result<()> {
+        let _running = self.running.lock().await;
+        let mut edit = VersionEdit::default();
+        let replaced: Vec<_> = compaction
+            .inputs
+            .iter()
+            .chain(&compaction.overlapping)
+            .cloned()
+            .collect();
+        for table in &compaction.inputs {
+            edit.deleted.push((compaction.level, table.number));
+        }
+        for table in &compaction.overlapping {
+            edit.deleted.push((compaction.output_level, table.number));
+        }
+        if compaction.is_trivial_move {
+            for table in &compaction.inputs {
+                edit.added.push((compaction.output_level, Arc::clone(table)));
+            }
+        } else {
+            let versions = Arc::clone(&self.versions);
+            let file_numbers = versions.lock().await.file_numbers();
+            let allocate = move || file_numbers.fetch_add(1, Ordering::AcqRel);
+            let snapshots = self.snapshots.seqnos();
+            let ctx = JobContext {
+                fs: &self.fs,
+                dir: &self.dir,
+                table_cache: &self.table_cache,
+                table_options: &self.table_options,
+                options: &self.options,
+                snapshots: &snapshots,
+                allocate_file_number: &allocate,
+                rate_limiter: self.rate_limiter.as_ref(),
+            };
+            let output = job::run(&compaction, &ctx).await?;
+            self.fs
+                .sync_dir(&self.dir)
+                .await
+                .map_err(|e| Error::io("sync directory", &self.dir, e))?;
+            self.stats
+                .bytes_read
+                .fetch_add(output.bytes_read, Ordering::Relaxed);
+            self.stats
+                .bytes_written
+                .fetch_add(output.bytes_written, Ordering::Relaxed);
+            for table in output.added {
+                edit.added.push((compaction.output_level, table));
+            }
+        }
+        let version = self.versions.lock().await.log_and_apply(edit).await?;
+        self.tree.install_version(version);
+        self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+        if compaction.is_trivial_move {
+            self.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.obsolete.add(&replaced);
+        }
+        drop(replaced);
+        drop(compaction);
+        self.obsolete
+            .collect(&self.fs, &self.dir, &self.table_cache)
+            .await;
+        Ok(())
+    }
+}
+
+/// Counter values as `Stats` reports them.
+pub(crate) fn load(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}

@@ -1,0 +1,211 @@
+//! Range scans: a `futures::Stream` of `(key, value)` over a `DbIter`.
+//!
+//! Ownership: a scan owns the super-version it started from, so every
+//! memtable and table it reads stays alive (compaction defers deleting a
+//! table until no super-version holds it, see `db/obsolete.rs`).
+//!
+//! Invariants:
+//! - A scan reads at one seqno, fixed when it is created (or the snapshot's),
+//!   so it is a consistent view even while writes and compactions go on.
+//! - Nothing is read before the first poll.
+
+use std::ops::Bound;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use super::Shared;
+use super::tree::SuperVersion;
+use crate::Result;
+use crate::iter::{DbIter, Direction, LevelIter, MemtableIter, Source};
+use crate::key::SeqNo;
+use crate::sst::TableIter;
+
+/// A stream of `(key, value)` pairs in key order (or reverse, after
+/// [`Scan::rev`]) at one seqno. Created by [`crate::Db::scan`] and
+/// [`crate::Snapshot::scan`].
+///
+/// Items are `Result`s: a table read can fail (`Error::Io`,
+/// `Error::Corruption`); the stream ends after an error.
+#[must_use = "a scan does nothing until polled"]
+pub struct Scan {
+    state: ScanState,
+}
+
+enum ScanState {
+    Pending {
+        shared: Arc<Shared>,
+        seqno: SeqNo,
+        start: Bound<Bytes>,
+        end: Bound<Bytes>,
+        direction: Direction,
+        /// Holds a `Snapshot` alive for `Snapshot::scan`.
+        keep_alive: Option<Arc<dyn Send + Sync>>,
+    },
+    Running(BoxStream<'static, Result<(Bytes, Bytes)>>),
+}
+
+impl std::fmt::Debug for Scan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.state {
+            ScanState::Pending { seqno, direction, .. } => f
+                .debug_struct("Scan")
+                .field("seqno", seqno)
+                .field("direction", direction)
+                .finish(),
+            ScanState::Running(_) => f.debug_struct("Scan").finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Scan {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        seqno: SeqNo,
+        start: Bound<Bytes>,
+        end: Bound<Bytes>,
+        keep_alive: Option<Arc<dyn Send + Sync>>,
+    ) -> Self {
+        Scan {
+            state: ScanState::Pending {
+                shared,
+                seqno,
+                start,
+                end,
+                direction: Direction::Forward,
+                keep_alive,
+            },
+        }
+    }
+
+    /// The same scan in descending key order. Call before the first poll;
+    /// afterwards it changes nothing.
+    pub fn rev(mut self) -> Self {
+        if let ScanState::Pending { direction, .. } = &mut self.state {
+            *direction = Direction::Reverse;
+        }
+        self
+    }
+}
+
+/// The sources of a read of `current`, newest first.
+pub(super) async fn sources(shared: &Shared, current: &SuperVersion) -> Result<Vec<Source>> {
+    let mut sources = vec![Source::Memtable(MemtableIter::new(Arc::clone(&current.memtable)))];
+    for imm in &current.imms {
+        sources.push(Source::Memtable(MemtableIter::new(Arc::clone(&imm.memtable))));
+    }
+    let mut levels = current.version.levels.iter();
+    if let Some(l0) = levels.next() {
+        for meta in l0 {
+            let table = shared.table_cache.get(meta.number, meta.size_bytes).await?;
+            sources.push(Source::Table(TableIter::new(table)));
+        }
+    }
+    for tables in levels.filter(|tables| !tables.is_empty()) {
+        sources.push(Source::Level(LevelIter::new(
+            Arc::clone(&shared.table_cache),
+            tables.clone(),
+        )));
+    }
+    Ok(sources)
+}
+
+impl Stream for Scan {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let ScanState::Pending { .. } = this.state {
+            let placeholder = ScanState::Running(futures::stream::empty().boxed());
+            if let ScanState::Pending {
+                shared,
+                seqno,
+                start,
+                end,
+                direction,
+                keep_alive,
+            } = std::mem::replace(&mut this.state, placeholder)
+            {
+                this.state = ScanState::Running(run(shared, seqno, start, end, direction, keep_alive));
+            }
+        }
+        match &mut this.state {
+            ScanState::Running(stream) => stream.poll_next_unpin(cx),
+            ScanState::Pending { .. } => Poll::Ready(None),
+        }
+    }
+}
+
+/// The scan proper: load the super-version, build the iterator, then yield
+/// until it ends or fails.
+fn run(
+    shared: Arc<Shared>,
+    seqno: SeqNo,
+    start: Bound<Bytes>,
+    end: Bound<Bytes>,
+    direction: Direction,
+    keep_alive: Option<Arc<dyn Send + Sync>>,
+) -> BoxStream<'static, Result<(Bytes, Bytes)>> {
+    enum Phase {
+        Start(Arc<Shared>, Bound<Bytes>, Bound<Bytes>),
+        Iterating(Box<DbIter>, Arc<SuperVersion>),
+        Done,
+    }
+    let first = Phase::Start(shared, start, end);
+    futures::stream::unfold(first, move |phase| {
+        let keep_alive = keep_alive.clone();
+        async move {
+            let _keep_alive = keep_alive;
+            let (mut iter, current) = match phase {
+                Phase::Start(shared, start, end) => {
+                    let current = shared.tree.current();
+                    match sources(&shared, &current).await {
+                        Ok(sources) => (
+                            Box::new(DbIter::new(sources, seqno, start, end, direction)),
+                            current,
+                        ),
+                        Err(error) => return Some((Err(error), Phase::Done)),
+                    }
+                }
+                Phase::Iterating(iter, current) => (iter, current),
+                Phase::Done => return None,
+            };
+            match iter.next_entry().await {
+                Ok(Some(entry)) => Some((Ok(entry), Phase::Iterating(iter, current))),
+                Ok(None) => None,
+                Err(error) => Some((Err(error), Phase::Done)),
+            }
+        }
+    })
+    .boxed()
+}
+
+/// The smallest key above every key that starts with `prefix`, if any.
+pub(super) fn prefix_end(prefix: &[u8]) -> Bound<Bytes> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Bound::Excluded(Bytes::from(end));
+        }
+    }
+    Bound::Unbounded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_next_key_after_the_prefix() {
+        assert_eq!(prefix_end(b"ab"), Bound::Excluded(Bytes::from_static(b"ac")));
+        assert_eq!(prefix_end(b"a\xff"), Bound::Excluded(Bytes::from_static(b"b")));
+        assert_eq!(prefix_end(b"\xff\xff"), Bound::Unbounded);
+        assert_eq!(prefix_end(b""), Bound::Unbounded);
+    }
+}
