@@ -52,17 +52,14 @@ fn written_len(bytes: &[u8]) -> usize {
 async fn assert_prefix(db: &Db, count: usize) -> usize {
     let mut present = 0;
     for i in 0..count {
-        match db.get(format!("key{i:04}")).await.unwrap() {
-            Some(value) => {
-                assert_eq!(
-                    value,
-                    format!("value{i:04}-{}", "x".repeat(40)).as_bytes(),
-                    "wrong data at {i}"
-                );
-                assert_eq!(present, i, "hole before key{i:04}");
-                present += 1;
-            }
-            None => {}
+        if let Some(value) = db.get(format!("key{i:04}")).await.unwrap() {
+            assert_eq!(
+                value,
+                format!("value{i:04}-{}", "x".repeat(40)).as_bytes(),
+                "wrong data at {i}"
+            );
+            assert_eq!(present, i, "hole before key{i:04}");
+            present += 1;
         }
     }
     present
