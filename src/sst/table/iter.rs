@@ -22,7 +22,7 @@ use crate::key::{InternalKey, SeqNo, ValueKind};
 use crate::sst::block::BlockIter;
 use crate::sst::encoded_key;
 use crate::sst::format::handle::BlockHandle;
-use crate::sst::table::reader::Table;
+use crate::sst::table::reader::{Readahead, Table};
 
 /// A cursor over one table's entries (all versions, tombstones included)
 /// in internal-key order, both ways.
@@ -32,6 +32,8 @@ pub struct TableIter {
     index: BlockIter,
     /// The data block at `index`, with its handle; `None` when invalid.
     data: Option<(BlockHandle, BlockIter)>,
+    /// Reads several blocks at once once the iterator walks the table.
+    readahead: Readahead,
 }
 
 impl TableIter {
@@ -41,6 +43,7 @@ impl TableIter {
             index: table.index_iter(),
             table,
             data: None,
+            readahead: Readahead::default(),
         }
     }
 
@@ -107,6 +110,7 @@ impl TableIter {
     /// # Cancel safety
     /// Cancel safe, but the position is unspecified afterwards: seek again.
     pub async fn seek_to_first(&mut self) -> Result<()> {
+        self.readahead.forward = true;
         self.data = None;
         self.index
             .seek_to_first()
@@ -122,6 +126,7 @@ impl TableIter {
     /// # Cancel safety
     /// As [`TableIter::seek_to_first`].
     pub async fn seek_to_last(&mut self) -> Result<()> {
+        self.readahead.forward = false;
         self.data = None;
         self.index
             .seek_to_last()
@@ -140,6 +145,7 @@ impl TableIter {
     /// # Cancel safety
     /// As [`TableIter::seek_to_first`].
     pub async fn seek(&mut self, target: &InternalKey) -> Result<()> {
+        self.readahead.forward = true;
         self.data = None;
         let target = encoded_key::encode(target);
         self.index
@@ -156,6 +162,7 @@ impl TableIter {
     /// # Cancel safety
     /// As [`TableIter::seek_to_first`].
     pub async fn next(&mut self) -> Result<()> {
+        self.readahead.forward = true;
         let Some((handle, data)) = &mut self.data else {
             return Ok(());
         };
@@ -183,6 +190,7 @@ impl TableIter {
     /// # Cancel safety
     /// As [`TableIter::seek_to_first`].
     pub async fn prev(&mut self) -> Result<()> {
+        self.readahead.forward = false;
         let Some((handle, data)) = &mut self.data else {
             return Ok(());
         };
@@ -213,7 +221,10 @@ impl TableIter {
             return Ok(());
         }
         let handle = self.table.block_handle(&self.index)?;
-        let block = self.table.data_block(handle).await?;
+        let block = self
+            .table
+            .data_block_with(handle, Some(&mut self.readahead))
+            .await?;
         let mut data = block.iter();
         position(&mut data).map_err(|reason| self.table.block_corruption(handle, reason))?;
         if !data.valid() {

@@ -266,6 +266,17 @@ impl Table {
     /// The data block at `handle`, from the block cache or the file (and
     /// then cached).
     pub(crate) async fn data_block(&self, handle: BlockHandle) -> Result<Block> {
+        self.data_block_with(handle, None).await
+    }
+
+    /// As [`Table::data_block`], for an iterator walking the table: after a
+    /// run of misses, `readahead` reads a window of blocks in the direction
+    /// of travel with one I/O and serves the next blocks from it.
+    pub(crate) async fn data_block_with(
+        &self,
+        handle: BlockHandle,
+        readahead: Option<&mut Readahead>,
+    ) -> Result<Block> {
         if let Some(cache) = &self.block_cache {
             if let Some(bytes) = cache.get(self.file_number, handle.offset) {
                 ReadStats::bump(&self.stats.block_cache_hits);
@@ -274,7 +285,10 @@ impl Table {
             ReadStats::bump(&self.stats.block_cache_misses);
         }
         let len = handle.size_bytes as usize + BLOCK_TRAILER_SIZE_BYTES;
-        let stored = read_exact(&self.file, &self.path, handle.offset, len, "data block").await?;
+        let stored = match readahead {
+            Some(readahead) => self.read_ahead(handle, len, readahead).await?,
+            None => read_exact(&self.file, &self.path, handle.offset, len, "data block").await?,
+        };
         ReadStats::bump(&self.stats.block_reads);
         let bytes = decode_block(stored, MAX_BLOCK_SIZE_BYTES)
             .map_err(|reason| self.block_corruption(handle, reason))?;
@@ -286,6 +300,45 @@ impl Table {
             cache.insert(self.file_number, handle.offset, bytes);
         }
         Ok(block)
+    }
+
+    /// The stored bytes of one block, through the iterator's readahead
+    /// window.
+    async fn read_ahead(&self, handle: BlockHandle, len: usize, readahead: &mut Readahead) -> Result<Bytes> {
+        if let Some(bytes) = readahead.slice(handle.offset, len) {
+            return Ok(bytes);
+        }
+        readahead.misses += 1;
+        if readahead.misses < READAHEAD_AFTER_MISSES {
+            return read_exact(&self.file, &self.path, handle.offset, len, "data block").await;
+        }
+        // NOTE: data blocks end where the filter block starts (checked at
+        // open), so the window never reads metadata.
+        let data_end = self.footer.filter.offset;
+        let window = READAHEAD_WINDOW_BYTES.max(len) as u64;
+        let (start, end) = if readahead.forward {
+            (
+                handle.offset,
+                (handle.offset + window)
+                    .min(data_end)
+                    .max(handle.offset + len as u64),
+            )
+        } else {
+            let end = handle.offset + len as u64;
+            (end.saturating_sub(window), end)
+        };
+        let bytes = read_exact(
+            &self.file,
+            &self.path,
+            start,
+            (end - start) as usize,
+            "data blocks",
+        )
+        .await?;
+        readahead.window = Some((start, bytes));
+        readahead
+            .slice(handle.offset, len)
+            .ok_or_else(|| self.block_corruption(handle, "outside its readahead window".into()))
     }
 
     /// Corruption in the index block.
@@ -300,6 +353,33 @@ impl Table {
     /// Corruption in the data block at `handle`.
     pub(crate) fn block_corruption(&self, handle: BlockHandle, reason: String) -> Error {
         Error::corruption(self.path.clone(), handle.offset, format!("data block: {reason}"))
+    }
+}
+
+/// Bytes read at once by an iterator's readahead.
+const READAHEAD_WINDOW_BYTES: usize = 256 * 1024;
+/// Block loads that missed the cache before an iterator reads ahead: a get
+/// or a short seek never pays for a window it does not use.
+const READAHEAD_AFTER_MISSES: u32 = 2;
+
+/// An iterator's readahead state.
+#[derive(Debug, Default)]
+pub(crate) struct Readahead {
+    /// The last window read: its file offset and bytes.
+    window: Option<(u64, Bytes)>,
+    /// Cache misses so far.
+    misses: u32,
+    /// Whether the iterator walks towards the end of the file.
+    pub forward: bool,
+}
+
+impl Readahead {
+    /// `len` bytes at `offset` if the window holds them.
+    fn slice(&self, offset: u64, len: usize) -> Option<Bytes> {
+        let (start, bytes) = self.window.as_ref()?;
+        let from = usize::try_from(offset.checked_sub(*start)?).ok()?;
+        let to = from.checked_add(len)?;
+        (to <= bytes.len()).then(|| bytes.slice(from..to))
     }
 }
 
