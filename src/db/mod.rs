@@ -238,7 +238,14 @@ impl Db {
         let segment_number = recovered.max_segment + 1;
         let versions = VersionSet::create(Arc::clone(&fs), dir.clone(), replayed).await?;
         sweep_obsolete_files(&fs, &dir, &versions, &recovered.empty_segments).await?;
-        let segment = OpenSegment::create(&fs, &dir, segment_number, options.wal_segment_size_bytes).await?;
+        let segment = OpenSegment::create(
+            &fs,
+            &dir,
+            segment_number,
+            options.wal_segment_size_bytes,
+            crate::limits::WAL_PREFILL_WINDOW_BYTES,
+        )
+        .await?;
         tracing::debug!(
             records = recovered.records,
             next_seqno = recovered.next_seqno,
@@ -569,19 +576,16 @@ impl Db {
                             cause: Arc::new(cause.clone()),
                         });
                     }
-                    let version = compactor.tree.current().version.clone();
-                    let picked = crate::compaction::picker::pick_range(
-                        &version,
-                        level,
+                    let (start, end) = (
                         start.as_ref().map(|b| b.as_ref()),
                         end.as_ref().map(|b| b.as_ref()),
                     );
-                    drop(version);
-                    if let Some(compaction) = picked {
-                        if let Err(error) = compactor.execute(compaction).await {
-                            compactor.fail(error.clone());
-                            return Err(error);
-                        }
+                    let pick = |version: &crate::version::Version| {
+                        crate::compaction::picker::pick_range(version, level, start, end)
+                    };
+                    if let Err(error) = compactor.compact_once(pick).await {
+                        compactor.fail(error.clone());
+                        return Err(error);
                     }
                 }
                 Ok(())

@@ -22,7 +22,7 @@
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -48,13 +48,35 @@ pub(crate) struct OpenSegment {
 }
 
 impl OpenSegment {
-    /// Creates segment `number`, zero-fills its first window, and makes file
-    /// and directory entry durable.
+    /// Creates segment `number`, zero-fills its first `prefill_bytes`, and
+    /// makes file and directory entry durable.
     pub async fn create(
         fs: &Arc<dyn Fs>,
         dir: &std::path::Path,
         number: u64,
         size_bytes: u64,
+        prefill_bytes: u64,
+    ) -> Result<Self> {
+        Self::create_until(
+            fs,
+            dir,
+            number,
+            size_bytes,
+            prefill_bytes,
+            &AtomicBool::new(false),
+        )
+        .await
+    }
+
+    /// As [`OpenSegment::create`], but the zero-fill stops early once `stop`
+    /// is set (the segment is then only partly prefilled, which is safe).
+    async fn create_until(
+        fs: &Arc<dyn Fs>,
+        dir: &std::path::Path,
+        number: u64,
+        size_bytes: u64,
+        prefill_bytes: u64,
+        stop: &AtomicBool,
     ) -> Result<Self> {
         let path = segment_path(dir, number);
         let file = fs
@@ -68,7 +90,7 @@ impl OpenSegment {
             prefilled_to: 0,
             dirty: false,
         };
-        segment.prefill(0, size_bytes).await?;
+        segment.zero_fill(0, prefill_bytes.min(size_bytes), stop).await?;
         segment
             .file
             .sync_data()
@@ -85,9 +107,17 @@ impl OpenSegment {
     async fn prefill(&mut self, written_end: u64, size_bytes: u64) -> Result<()> {
         let start = self.prefilled_to.max(written_end);
         let end = (written_end + WAL_PREFILL_WINDOW_BYTES).min(size_bytes.max(written_end));
+        self.zero_fill(start, end, &AtomicBool::new(false)).await?;
+        self.prefilled_to = self.prefilled_to.max(written_end);
+        Ok(())
+    }
+
+    /// Writes zeros over `[start, end)` (stopping early once `stop` is set)
+    /// and extends `prefilled_to` over what it wrote.
+    async fn zero_fill(&mut self, start: u64, end: u64, stop: &AtomicBool) -> Result<()> {
         let mut offset = start;
         let mut zeros = Vec::new();
-        while offset < end {
+        while offset < end && !stop.load(Ordering::Acquire) {
             let len = (end - offset).min(PREALLOCATE_CHUNK_BYTES as u64) as usize;
             zeros.clear();
             zeros.resize(len, 0);
@@ -97,8 +127,12 @@ impl OpenSegment {
                 .await
                 .map_err(|e| Error::io("zero-fill wal segment", &self.path, e))?;
             offset += len as u64;
+            // NOTE: let the WAL task (same thread) run between chunks; a
+            // backend whose writes complete at once would otherwise hold the
+            // thread for the whole fill.
+            tokio::task::yield_now().await;
         }
-        self.prefilled_to = self.prefilled_to.max(end).max(written_end);
+        self.prefilled_to = self.prefilled_to.max(offset);
         Ok(())
     }
 }
@@ -121,6 +155,11 @@ pub(crate) struct WalWriter {
     /// `Some` in `SyncMode::Interval`: the longest an unsynced write waits.
     sync_interval: Option<Duration>,
     segment: OpenSegment,
+    /// The next segment, being created (fully zero-filled) in the
+    /// background so that rotation does not wait for it.
+    spare: Option<JoinHandle<Result<OpenSegment>>>,
+    /// Tells the spare's zero-fill to stop (the store is closing).
+    stop_spare: Arc<AtomicBool>,
     inflight: Option<InflightSync>,
     /// Written but not yet covered by a started sync.
     unsynced_waiters: Vec<Waiter>,
@@ -147,6 +186,8 @@ impl WalWriter {
             segment_size_bytes,
             sync_interval,
             segment,
+            spare: None,
+            stop_spare: Arc::new(AtomicBool::new(false)),
             inflight: None,
             unsynced_waiters: Vec::new(),
             unsynced_records: 0,
@@ -158,10 +199,29 @@ impl WalWriter {
     /// Runs until the store closes (after a final sync) or a write or sync
     /// fails (after poisoning the queue).
     pub async fn run(mut self) {
+        self.prepare_spare();
         if let Err(error) = self.run_loop().await {
             tracing::error!(%error, "WAL write or sync failed; the store refuses writes until reopened");
             self.fail_all(error);
         }
+        // NOTE: wait for the spare so that no file of this store is still
+        // being created once the store reports closed; the next open removes
+        // it (it holds no records).
+        self.stop_spare.store(true, Ordering::Release);
+        if let Some(spare) = self.spare.take() {
+            let _ = spare.await;
+        }
+    }
+
+    /// Starts creating the segment after the current one.
+    fn prepare_spare(&mut self) {
+        let fs = Arc::clone(&self.fs);
+        let dir = self.dir.clone();
+        let (number, size_bytes) = (self.segment.number + 1, self.segment_size_bytes);
+        let stop = Arc::clone(&self.stop_spare);
+        self.spare = Some(tokio::spawn(async move {
+            OpenSegment::create_until(&fs, &dir, number, size_bytes, size_bytes, &stop).await
+        }));
     }
 
     async fn run_loop(&mut self) -> Result<()> {
@@ -291,7 +351,18 @@ impl WalWriter {
             self.start_sync();
             self.finish_inflight().await?;
         }
-        self.segment = OpenSegment::create(&self.fs, &self.dir, number, self.segment_size_bytes).await?;
+        let spare = match self.spare.take() {
+            Some(spare) => spare.await.unwrap_or_else(|join| {
+                Err(Error::io("create wal segment", &self.dir, io::Error::other(join)))
+            })?,
+            None => {
+                let size = self.segment_size_bytes;
+                OpenSegment::create(&self.fs, &self.dir, number, size, WAL_PREFILL_WINDOW_BYTES).await?
+            }
+        };
+        assert_eq!(spare.number, number, "the spare is the next segment");
+        self.segment = spare;
+        self.prepare_spare();
         Ok(())
     }
 
