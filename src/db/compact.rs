@@ -31,7 +31,7 @@ use crate::db::tree::Tree;
 use crate::io::Fs;
 use crate::manifest::VersionEdit;
 use crate::sst::{TableCache, TableOptions};
-use crate::version::VersionSet;
+use crate::version::{Version, VersionSet};
 use crate::{Error, Result};
 
 /// Counters the compaction task keeps.
@@ -73,21 +73,37 @@ impl Compactor {
             if self.shutdown.load(Ordering::Acquire) || self.queue.poisoned().is_some() {
                 return;
             }
-            let version = self.tree.current().version.clone();
-            let Some(compaction) = picker::pick(&version, &self.options) else {
-                drop(version);
-                self.obsolete
-                    .collect(&self.fs, &self.dir, &self.table_cache)
-                    .await;
-                wakeup.await;
-                continue;
-            };
-            drop(version);
-            if let Err(error) = self.execute(compaction).await {
-                self.fail(error);
-                return;
+            match self
+                .compact_once(|version| picker::pick(version, &self.options))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.obsolete
+                        .collect(&self.fs, &self.dir, &self.table_cache)
+                        .await;
+                    wakeup.await;
+                }
+                Err(error) => {
+                    self.fail(error);
+                    return;
+                }
             }
         }
+    }
+
+    /// Picks with `pick` from the current version and runs what it picked;
+    /// false if it picked nothing. Picking and running happen under the one
+    /// compaction lock, so no other compaction can take the inputs between.
+    pub async fn compact_once(&self, pick: impl FnOnce(&Version) -> Option<Compaction>) -> Result<bool> {
+        let _running = self.running.lock().await;
+        let version = self.tree.current().version.clone();
+        let Some(compaction) = pick(&version) else {
+            return Ok(false);
+        };
+        drop(version);
+        self.execute(compaction).await?;
+        Ok(true)
     }
 
     /// Records a failed compaction: writes stop until reopen.
@@ -96,9 +112,8 @@ impl Compactor {
         self.queue.poison(error);
     }
 
-    /// Runs and commits one compaction.
-    pub async fn execute(&self, compaction: Compaction) -> Result<()> {
-        let _running = self.running.lock().await;
+    /// Runs and commits one compaction. REQUIRES: `running` is held.
+    async fn execute(&self, compaction: Compaction) -> Result<()> {
         let mut edit = VersionEdit::default();
         let replaced: Vec<_> = compaction
             .inputs
@@ -146,8 +161,11 @@ impl Compactor {
                 edit.added.push((compaction.output_level, table));
             }
         }
-        let version = self.versions.lock().await.log_and_apply(edit).await?;
+        // NOTE: installed under the version-set lock (see db/flush.rs).
+        let mut versions = self.versions.lock().await;
+        let version = versions.log_and_apply(edit).await?;
         self.tree.install_version(version);
+        drop(versions);
         self.stats.compactions.fetch_add(1, Ordering::Relaxed);
         if compaction.is_trivial_move {
             self.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);

@@ -122,13 +122,17 @@ impl Flusher {
         }
         let version = versions.log_and_apply(edit).await?;
         let log_number = versions.log_number;
-        drop(versions);
         // NOTE: the manifest edit is durable, so the segments can go before
         // the swap; `finish_flush` wakes `Db::flush`, which must find the
         // flush complete, counters included.
         remove_obsolete_segments(&self.fs, &self.dir, log_number).await;
         self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        // NOTE: installed while the version set is still locked, so versions
+        // reach readers (and the compaction picker) in the order they were
+        // logged; a flush must never re-install a version older than a
+        // compaction's.
         self.tree.finish_flush(imm, version);
+        drop(versions);
         Ok(())
     }
 }
