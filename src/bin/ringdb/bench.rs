@@ -1,51 +1,62 @@
 //! `ringdb bench`: db_bench-style benchmarks, and the disk's own limit.
 //!
 //! Workloads (names as in LevelDB/RocksDB `db_bench`):
-//! - `rawsync`: no ringdb at all. One thread overwrites a preallocated,
-//!   synced file with `pwrite` + `fdatasync` per record of the size a ringdb
-//!   WAL record of one put would have. This is the single-writer ceiling of
-//!   the disk that `fillsync` with one task should approach, and that group
-//!   commit should beat with many tasks.
-//! - `fillsync`: `SyncMode::Always` puts of random keys; every put waits for
-//!   the fdatasync covering it.
-//! - `fillseq` / `fillrandom`: `SyncMode::Buffered` puts of sequential /
-//!   random keys, then one `db.sync()` inside the timed section, so the data
-//!   has reached the OS and the disk when the clock stops.
+//! - `rawsync` ([`rawsync`]): no ringdb at all, `pwrite` + `fdatasync` per
+//!   record from one thread: the single-writer ceiling of the disk.
+//! - `fillsync` ([`write`]): `SyncMode::Always` puts of random keys; every
+//!   put waits for the fdatasync covering it.
+//! - `fillseq` / `fillrandom` ([`write`]): `SyncMode::Buffered` puts of
+//!   sequential / random keys, then one `db.sync()` inside the timed
+//!   section, so the data has reached the OS and the disk when the clock
+//!   stops.
+//! - `overwrite` / `deleterandom` ([`write`]): buffered puts / deletes of
+//!   random keys over an existing store's key space, ending like
+//!   `fillrandom`; `overwrite` also samples the level-0 table count.
 //! - `readrandom` / `readmissing` ([`read`]): gets of keys that exist / that
 //!   do not, on a store that was filled, flushed, closed and reopened, so
 //!   every key is in a table.
+//! - `readseq` / `readreverse` / `seekrandom` ([`scan`]): one scan of the
+//!   whole store forward / backward; many short scans from random keys.
+//! - `readwhilewriting` ([`read_while_writing`]): `readrandom`'s gets while
+//!   one writer puts at `--writes-per-sec`.
 //!
 //! Each fill opens a fresh store in its own subdirectory of the bench
-//! directory; after its timed section it flushes the memtable to a table and
-//! closes the store, and reports the store's size on disk. A read workload
-//! reopens the store of the last `fillseq`/`fillrandom` of this run, or, if
-//! there was none, first fills one itself (untimed). Operations are split
-//! across `--concurrency` tokio tasks that share the `Db` by clone; each task
-//! keeps its own latency histogram and they are merged at the end.
+//! directory. Every other workload works on the store the last workload of
+//! this run left (db_bench's one database), or, if there was none, first
+//! fills one itself (untimed `fillrandom` of `--num` keys). Every workload
+//! leaves its store flushed and closed, and the bench keeps a model of which
+//! keys it holds ([`keys::LiveKeys`]) that the reads and scans check their
+//! answers against. Operations are split across `--concurrency` tokio tasks
+//! that share the `Db` by clone; each task keeps its own latency histogram
+//! and they are merged at the end.
 //!
 //! Invariants:
 //! - A workload's `syncs`, `avg_group_size` and other counters are the
 //!   difference of `Db::stats()` taken around its timed section, so what
-//!   opening, flushing and closing the store do is not counted.
+//!   opening, flushing and closing the store do is not counted (but
+//!   `write_amp` and the tree's shape are taken after the final flush).
 //! - Keys and values come from fixed seeds: two runs write the same bytes.
-//! - [`WrittenKeys`] names exactly the keys a fill's [`PutTask`]s wrote, so
-//!   `readrandom` finds every key it asks for.
+//! - [`keys::WrittenKeys`] names exactly the keys a write workload's tasks
+//!   wrote, so `readrandom` finds every key it asks for that is still live.
 
 use std::error::Error as StdError;
-use std::fs::{self, File};
-use std::os::unix::fs::FileExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use hdrhistogram::Histogram;
-use ringdb::{Compression, Db, IoBackend, Options, SyncMode};
+use ringdb::{Compression, IoBackend, Options, SyncMode};
 
-use crate::report::{Extra, Report, new_latency_histogram, record_latency};
+use crate::report::Report;
 use crate::rng::SplitMix64;
+use keys::{KeyOrder, LiveKeys, WrittenKeys};
 
+mod keys;
+mod rawsync;
 mod read;
+mod read_while_writing;
+mod scan;
+mod write;
 
 /// Errors from a benchmark: ringdb's, the OS's, a task's panic.
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -53,15 +64,8 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// The seed of every key and value generator in the benchmarks.
 const BENCH_SEED: u64 = 0x5EED_0000_B0BC;
 
-/// Bytes a WAL record adds to a put's key and value (header, kind, varint
-/// lengths): the size of each `rawsync` record is `key + value + this`.
-const RAW_RECORD_OVERHEAD_BYTES: usize = 24;
-
 /// Random bytes that values are sliced from, on top of one value's size.
 const VALUE_POOL_BYTES: usize = 1024 * 1024;
-
-/// Bytes written per call when `rawsync` zero-fills its file.
-const RAW_PREALLOCATE_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Most concurrent tasks a benchmark spawns.
 const MAX_CONCURRENCY: usize = 65_536;
@@ -71,6 +75,13 @@ const DEFAULT_BENCH_CACHE_SIZE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Bytes in a MiB, for the reported store sizes.
 const BYTES_PER_MIB: f64 = 1024.0 * 1024.0;
+
+/// db_bench's default `--seek_nexts`.
+const DEFAULT_SEEK_NEXTS: u64 = 10;
+
+/// Puts per second of readwhilewriting's writer. (db_bench's writer runs
+/// unlimited unless `--benchmark_write_rate_limit` is set.)
+const DEFAULT_WRITES_PER_SEC: u64 = 10_000;
 
 /// A db_bench workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,6 +104,24 @@ pub enum Workload {
     /// Gets of random keys that do not exist, inside the tables' key range.
     #[value(name = "readmissing")]
     ReadMissing,
+    /// Buffered puts of random keys over an existing store, then one sync.
+    #[value(name = "overwrite")]
+    Overwrite,
+    /// Buffered deletes of random keys of an existing store, then one sync.
+    #[value(name = "deleterandom")]
+    DeleteRandom,
+    /// One forward scan of the whole store.
+    #[value(name = "readseq")]
+    ReadSeq,
+    /// One backward scan of the whole store.
+    #[value(name = "readreverse")]
+    ReadReverse,
+    /// Short scans (a seek and `--seek-nexts` entries) from random keys.
+    #[value(name = "seekrandom")]
+    SeekRandom,
+    /// Random gets while one writer puts at `--writes-per-sec`.
+    #[value(name = "readwhilewriting")]
+    ReadWhileWriting,
 }
 
 impl Workload {
@@ -104,6 +133,12 @@ impl Workload {
             Workload::FillRandom => "fillrandom",
             Workload::ReadRandom => "readrandom",
             Workload::ReadMissing => "readmissing",
+            Workload::Overwrite => "overwrite",
+            Workload::DeleteRandom => "deleterandom",
+            Workload::ReadSeq => "readseq",
+            Workload::ReadReverse => "readreverse",
+            Workload::SeekRandom => "seekrandom",
+            Workload::ReadWhileWriting => "readwhilewriting",
         }
     }
 }
@@ -154,14 +189,21 @@ Durable workloads (rawsync, fillsync) pay one disk sync per operation, or per \
 group of concurrent operations, so they run --sync-num operations instead of \
 --num. rawsync always runs one sequential loop whatever --concurrency says: it \
 measures the single-writer limit of the disk. fillseq and fillrandom end with \
-one db.sync() that is included in their time. Every fill then flushes its \
-memtable (untimed) and reports the store's size on disk.
+one db.sync() that is included in their time, and so do overwrite and \
+deleterandom. Every write workload then flushes its memtable (untimed) and \
+reports the store's size on disk, write_amp (table bytes written per byte \
+flushed) and space_amp (bytes on disk per byte of live keys and values).
 
-readrandom and readmissing reopen the store of the last fillseq or fillrandom \
-of the same run (or fill one with fillrandom first, untimed), so every key is \
-read from a table. readrandom reads keys the fill wrote; readmissing reads the \
-same keys with a '.' appended, which no table holds but which sort inside the \
-tables' key range, so the bloom filters must reject them.")]
+Every workload but the fills and rawsync reopens the store the last workload \
+of the same run left (or fills one with fillrandom first, untimed), so every \
+key is read from a table. readrandom reads keys the fill wrote; readmissing \
+reads the same keys with a '.' appended, which no table holds but which sort \
+inside the tables' key range, so the bloom filters must reject them. \
+overwrite and deleterandom draw --num keys from the fill's key space. readseq \
+and readreverse scan the whole store once (ops = entries). seekrandom runs \
+--reads scans, each of one seek and --seek-nexts more entries. \
+readwhilewriting runs --reads gets with --concurrency readers while one \
+writer puts at --writes-per-sec; the latencies are the readers'.")]
 pub struct BenchArgs {
     /// Workloads to run, in order, comma-separated.
     #[arg(
@@ -172,12 +214,14 @@ pub struct BenchArgs {
     )]
     benchmarks: Vec<Workload>,
 
-    /// Operations for the buffered workloads (fillseq, fillrandom), and the
-    /// keys 0..num the read workloads draw from.
+    /// Operations for the buffered write workloads (fillseq, fillrandom,
+    /// overwrite, deleterandom), and the keys 0..num a fill writes and the
+    /// other workloads draw from.
     #[arg(long, default_value_t = 1_000_000)]
     num: u64,
 
-    /// Gets per read workload (readrandom, readmissing). Default: --num.
+    /// Gets or scans per read workload (readrandom, readmissing,
+    /// seekrandom, readwhilewriting). Default: --num.
     #[arg(long)]
     reads: Option<u64>,
 
@@ -229,6 +273,14 @@ pub struct BenchArgs {
     /// Block compression of the tables.
     #[arg(long, value_enum, default_value = "none")]
     compression: CompressionArg,
+
+    /// Entries each seekrandom scan reads after the one it seeks to.
+    #[arg(long, default_value_t = DEFAULT_SEEK_NEXTS)]
+    seek_nexts: u64,
+
+    /// Puts per second of readwhilewriting's writer (0: no writes).
+    #[arg(long, default_value_t = DEFAULT_WRITES_PER_SEC)]
+    writes_per_sec: u64,
 }
 
 /// The validated settings shared by every workload of one run.
@@ -244,25 +296,38 @@ struct Config {
     block_cache_size_bytes: usize,
     write_buffer_size_bytes: u64,
     compression: Compression,
+    seek_nexts: u64,
+    writes_per_sec: u64,
+    /// WAL segment size; `None` (always, from the command line) keeps the
+    /// library's default.
+    wal_segment_size_bytes: Option<u64>,
 }
 
 impl Config {
     /// The store options every workload opens its store with.
     fn options(&self, mode: SyncMode) -> Options {
-        Options::default()
+        let options = Options::default()
             .sync_mode(mode)
             .io_backend(self.io_backend)
             .block_cache_size_bytes(self.block_cache_size_bytes)
             .write_buffer_size_bytes(self.write_buffer_size_bytes)
-            .compression(self.compression)
+            .compression(self.compression);
+        match self.wal_segment_size_bytes {
+            Some(size_bytes) => options.wal_segment_size_bytes(size_bytes),
+            None => options,
+        }
     }
 }
 
-/// A store a fill left behind, flushed and closed, for the read workloads.
+/// The store a workload left behind, flushed and closed, for the next.
 #[derive(Debug, Clone)]
 struct FilledStore {
     dir: PathBuf,
+    /// The keys of the fill that created the store: the reads draw from
+    /// them, and their key space is that of every later workload.
     keys: WrittenKeys,
+    /// The keys the store holds, after every workload so far.
+    live: Arc<LiveKeys>,
 }
 
 /// Runs the benchmarks `args` names and prints one line per workload.
@@ -280,6 +345,9 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
             .write_buffer_size
             .unwrap_or(Options::default().write_buffer_size_bytes),
         compression: args.compression.into(),
+        seek_nexts: args.seek_nexts,
+        writes_per_sec: args.writes_per_sec,
+        wal_segment_size_bytes: None,
     };
     // NOTE: the temporary directory lives until the end of this function, so
     // every workload's files are removed only after the last one has run.
@@ -298,7 +366,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
         println!(
             "ringdb bench: keys {} bytes, values {} bytes, num {}, sync-num {}, \
              reads {}, concurrency {}, io {:?}, cache {} MiB, write buffer {} MiB, \
-             compression {:?}, cpus {}, dir {}",
+             compression {:?}, seek-nexts {}, writes-per-sec {}, cpus {}, dir {}",
             config.key_size,
             config.value_size,
             config.num,
@@ -309,6 +377,8 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
             config.block_cache_size_bytes as f64 / BYTES_PER_MIB,
             config.write_buffer_size_bytes as f64 / BYTES_PER_MIB,
             config.compression,
+            config.seek_nexts,
+            config.writes_per_sec,
             std::thread::available_parallelism().map_or(1, |n| n.get()),
             root.display(),
         );
@@ -327,10 +397,10 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Runs one workload in its own subdirectory of `root` (a read workload
-/// reuses `filled`, the store of the last fillseq/fillrandom, if any).
-/// fillseq and fillrandom, and a read workload that had to fill a store
-/// itself, leave their store in `filled`.
+/// Runs one workload in its own subdirectory of `root`, or, for a workload
+/// that needs an existing store, on `filled`, the store the last workload
+/// left (filling one first if there is none). Every workload but rawsync and
+/// fillsync leaves its store in `filled`.
 async fn run_workload(
     config: &Config,
     root: &Path,
@@ -338,10 +408,10 @@ async fn run_workload(
     filled: &mut Option<FilledStore>,
 ) -> Result<Report, BoxError> {
     let (report, store) = match workload {
-        Workload::RawSync => return run_rawsync(config, root).await,
+        Workload::RawSync => return rawsync::run_rawsync(config, root).await,
         Workload::FillSync => {
             // NOTE: its store (--sync-num keys) is not one the reads use.
-            let (report, _) = run_fill(
+            let (report, _) = write::run_fill(
                 config,
                 root,
                 workload,
@@ -352,322 +422,73 @@ async fn run_workload(
             .await?;
             return Ok(report);
         }
-        Workload::FillSeq => {
-            run_fill(
-                config,
-                root,
-                workload,
-                SyncMode::Buffered,
-                config.num,
-                KeyOrder::Sequential,
-            )
-            .await?
-        }
-        Workload::FillRandom => {
-            run_fill(
-                config,
-                root,
-                workload,
-                SyncMode::Buffered,
-                config.num,
-                KeyOrder::Random,
-            )
-            .await?
+        Workload::FillSeq | Workload::FillRandom => {
+            let order = if workload == Workload::FillSeq {
+                KeyOrder::Sequential
+            } else {
+                KeyOrder::Random
+            };
+            write::run_fill(config, root, workload, SyncMode::Buffered, config.num, order).await?
         }
         Workload::ReadRandom | Workload::ReadMissing => {
-            let store = match filled.take() {
-                Some(store) => store,
-                None => read::fill_for_reads(config, root, workload).await?,
-            };
-            let report = read::run_read(config, &store, workload).await?;
-            (report, store)
+            let store = existing_store(config, root, workload, filled).await?;
+            (read::run_read(config, &store, workload).await?, store)
+        }
+        Workload::ReadSeq | Workload::ReadReverse => {
+            let store = existing_store(config, root, workload, filled).await?;
+            let reverse = workload == Workload::ReadReverse;
+            (scan::run_read_sequential(config, &store, reverse).await?, store)
+        }
+        Workload::SeekRandom => {
+            let store = existing_store(config, root, workload, filled).await?;
+            (scan::run_seek_random(config, &store).await?, store)
+        }
+        Workload::Overwrite => {
+            let store = existing_store(config, root, workload, filled).await?;
+            write::run_overwrite(config, store).await?
+        }
+        Workload::DeleteRandom => {
+            let store = existing_store(config, root, workload, filled).await?;
+            write::run_delete_random(config, store).await?
+        }
+        Workload::ReadWhileWriting => {
+            let store = existing_store(config, root, workload, filled).await?;
+            read_while_writing::run(config, store).await?
         }
     };
     *filled = Some(store);
     Ok(report)
 }
 
-/// Prefixes an error with the step that failed.
-fn context<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> BoxError {
-    move |e| format!("{step}: {e}").into()
-}
-
-/// How a put workload picks its keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyOrder {
-    /// Each task writes its own contiguous run of key numbers, ascending.
-    Sequential,
-    /// Each task draws key numbers uniformly from `0..ops` with its own
-    /// seeded generator (so keys repeat, as in db_bench).
-    Random,
-}
-
-/// One task's share of a workload: `ops` operations starting at key number
-/// `first_key` (for sequential keys; it is also the workload-wide index of
-/// the task's first operation) and drawing from generator `stream`.
-#[derive(Debug, Clone, Copy)]
-struct TaskPlan {
-    stream: u64,
-    first_key: u64,
-    ops: u64,
-}
-
-/// Splits `ops` across `tasks` as evenly as possible, in key order.
-fn plan_tasks(ops: u64, tasks: usize) -> Vec<TaskPlan> {
-    let tasks = tasks as u64;
-    let (share, remainder) = (ops / tasks, ops % tasks);
-    let mut first_key = 0;
-    let plans: Vec<TaskPlan> = (0..tasks)
-        .map(|stream| {
-            let ops = share + u64::from(stream < remainder);
-            let plan = TaskPlan {
-                stream,
-                first_key,
-                ops,
-            };
-            first_key += ops;
-            plan
-        })
-        .collect();
-    debug_assert_eq!(plans.iter().map(|plan| plan.ops).sum::<u64>(), ops);
-    plans
-}
-
-/// Opens a fresh store for `workload` in `root`, fills it (see [`fill`])
-/// and reports.
-async fn run_fill(
+/// The store in `filled`, or else a new one in `workload`'s subdirectory of
+/// `root`, made by an untimed `fillrandom` of `--num` keys (buffered, then
+/// flushed and closed).
+async fn existing_store(
     config: &Config,
     root: &Path,
     workload: Workload,
-    mode: SyncMode,
-    ops: u64,
-    order: KeyOrder,
-) -> Result<(Report, FilledStore), BoxError> {
+    filled: &mut Option<FilledStore>,
+) -> Result<FilledStore, BoxError> {
+    if let Some(store) = filled.take() {
+        return Ok(store);
+    }
     let dir = fresh_subdir(root, workload.name())?;
-    fill(config, dir, workload.name(), mode, ops, order).await
+    let (_, store) = write::fill(
+        config,
+        dir,
+        Workload::FillRandom.name(),
+        SyncMode::Buffered,
+        config.num,
+        KeyOrder::Random,
+    )
+    .await
+    .map_err(|e| format!("fillrandom before {}: {e}", workload.name()))?;
+    Ok(store)
 }
 
-/// Opens a store in the empty directory `dir`, runs `ops` puts in `mode`,
-/// flushes, closes, and reports as workload `name`. Buffered fills end with
-/// a `db.sync()` inside the timed section.
-async fn fill(
-    config: &Config,
-    dir: PathBuf,
-    name: &'static str,
-    mode: SyncMode,
-    ops: u64,
-    order: KeyOrder,
-) -> Result<(Report, FilledStore), BoxError> {
-    let db = Db::open(&dir, config.options(mode))
-        .await
-        .map_err(context("open store"))?;
-    let values = Arc::new(ValuePool::new(config.value_size, BENCH_SEED));
-    let keys = WrittenKeys::new(order, ops, config.concurrency);
-    let before = db.stats();
-
-    let start = Instant::now();
-    let mut handles = Vec::with_capacity(config.concurrency);
-    for &plan in keys.plans.iter() {
-        let task = PutTask {
-            db: db.clone(),
-            plan,
-            keys: keys.clone(),
-            key_size: config.key_size,
-            values: Arc::clone(&values),
-        };
-        handles.push(tokio::spawn(task.run()));
-    }
-    let mut latency_ns = new_latency_histogram();
-    for handle in handles {
-        latency_ns.add(handle.await?.map_err(context("put"))?)?;
-    }
-    // NOTE: a buffered put resolves once it is queued; without this sync the
-    // clock would stop before the data reached the OS, let alone the disk.
-    if !mode.is_durable() {
-        db.sync().await.map_err(context("sync"))?;
-    }
-    let elapsed = start.elapsed();
-    let after = db.stats();
-
-    // NOTE: the flush is outside the timed section: the fill's time is that of
-    // its puts (which run while background flushes of full memtables happen),
-    // not of writing out the last, partly filled memtable.
-    db.flush().await.map_err(context("flush"))?;
-    db.close().await.map_err(context("close store"))?;
-    // NOTE: counted after the close, which waits for the flush task to
-    // finish: `Db::flush` resolves once the memtable is swapped for its table,
-    // before the flush task counts the flush and deletes the WAL segments.
-    let flushed = db.stats();
-    let size_bytes = store_size_bytes(&dir).map_err(context("measure store size"))?;
-    assert_eq!(latency_ns.len(), ops, "every put recorded exactly one latency");
-    assert_eq!(
-        flushed.immutable_memtables, 0,
-        "db.flush() leaves no frozen memtable"
-    );
-    let syncs = after.wal_syncs - before.wal_syncs;
-    let synced_batches = after.wal_synced_batches - before.wal_synced_batches;
-    let report = Report {
-        workload: name,
-        ops,
-        elapsed,
-        latency_ns,
-        syncs,
-        avg_group_size: if syncs == 0 {
-            0.0
-        } else {
-            synced_batches as f64 / syncs as f64
-        },
-        concurrency: config.concurrency,
-        io_backend: after.io_backend,
-        extras: vec![
-            Extra::decimal2("size_mib", size_bytes as f64 / BYTES_PER_MIB),
-            Extra::count("flushes", flushed.flushes - before.flushes),
-            Extra::count("l0_tables", flushed.level_tables.first().map_or(0, |&n| n as u64)),
-            Extra::count("stall_micros", after.stall_micros - before.stall_micros),
-        ],
-    };
-    Ok((report, FilledStore { dir, keys }))
-}
-
-/// Which key numbers a fill's operations wrote: operation `i` of the fill
-/// (counting across its tasks, in plan order) wrote [`WrittenKeys::key_number`]`(i)`.
-#[derive(Debug, Clone)]
-struct WrittenKeys {
-    order: KeyOrder,
-    /// Operations of the whole fill.
-    ops: u64,
-    /// Random keys are drawn from `0..key_space`.
-    key_space: u64,
-    /// The fill's tasks, ordered by `first_key`.
-    plans: Arc<[TaskPlan]>,
-}
-
-impl WrittenKeys {
-    fn new(order: KeyOrder, ops: u64, tasks: usize) -> Self {
-        WrittenKeys {
-            order,
-            ops,
-            key_space: ops.max(1),
-            plans: plan_tasks(ops, tasks).into(),
-        }
-    }
-
-    /// A generator for `plan`'s random keys, positioned at its first.
-    fn rng(plan: &TaskPlan) -> SplitMix64 {
-        SplitMix64::for_stream(BENCH_SEED, plan.stream)
-    }
-
-    /// The next key number of a task whose generator is `rng`, at operation
-    /// `op` of the whole fill.
-    fn next_key_number(&self, rng: &mut SplitMix64, op: u64) -> u64 {
-        match self.order {
-            KeyOrder::Sequential => op,
-            KeyOrder::Random => rng.below(self.key_space),
-        }
-    }
-
-    /// The key number operation `op` (`< ops`) of the fill wrote, computed
-    /// in O(log tasks) without replaying the fill.
-    fn key_number(&self, op: u64) -> u64 {
-        assert!(op < self.ops, "operation {op} of a fill of {}", self.ops);
-        let index = self.plans.partition_point(|plan| plan.first_key + plan.ops <= op);
-        let Some(plan) = self.plans.get(index) else {
-            unreachable!("the plans cover 0..ops");
-        };
-        let mut rng = Self::rng(plan);
-        // NOTE: a random fill draws exactly once per operation.
-        rng.skip(op - plan.first_key);
-        self.next_key_number(&mut rng, op)
-    }
-}
-
-/// One task of a put workload.
-struct PutTask {
-    db: Db,
-    plan: TaskPlan,
-    keys: WrittenKeys,
-    key_size: usize,
-    values: Arc<ValuePool>,
-}
-
-impl PutTask {
-    /// Issues the plan's puts one after another; returns their latencies.
-    async fn run(self) -> Result<Histogram<u64>, ringdb::Error> {
-        let mut rng = WrittenKeys::rng(&self.plan);
-        let mut key = vec![0u8; self.key_size];
-        let mut latency_ns = new_latency_histogram();
-        for i in 0..self.plan.ops {
-            let key_number = self.keys.next_key_number(&mut rng, self.plan.first_key + i);
-            write_key(&mut key, key_number);
-            let value = self.values.value(self.plan.first_key + i);
-            let start = Instant::now();
-            self.db.put(&key, value).await?;
-            record_latency(&mut latency_ns, start.elapsed());
-        }
-        Ok(latency_ns)
-    }
-}
-
-/// The disk's own limit: `sync_num` times (`pwrite` one record + `fdatasync`)
-/// on a preallocated file, from one thread.
-async fn run_rawsync(config: &Config, root: &Path) -> Result<Report, BoxError> {
-    let dir = fresh_subdir(root, Workload::RawSync.name())?;
-    let ops = config.sync_num;
-    let record_size = config.key_size + config.value_size + RAW_RECORD_OVERHEAD_BYTES;
-    // NOTE: plain blocking std I/O on purpose, so it runs on a blocking thread
-    // rather than stalling a runtime worker.
-    let (elapsed, latency_ns) =
-        tokio::task::spawn_blocking(move || raw_sync_loop(&dir.join("raw.dat"), ops, record_size)).await??;
-    Ok(Report {
-        workload: Workload::RawSync.name(),
-        ops,
-        elapsed,
-        latency_ns,
-        syncs: ops,
-        avg_group_size: 1.0,
-        // NOTE: rawsync is one sequential loop whatever --concurrency says.
-        concurrency: 1,
-        io_backend: "std",
-        extras: Vec::new(),
-    })
-}
-
-/// Preallocates `path` to `ops * record_size` zero bytes, then times `ops`
-/// record overwrites, each followed by an fdatasync.
-fn raw_sync_loop(path: &Path, ops: u64, record_size: usize) -> Result<(Duration, Histogram<u64>), BoxError> {
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)?;
-    let record_size_u64 = u64::try_from(record_size)?;
-    let file_size_bytes = ops
-        .checked_mul(record_size_u64)
-        .ok_or("--sync-num * record size overflows u64")?;
-
-    // NOTE: zero-fill by writing (not fallocate, which leaves unwritten
-    // extents whose conversion costs a journal commit per sync) and fsync
-    // once, so the timed fdatasyncs overwrite allocated blocks and never need
-    // to journal a size change, like ringdb's preallocated WAL segments.
-    let zeros = vec![0u8; RAW_PREALLOCATE_CHUNK_BYTES];
-    let mut offset = 0u64;
-    while offset < file_size_bytes {
-        let len = (file_size_bytes - offset).min(RAW_PREALLOCATE_CHUNK_BYTES as u64);
-        file.write_all_at(zeros.get(..len as usize).unwrap_or(&zeros), offset)?;
-        offset += len;
-    }
-    file.sync_all()?;
-
-    let records = ValuePool::new(record_size, BENCH_SEED);
-    let mut latency_ns = new_latency_histogram();
-    let start = Instant::now();
-    for i in 0..ops {
-        let op_start = Instant::now();
-        file.write_all_at(records.value(i), i * record_size_u64)?;
-        file.sync_data()?;
-        record_latency(&mut latency_ns, op_start.elapsed());
-    }
-    Ok((start.elapsed(), latency_ns))
+/// Prefixes an error with the step that failed.
+fn context<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> BoxError {
+    move |e| format!("{step}: {e}").into()
 }
 
 /// Cheap pseudo-random values: one random buffer made up front, of which
@@ -696,18 +517,6 @@ impl ValuePool {
         const STRIDE: u64 = 7919;
         let offset = (i.wrapping_mul(STRIDE) % VALUE_POOL_BYTES as u64) as usize;
         &self.data[offset..offset + self.value_size]
-    }
-}
-
-/// Writes `number` in decimal into `key`, right-aligned and zero-padded.
-///
-/// NOTE: when `key` is shorter than the number's digits the high digits are
-/// dropped (keys then repeat); with the default 16-byte keys that needs more
-/// than 10^16 operations.
-fn write_key(key: &mut [u8], mut number: u64) {
-    for byte in key.iter_mut().rev() {
-        *byte = b'0' + (number % 10) as u8;
-        number /= 10;
     }
 }
 
@@ -744,47 +553,9 @@ fn fresh_subdir(root: &Path, name: &str) -> std::io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_are_zero_padded_decimal() {
-        let mut key = [0u8; 8];
-        write_key(&mut key, 1234);
-        assert_eq!(&key, b"00001234");
-        let mut short = [0u8; 2];
-        write_key(&mut short, 1234);
-        assert_eq!(&short, b"34");
-    }
-
-    #[test]
-    fn plans_cover_every_op_once_in_order() {
-        let plans = plan_tasks(10, 3);
-        assert_eq!(plans.iter().map(|p| p.ops).collect::<Vec<_>>(), [4, 3, 3]);
-        assert_eq!(plans.iter().map(|p| p.first_key).collect::<Vec<_>>(), [0, 4, 7]);
-        assert_eq!(plan_tasks(2, 4).iter().map(|p| p.ops).sum::<u64>(), 2);
-    }
-
-    #[test]
-    fn written_keys_are_the_keys_the_put_tasks_draw() {
-        for (order, ops, tasks) in [
-            (KeyOrder::Random, 1000, 3),
-            (KeyOrder::Random, 5, 8),
-            (KeyOrder::Sequential, 100, 7),
-        ] {
-            let keys = WrittenKeys::new(order, ops, tasks);
-            let mut op = 0;
-            for plan in keys.plans.iter() {
-                // The same draws as PutTask::run.
-                let mut rng = WrittenKeys::rng(plan);
-                for i in 0..plan.ops {
-                    let drawn = keys.next_key_number(&mut rng, plan.first_key + i);
-                    assert!(drawn < ops);
-                    assert_eq!(keys.key_number(op), drawn, "{order:?} op {op}");
-                    op += 1;
-                }
-            }
-            assert_eq!(op, ops);
-        }
-    }
+    use crate::report::ExtraValue;
+    use keys::write_key;
+    use ringdb::Db;
 
     #[test]
     fn values_have_the_right_size_and_vary() {
@@ -808,13 +579,35 @@ mod tests {
             // NOTE: small enough that a fill of 200 keys spans a few flushes.
             write_buffer_size_bytes: 8 * 1024,
             compression: Compression::None,
+            seek_nexts: 4,
+            // NOTE: fast enough that the writer puts during 300 gets.
+            writes_per_sec: 100_000,
+            // NOTE: every open zero-fills WAL segments; the default 64 MiB
+            // would make the test's many opens write gigabytes.
+            wal_segment_size_bytes: Some(256 * 1024),
         }
     }
 
     /// The count extra `name` of `report`.
     fn count(report: &Report, name: &str) -> u64 {
         match report.extra(name) {
-            Some(crate::report::ExtraValue::Count(n)) => n,
+            Some(ExtraValue::Count(n)) => n,
+            other => panic!("{name}: {other:?} in {}", report.to_json()),
+        }
+    }
+
+    /// The two-decimal extra `name` of `report`.
+    fn decimal(report: &Report, name: &str) -> f64 {
+        match report.extra(name) {
+            Some(ExtraValue::Decimal2(x)) => x,
+            other => panic!("{name}: {other:?} in {}", report.to_json()),
+        }
+    }
+
+    /// The text extra `name` of `report`.
+    fn text(report: &Report, name: &str) -> String {
+        match report.extra(name) {
+            Some(ExtraValue::Text(s)) => s,
             other => panic!("{name}: {other:?} in {}", report.to_json()),
         }
     }
@@ -823,10 +616,10 @@ mod tests {
     async fn every_workload_runs_and_leaves_data_in_dir() {
         let dir = tempfile::tempdir().unwrap();
         let config = small_config();
-        let raw = run_rawsync(&config, dir.path()).await.unwrap();
+        let raw = rawsync::run_rawsync(&config, dir.path()).await.unwrap();
         assert_eq!((raw.ops, raw.syncs), (20, 20));
         assert_eq!(raw.latency_ns.len(), 20);
-        let (sync, _) = run_fill(
+        let (sync, _) = write::run_fill(
             &config,
             dir.path(),
             Workload::FillSync,
@@ -838,7 +631,7 @@ mod tests {
         .unwrap();
         assert_eq!(sync.ops, 20);
         assert!(sync.syncs >= 1 && sync.syncs <= 20, "{sync:?}");
-        let (seq, seq_store) = run_fill(
+        let (seq, seq_store) = write::run_fill(
             &config,
             dir.path(),
             Workload::FillSeq,
@@ -853,6 +646,11 @@ mod tests {
         assert!(count(&seq, "flushes") >= 2, "{}", seq.to_json());
         assert!(matches!(seq.extra("size_mib"), Some(crate::report::ExtraValue::Decimal2(x)) if x > 0.0));
         assert!(store_size_bytes(&seq_store.dir).unwrap() > 200 * 100);
+        assert_eq!(seq_store.live.count(), 200);
+        assert!(decimal(&seq, "write_amp") >= 1.0, "{}", seq.to_json());
+        // NOTE: the tables hold every key once, plus index, filters and the
+        // WAL window, so the store is at least as big as its live data.
+        assert!(decimal(&seq, "space_amp") >= 1.0, "{}", seq.to_json());
 
         let db = Db::open(
             dir.path().join("fillseq"),
@@ -893,6 +691,7 @@ mod tests {
                 if workload == Workload::ReadRandom {
                     assert_eq!(report.ops, 300);
                     assert_eq!(count(&report, "found"), 300, "{json}");
+                    assert_eq!(count(&report, "expected"), 300, "{json}");
                     assert!(count(&report, "block_reads") >= 1, "{json}");
                 }
                 if workload == Workload::ReadMissing {
@@ -907,6 +706,117 @@ mod tests {
                     let rejected = count(&report, "bloom_negatives");
                     assert!(rejected >= 100, "{json}");
                     assert!(fetches * 100 <= (rejected + fetches) * 5, "{json}");
+                }
+            }
+        }
+
+        every_store_workload_keeps_the_model(&config).await;
+    }
+
+    /// Runs the workloads that change or scan an existing store in two
+    /// orders and checks each report against the bench's model of the
+    /// store ([`LiveKeys`]), which is itself checked by the full scans.
+    async fn every_store_workload_keeps_the_model(config: &Config) {
+        use Workload::*;
+        let mut fill_live = LiveKeys::new(200);
+        WrittenKeys::fill(KeyOrder::Random, BENCH_SEED, 200, 3).for_each_key(|n| fill_live.insert(n));
+        assert!(fill_live.count() < 200, "a random fill repeats keys");
+        for benchmarks in [
+            &[
+                Overwrite,
+                ReadSeq,
+                ReadReverse,
+                SeekRandom,
+                DeleteRandom,
+                ReadSeq,
+                ReadReverse,
+                ReadRandom,
+                SeekRandom,
+                ReadWhileWriting,
+                ReadSeq,
+            ][..],
+            &[
+                FillSeq,
+                Overwrite,
+                DeleteRandom,
+                ReadReverse,
+                ReadWhileWriting,
+                ReadSeq,
+            ],
+        ] {
+            let root = tempfile::tempdir().unwrap();
+            let mut filled: Option<FilledStore> = None;
+            let mut deleted = false;
+            for &workload in benchmarks {
+                let live_before = filled.as_ref().map_or(fill_live.count(), |s| s.live.count());
+                let report = run_workload(config, root.path(), workload, &mut filled)
+                    .await
+                    .unwrap();
+                let json = report.to_json();
+                assert_eq!(report.workload, workload.name());
+                let store = filled.as_ref().unwrap();
+                assert_eq!(store.dir, root.path().join(benchmarks[0].name()));
+                let live = store.live.count();
+                match workload {
+                    FillSeq => assert_eq!(live, 200),
+                    Overwrite => {
+                        assert_eq!(report.ops, 200);
+                        // Overwriting keys the fill skipped adds them.
+                        assert!(live > live_before || live == 200, "{json}");
+                        assert_eq!(count(&report, "live_keys"), live, "{json}");
+                        assert!(decimal(&report, "write_amp") >= 1.0, "{json}");
+                        assert!(decimal(&report, "space_amp") > 0.0, "{json}");
+                        assert!(count(&report, "flushes") >= 1, "{json}");
+                        let levels = text(&report, "level_tables");
+                        assert!(levels.starts_with("L0:"), "{json}");
+                        let tables: u64 = levels
+                            .split(' ')
+                            .map(|level| level.split_once(':').unwrap().1.parse::<u64>().unwrap())
+                            .sum();
+                        assert!(tables >= 1, "{json}");
+                        // NOTE: the peak depends on when compaction ran;
+                        // writes stop long before level 0 gets this deep.
+                        assert!(count(&report, "max_l0_tables") < 100, "{json}");
+                        assert!(json.contains(",\"level_tables\":\"L0:"), "{json}");
+                    }
+                    DeleteRandom => {
+                        assert_eq!(report.ops, 200);
+                        assert!(live < live_before, "{json}");
+                        assert_eq!(count(&report, "live_keys"), live, "{json}");
+                        assert!(decimal(&report, "write_amp") >= 1.0, "{json}");
+                        deleted = true;
+                    }
+                    ReadSeq | ReadReverse => {
+                        assert_eq!(report.ops, live, "exactly the live keys: {json}");
+                        assert_eq!(count(&report, "expected"), live, "{json}");
+                        assert_eq!(count(&report, "unexpected"), 0, "{json}");
+                        assert!(live > 0);
+                    }
+                    SeekRandom => {
+                        assert_eq!(report.ops, 300);
+                        let found = count(&report, "found");
+                        assert_eq!(found, count(&report, "expected"), "{json}");
+                        assert_eq!(found == 300, !deleted, "{json}");
+                        // Each seek reads its key (or the next) and up to
+                        // --seek-nexts more.
+                        let entries = count(&report, "entries");
+                        assert!((300..=300 * 5).contains(&entries), "{json}");
+                    }
+                    ReadRandom => {
+                        assert_eq!(report.ops, 300);
+                        assert_eq!(count(&report, "found"), count(&report, "expected"), "{json}");
+                        assert!(count(&report, "found") < 300, "after deleterandom: {json}");
+                    }
+                    ReadWhileWriting => {
+                        assert_eq!(report.ops, 300);
+                        assert!(count(&report, "found") >= count(&report, "expected"), "{json}");
+                        assert!(live >= live_before, "{json}");
+                        assert!(decimal(&report, "writes_per_sec") <= 100_000.0, "{json}");
+                        if count(&report, "writes") == 0 {
+                            assert_eq!(live, live_before);
+                        }
+                    }
+                    other => panic!("{} is not in this test", other.name()),
                 }
             }
         }

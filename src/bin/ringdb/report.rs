@@ -40,7 +40,7 @@ pub fn record_latency(histogram: &mut Histogram<u64>, latency: Duration) {
 }
 
 /// A workload-specific result, printed after the common fields.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Extra {
     /// JSON field name; also the label in the human line.
     pub name: &'static str,
@@ -49,12 +49,14 @@ pub struct Extra {
 }
 
 /// The value of an [`Extra`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ExtraValue {
     /// A count, printed as an integer.
     Count(u64),
     /// A measure, printed with two decimals.
     Decimal2(f64),
+    /// A short text, printed as a JSON string (as it is in the human line).
+    Text(String),
 }
 
 impl Extra {
@@ -73,6 +75,24 @@ impl Extra {
             value: ExtraValue::Decimal2(value),
         }
     }
+
+    /// A short text.
+    pub fn text(name: &'static str, value: String) -> Self {
+        Extra {
+            name,
+            value: ExtraValue::Text(value),
+        }
+    }
+}
+
+impl ExtraValue {
+    /// The value as a JSON value.
+    fn to_json(&self) -> String {
+        match self {
+            ExtraValue::Text(s) => json_string(s),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl std::fmt::Display for ExtraValue {
@@ -83,6 +103,7 @@ impl std::fmt::Display for ExtraValue {
             // prints as 0.
             ExtraValue::Decimal2(x) if !x.is_finite() => f.write_str("0.00"),
             ExtraValue::Decimal2(x) => write!(f, "{x:.2}"),
+            ExtraValue::Text(s) => f.write_str(s),
         }
     }
 }
@@ -118,7 +139,7 @@ impl Report {
         self.extras
             .iter()
             .find(|extra| extra.name == name)
-            .map(|extra| extra.value)
+            .map(|extra| extra.value.clone())
     }
 
     fn secs(&self) -> f64 {
@@ -164,7 +185,7 @@ impl Report {
             json_string(self.io_backend),
         );
         for extra in &self.extras {
-            let _ = write!(out, ",{}:{}", json_string(extra.name), extra.value);
+            let _ = write!(out, ",{}:{}", json_string(extra.name), extra.value.to_json());
         }
         out.push('}');
         out
@@ -173,7 +194,7 @@ impl Report {
     /// One aligned, db_bench-like line, no trailing newline.
     pub fn to_human(&self) -> String {
         let mut out = format!(
-            "{:<11} : {:>12.1} ops/s  {:>9} ops {:>8.3} s  p50 {:>9.2}  p99 {:>9.2}  \
+            "{:<16} : {:>12.1} ops/s  {:>9} ops {:>8.3} s  p50 {:>9.2}  p99 {:>9.2}  \
              p99.9 {:>9.2}  max {:>10.2} us  syncs {:>8}  avg group {:>7.2}  [{} x{}]",
             self.workload,
             self.ops_per_sec(),
@@ -230,7 +251,11 @@ mod tests {
             avg_group_size: 1.0,
             concurrency: 1,
             io_backend: "uring",
-            extras: vec![Extra::count("found", 7), Extra::decimal2("size_mib", 1.5)],
+            extras: vec![
+                Extra::count("found", 7),
+                Extra::decimal2("size_mib", 1.5),
+                Extra::text("level_tables", "L0:2 L1:5".to_string()),
+            ],
         };
         let json = report.to_json();
         let order = [
@@ -248,6 +273,7 @@ mod tests {
             "io_backend",
             "found",
             "size_mib",
+            "level_tables",
         ];
         let positions: Vec<usize> = order
             .iter()
@@ -258,9 +284,16 @@ mod tests {
             json.starts_with("{\"workload\":\"fillsync\",\"ops\":1,"),
             "{json}"
         );
-        assert!(json.ends_with(",\"found\":7,\"size_mib\":1.50}"), "{json}");
+        assert!(
+            json.ends_with(",\"found\":7,\"size_mib\":1.50,\"level_tables\":\"L0:2 L1:5\"}"),
+            "{json}"
+        );
         assert!(!json.contains('\n'));
-        assert!(report.to_human().ends_with("  found 7  size_mib 1.50"));
+        assert!(
+            report
+                .to_human()
+                .ends_with("  found 7  size_mib 1.50  level_tables L0:2 L1:5")
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The read workloads of `ringdb bench`: `readrandom` and `readmissing`.
+//! The point-read workloads of `ringdb bench`: `readrandom` and
+//! `readmissing`; their gets also serve `readwhilewriting`'s readers.
 //!
 //! Both run on a store a fill left flushed and closed: they reopen it (so
 //! the memtable is empty and every key is in a table, and the block cache
@@ -9,25 +10,26 @@
 //!   fill uniformly and recomputes the key that operation put
 //!   ([`WrittenKeys::key_number`]). A random fill draws its keys with
 //!   repetition (as db_bench does), so about a third of `0..num` is never
-//!   written; drawing operations rather than numbers keeps every read a hit.
+//!   written; drawing operations rather than numbers keeps every read a hit
+//!   (unless a `deleterandom` ran since).
 //! - `readmissing` gets keys that no fill writes, drawn as LevelDB's
 //!   db_bench does: a written-format key with one byte (`.`) appended.
 //!
 //! Invariants:
-//! - `readrandom` finds every key and `readmissing` none; a wrong count is
-//!   reported as a warning on stderr with the count (and in `found`).
+//! - A get finds a value exactly when its key is in the store's
+//!   [`LiveKeys`] (never for `readmissing`); the reports carry both `found`
+//!   and `expected`, and a difference is also a warning on stderr.
 //! - `block_reads`, `block_cache_hits` and `bloom_negatives` are deltas of
 //!   `Db::stats()` around the timed section.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use ringdb::{Db, SyncMode};
 
-use super::{
-    BoxError, Config, FilledStore, KeyOrder, Workload, WrittenKeys, context, fill, fresh_subdir, plan_tasks,
-    write_key,
-};
+use super::keys::{LiveKeys, WrittenKeys, plan_tasks, write_key};
+use super::{BoxError, Config, FilledStore, Workload, context};
 use crate::report::{Extra, Report, new_latency_histogram, record_latency};
 use crate::rng::SplitMix64;
 
@@ -45,28 +47,6 @@ const READ_SEED: u64 = 0x5EED_0000_5EAD;
 /// it. Only `key.` for a table's largest key falls outside that table.
 const MISSING_KEY_SUFFIX: u8 = b'.';
 
-/// Fills a store for `workload` in its own subdirectory of `root` with an
-/// untimed `fillrandom` of `--num` keys (buffered, then flushed and closed),
-/// for a read workload that runs without a fill before it.
-pub(super) async fn fill_for_reads(
-    config: &Config,
-    root: &std::path::Path,
-    workload: Workload,
-) -> Result<FilledStore, BoxError> {
-    let dir = fresh_subdir(root, workload.name())?;
-    let (_, store) = fill(
-        config,
-        dir,
-        Workload::FillRandom.name(),
-        SyncMode::Buffered,
-        config.num,
-        KeyOrder::Random,
-    )
-    .await
-    .map_err(|e| format!("fillrandom before the reads: {e}"))?;
-    Ok(store)
-}
-
 /// Reopens `store`, runs `--reads` gets of `workload`'s keys and reports.
 pub(super) async fn run_read(
     config: &Config,
@@ -76,11 +56,8 @@ pub(super) async fn run_read(
     let missing = match workload {
         Workload::ReadRandom => false,
         Workload::ReadMissing => true,
-        other => unreachable!("{} is not a read workload", other.name()),
+        other => unreachable!("{} is not a point-read workload", other.name()),
     };
-    if store.keys.ops == 0 {
-        return Err("the store holds no keys to read: --num is 0".into());
-    }
     if missing && config.key_size >= ringdb::limits::MAX_KEY_SIZE_BYTES {
         return Err("readmissing appends a byte to each key: --key-size must be below the maximum".into());
     }
@@ -89,7 +66,60 @@ pub(super) async fn run_read(
         .await
         .map_err(context("reopen store"))?;
     let before = db.stats();
+    let gets = timed_gets(&db, config, store, missing).await?;
+    let after = db.stats();
+    db.close().await.map_err(context("close store"))?;
+    warn_if_unexpected(workload, gets.found, gets.expected, config.reads);
 
+    let syncs = after.wal_syncs - before.wal_syncs;
+    let synced_batches = after.wal_synced_batches - before.wal_synced_batches;
+    Ok(Report {
+        workload: workload.name(),
+        ops: config.reads,
+        elapsed: gets.elapsed,
+        latency_ns: gets.latency_ns,
+        syncs,
+        avg_group_size: if syncs == 0 {
+            0.0
+        } else {
+            synced_batches as f64 / syncs as f64
+        },
+        concurrency: config.concurrency,
+        io_backend: after.io_backend,
+        extras: vec![
+            Extra::count("found", gets.found),
+            Extra::count("block_reads", after.block_reads - before.block_reads),
+            Extra::count(
+                "block_cache_hits",
+                after.block_cache_hits - before.block_cache_hits,
+            ),
+            Extra::count("bloom_negatives", after.bloom_negatives - before.bloom_negatives),
+            Extra::count("expected", gets.expected),
+        ],
+    })
+}
+
+/// What the gets of a read workload measured.
+pub(super) struct TimedGets {
+    pub(super) elapsed: Duration,
+    pub(super) latency_ns: Histogram<u64>,
+    /// Gets that returned a value.
+    pub(super) found: u64,
+    /// Gets whose key was live when the workload started.
+    pub(super) expected: u64,
+}
+
+/// Times `--reads` gets of `store`'s keys (or, if `missing`, of absent keys)
+/// split over `--concurrency` tasks on the open `db`.
+pub(super) async fn timed_gets(
+    db: &Db,
+    config: &Config,
+    store: &FilledStore,
+    missing: bool,
+) -> Result<TimedGets, BoxError> {
+    if store.keys.ops == 0 {
+        return Err("the store holds no keys to read: --num is 0".into());
+    }
     // NOTE: a get served from the memtable or the block cache never returns
     // `Pending`, so a task keeps its runtime worker until a get misses the
     // cache; with more tasks than workers, a get whose block read completed
@@ -103,6 +133,7 @@ pub(super) async fn run_read(
             stream: plan.stream,
             ops: plan.ops,
             keys: store.keys.clone(),
+            live: Arc::clone(&store.live),
             missing,
             key_size: config.key_size,
             value_size: config.value_size,
@@ -110,60 +141,35 @@ pub(super) async fn run_read(
         handles.push(tokio::spawn(task.run()));
     }
     let mut latency_ns = new_latency_histogram();
-    let mut found = 0;
+    let (mut found, mut expected) = (0, 0);
     for handle in handles {
-        let (task_latency_ns, task_found) = handle.await??;
+        let (task_latency_ns, task_found, task_expected) = handle.await??;
         latency_ns.add(task_latency_ns)?;
         found += task_found;
+        expected += task_expected;
     }
     let elapsed = start.elapsed();
-    let after = db.stats();
-    db.close().await.map_err(context("close store"))?;
     assert_eq!(
         latency_ns.len(),
         config.reads,
         "every get recorded exactly one latency"
     );
-
-    let expected = if missing { 0 } else { config.reads };
-    if found != expected {
-        let what = if missing {
-            "keys that were never written were found"
-        } else {
-            "keys that were written were not found"
-        };
-        eprintln!(
-            "ringdb: warning: {}: {} of {} {what}",
-            workload.name(),
-            found.abs_diff(expected),
-            config.reads
-        );
-    }
-    let syncs = after.wal_syncs - before.wal_syncs;
-    let synced_batches = after.wal_synced_batches - before.wal_synced_batches;
-    Ok(Report {
-        workload: workload.name(),
-        ops: config.reads,
+    Ok(TimedGets {
         elapsed,
         latency_ns,
-        syncs,
-        avg_group_size: if syncs == 0 {
-            0.0
-        } else {
-            synced_batches as f64 / syncs as f64
-        },
-        concurrency: config.concurrency,
-        io_backend: after.io_backend,
-        extras: vec![
-            Extra::count("found", found),
-            Extra::count("block_reads", after.block_reads - before.block_reads),
-            Extra::count(
-                "block_cache_hits",
-                after.block_cache_hits - before.block_cache_hits,
-            ),
-            Extra::count("bloom_negatives", after.bloom_negatives - before.bloom_negatives),
-        ],
+        found,
+        expected,
     })
+}
+
+/// Prints a warning on stderr if `found` differs from `expected`.
+pub(super) fn warn_if_unexpected(workload: Workload, found: u64, expected: u64, ops: u64) {
+    if found != expected {
+        eprintln!(
+            "ringdb: warning: {}: {found} of {ops} gets found a value, but {expected} keys were live",
+            workload.name(),
+        );
+    }
 }
 
 /// One task of a read workload.
@@ -173,6 +179,7 @@ struct GetTask {
     stream: u64,
     ops: u64,
     keys: WrittenKeys,
+    live: Arc<LiveKeys>,
     /// Read keys that do not exist (`readmissing`) instead of written ones.
     missing: bool,
     key_size: usize,
@@ -180,9 +187,9 @@ struct GetTask {
 }
 
 impl GetTask {
-    /// Issues the task's gets one after another; returns their latencies and
-    /// how many found a value.
-    async fn run(self) -> Result<(Histogram<u64>, u64), BoxError> {
+    /// Issues the task's gets one after another; returns their latencies,
+    /// how many found a value and how many should have.
+    async fn run(self) -> Result<(Histogram<u64>, u64, u64), BoxError> {
         let mut rng = SplitMix64::for_stream(READ_SEED, self.stream);
         let mut key = vec![0u8; self.key_size + usize::from(self.missing)];
         if self.missing {
@@ -192,13 +199,14 @@ impl GetTask {
         }
         let number_width = self.key_size;
         let mut latency_ns = new_latency_histogram();
-        let mut found = 0;
+        let (mut found, mut expected) = (0, 0);
         for _ in 0..self.ops {
             let key_number = if self.missing {
                 rng.below(self.keys.key_space)
             } else {
                 self.keys.key_number(rng.below(self.keys.ops))
             };
+            expected += u64::from(!self.missing && self.live.contains(key_number));
             write_key(key.get_mut(..number_width).unwrap_or_default(), key_number);
             let start = Instant::now();
             let value = self.db.get(&key).await.map_err(context("get"))?;
@@ -215,6 +223,6 @@ impl GetTask {
                 found += 1;
             }
         }
-        Ok((latency_ns, found))
+        Ok((latency_ns, found, expected))
     }
 }
