@@ -303,14 +303,8 @@ impl OutputWriter<'_, '_> {
         };
         let properties = open.builder.finish().await?;
         self.bytes_written += properties.file_size_bytes;
-        self.added.push(Arc::new(TableMeta {
-            number: open.number,
-            size_bytes: properties.file_size_bytes,
-            smallest: properties.smallest_key.clone(),
-            largest: properties.largest_key.clone(),
-            smallest_seqno: properties.smallest_seqno,
-            largest_seqno: properties.largest_seqno,
-        }));
+        self.added
+            .push(Arc::new(TableMeta::from_properties(open.number, &properties)));
         Ok(())
     }
 

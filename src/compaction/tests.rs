@@ -256,14 +256,7 @@ impl Disk {
             builder.add(key, value).await.unwrap();
         }
         let p = builder.finish().await.unwrap();
-        Arc::new(TableMeta {
-            number,
-            size_bytes: p.file_size_bytes,
-            smallest: p.smallest_key.clone(),
-            largest: p.largest_key.clone(),
-            smallest_seqno: p.smallest_seqno,
-            largest_seqno: p.largest_seqno,
-        })
+        Arc::new(TableMeta::from_properties(number, &p))
     }
 
     /// Every entry of `tables`, in order, checked sorted across tables.

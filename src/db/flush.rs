@@ -108,17 +108,8 @@ impl Flusher {
             self.stats
                 .bytes_written
                 .fetch_add(properties.file_size_bytes, Ordering::Relaxed);
-            edit.added.push((
-                0,
-                Arc::new(TableMeta {
-                    number,
-                    size_bytes: properties.file_size_bytes,
-                    smallest: properties.smallest_key.clone(),
-                    largest: properties.largest_key.clone(),
-                    smallest_seqno: properties.smallest_seqno,
-                    largest_seqno: properties.largest_seqno,
-                }),
-            ));
+            edit.added
+                .push((0, Arc::new(TableMeta::from_properties(number, &properties))));
         }
         let version = versions.log_and_apply(edit).await?;
         let log_number = versions.log_number;

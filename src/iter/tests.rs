@@ -83,14 +83,7 @@ async fn write_table(fs: &Arc<SimFs>, number: u64, entries: &[(InternalKey, Byte
         builder.add(key, value).await.unwrap();
     }
     let properties = builder.finish().await.unwrap();
-    Arc::new(TableMeta {
-        number,
-        size_bytes: properties.file_size_bytes,
-        smallest: properties.smallest_key.clone(),
-        largest: properties.largest_key.clone(),
-        smallest_seqno: properties.smallest_seqno,
-        largest_seqno: properties.largest_seqno,
-    })
+    Arc::new(TableMeta::from_properties(number, &properties))
 }
 
 /// `ops` random puts and deletes over `keys` user keys at seqnos

@@ -51,6 +51,18 @@ pub struct TableMeta {
 }
 
 impl TableMeta {
+    /// The manifest's record of table `number`, from its builder's output.
+    pub fn from_properties(number: u64, properties: &crate::sst::TableProperties) -> Self {
+        TableMeta {
+            number,
+            size_bytes: properties.file_size_bytes,
+            smallest: properties.smallest_key.clone(),
+            largest: properties.largest_key.clone(),
+            smallest_seqno: properties.smallest_seqno,
+            largest_seqno: properties.largest_seqno,
+        }
+    }
+
     /// True when `user_key` lies within the table's key range.
     pub fn may_hold(&self, user_key: &[u8]) -> bool {
         self.smallest.user_key.as_ref() <= user_key && user_key <= self.largest.user_key.as_ref()

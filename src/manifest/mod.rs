@@ -58,12 +58,21 @@ pub fn parse_manifest_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-async fn read_all(fs: &Arc<dyn Fs>, path: &Path, what: &'static str) -> Result<Vec<u8>> {
+/// Reads a whole file of at most `max_size_bytes` (a larger one is
+/// corruption, refused before anything is allocated).
+async fn read_all(fs: &Arc<dyn Fs>, path: &Path, what: &'static str, max_size_bytes: u64) -> Result<Vec<u8>> {
     let file = fs
         .open(path, OpenMode::Read)
         .await
         .map_err(|e| Error::io(what, path, e))?;
     let size = file.size_bytes().await.map_err(|e| Error::io(what, path, e))?;
+    if size > max_size_bytes {
+        return Err(Error::corruption(
+            path,
+            0,
+            format!("{size} bytes, more than {max_size_bytes} are possible"),
+        ));
+    }
     let mut data = Vec::new();
     while (data.len() as u64) < size {
         let want = ((size - data.len() as u64) as usize).min(crate::limits::WAL_READ_CHUNK_BYTES);
@@ -89,7 +98,7 @@ pub async fn read_current(fs: &Arc<dyn Fs>, dir: &Path) -> Result<Option<u64>> {
     if !names.iter().any(|n| n == CURRENT_FILE) {
         return Ok(None);
     }
-    let bytes = read_all(fs, &path, "read CURRENT").await?;
+    let bytes = read_all(fs, &path, "read CURRENT", MAX_CURRENT_SIZE_BYTES as u64).await?;
     let text = std::str::from_utf8(
         bytes
             .get(..MAX_CURRENT_SIZE_BYTES.min(bytes.len()))
@@ -107,7 +116,7 @@ pub async fn read_current(fs: &Arc<dyn Fs>, dir: &Path) -> Result<Option<u64>> {
 /// Reads every edit of manifest `number`.
 pub async fn read_manifest(fs: &Arc<dyn Fs>, dir: &Path, number: u64) -> Result<Vec<VersionEdit>> {
     let path = manifest_path(dir, number);
-    let data = Bytes::from(read_all(fs, &path, "read manifest").await?);
+    let data = Bytes::from(read_all(fs, &path, "read manifest", u64::MAX).await?);
     let scan = scan_records(&data, number, |_| Some(1));
     if let Some(first) = scan.records.first() {
         if first.first_seqno != 0 {

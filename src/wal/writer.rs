@@ -281,7 +281,17 @@ impl WalWriter {
                     result = &mut inflight.handle => {
                         let inflight = self.inflight.take();
                         if let Some(inflight) = inflight {
-                            self.complete_sync(inflight, result)?;
+                            let waiters = self.settle_sync(inflight, result)?;
+                            // NOTE: start the next sync (covering what was
+                            // written meanwhile) before waking this one's
+                            // writers: each wake is a cross-thread syscall,
+                            // and the disk should not wait for them.
+                            if !self.unsynced_waiters.is_empty() {
+                                self.start_sync();
+                            }
+                            for waiter in waiters {
+                                let _ = waiter.send(Ok(()));
+                            }
                         }
                     }
                     () = &mut wakeup => {}
@@ -395,6 +405,20 @@ impl WalWriter {
         inflight: InflightSync,
         result: std::result::Result<io::Result<()>, tokio::task::JoinError>,
     ) -> Result<()> {
+        for waiter in self.settle_sync(inflight, result)? {
+            let _ = waiter.send(Ok(()));
+        }
+        Ok(())
+    }
+
+    /// Publishes a completed sync's seqno and returns its waiters, to be
+    /// resolved `Ok` by the caller; on failure fails them and returns the
+    /// error.
+    fn settle_sync(
+        &mut self,
+        inflight: InflightSync,
+        result: std::result::Result<io::Result<()>, tokio::task::JoinError>,
+    ) -> Result<Vec<Waiter>> {
         let outcome = match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Error::io("sync wal segment", &inflight.path, e)),
@@ -412,10 +436,7 @@ impl WalWriter {
                 stats
                     .synced_records
                     .fetch_add(inflight.records, Ordering::Relaxed);
-                for waiter in inflight.waiters {
-                    let _ = waiter.send(Ok(()));
-                }
-                Ok(())
+                Ok(inflight.waiters)
             }
             Err(error) => {
                 for waiter in inflight.waiters {
