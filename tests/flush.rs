@@ -81,6 +81,15 @@ async fn flushed_wal_segments_are_removed() {
     // live one (and at most one more being rotated in) remains.
     assert!(wal_files(&sim) <= 2, "{} WAL segments left", wal_files(&sim));
     db.close().await.unwrap();
+    // Everything was flushed, so the live segment and the spare hold no
+    // record: a clean close gives their preallocated space back.
+    assert_eq!(wal_files(&sim), 0);
+    let db = store.open().await;
+    assert_eq!(
+        db.get(b"key-01999").await.unwrap().as_deref(),
+        Some(value_of(1999).as_bytes())
+    );
+    db.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

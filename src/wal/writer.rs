@@ -45,6 +45,8 @@ pub(crate) struct OpenSegment {
     prefilled_to: u64,
     /// Records were written since the last sync started.
     dirty: bool,
+    /// Any record was ever written to it.
+    has_records: bool,
 }
 
 impl OpenSegment {
@@ -89,6 +91,7 @@ impl OpenSegment {
             file,
             prefilled_to: 0,
             dirty: false,
+            has_records: false,
         };
         segment.zero_fill(0, prefill_bytes.min(size_bytes), stop).await?;
         segment
@@ -200,16 +203,32 @@ impl WalWriter {
     /// fails (after poisoning the queue).
     pub async fn run(mut self) {
         self.prepare_spare();
-        if let Err(error) = self.run_loop().await {
-            tracing::error!(%error, "WAL write or sync failed; the store refuses writes until reopened");
-            self.fail_all(error);
-        }
+        let closed_cleanly = match self.run_loop().await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(%error, "WAL write or sync failed; the store refuses writes until reopened");
+                self.fail_all(error);
+                false
+            }
+        };
         // NOTE: wait for the spare so that no file of this store is still
-        // being created once the store reports closed; the next open removes
-        // it (it holds no records).
+        // being created once the store reports closed.
         self.stop_spare.store(true, Ordering::Release);
-        if let Some(spare) = self.spare.take() {
-            let _ = spare.await;
+        let spare = match self.spare.take() {
+            Some(spare) => spare.await.ok().and_then(|created| created.ok()),
+            None => None,
+        };
+        if closed_cleanly {
+            // NOTE: segments without a record are only preallocated space
+            // (up to two zero-filled segments); a closed store gives it back.
+            // Open would remove them anyway, and a crash here leaves nothing
+            // that matters.
+            let empty_current = (!self.segment.has_records).then_some(&self.segment.path);
+            for path in spare.iter().map(|s| &s.path).chain(empty_current) {
+                if let Err(error) = self.fs.remove_file(path).await {
+                    tracing::warn!(%error, path = %path.display(), "could not remove an empty WAL segment");
+                }
+            }
         }
     }
 
@@ -338,6 +357,7 @@ impl WalWriter {
                 .map_err(|e| Error::io("write wal segment", &self.segment.path, e))?;
             self.queue.recycle_buffer(buf);
             self.segment.dirty = true;
+            self.segment.has_records = true;
             let stats = &self.queue.stats;
             stats.writes.fetch_add(1, Ordering::Relaxed);
             stats.bytes_written.fetch_add(len, Ordering::Relaxed);
