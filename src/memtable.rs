@@ -54,13 +54,14 @@ impl Memtable {
     }
 
     /// The newest version of `key` with a seqno at most `snapshot`.
-    pub fn get(&self, key: &[u8], snapshot: SeqNo) -> Lookup {
-        let seek = InternalKey::seek_key(Bytes::copy_from_slice(key), snapshot);
+    /// Takes the key as `Bytes` so the seek key shares it instead of copying.
+    pub fn get(&self, key: &Bytes, snapshot: SeqNo) -> Lookup {
+        let seek = InternalKey::seek_key(key.clone(), snapshot);
         let Some(entry) = self.map.lower_bound(Bound::Included(&seek)) else {
             return Lookup::Missing;
         };
         let found = entry.key();
-        if found.user_key != key {
+        if found.user_key != *key {
             return Lookup::Missing;
         }
         debug_assert!(found.seqno() <= snapshot);
@@ -122,16 +123,28 @@ mod tests {
         table.insert("a".into(), 3, ValueKind::Delete, Bytes::new());
         table.insert("a".into(), 5, ValueKind::Put, "a5".into());
         table.insert("b".into(), 2, ValueKind::Put, "b2".into());
-        assert_eq!(table.get(b"a", 0), Lookup::Missing);
-        assert_eq!(table.get(b"a", 1), Lookup::Found("a1".into()));
-        assert_eq!(table.get(b"a", 2), Lookup::Found("a1".into()));
-        assert_eq!(table.get(b"a", 3), Lookup::Deleted);
-        assert_eq!(table.get(b"a", 4), Lookup::Deleted);
-        assert_eq!(table.get(b"a", 100), Lookup::Found("a5".into()));
-        assert_eq!(table.get(b"b", 1), Lookup::Missing);
-        assert_eq!(table.get(b"b", 2), Lookup::Found("b2".into()));
-        assert_eq!(table.get(b"c", 100), Lookup::Missing);
-        assert_eq!(table.get(b"", 100), Lookup::Missing);
+        assert_eq!(table.get(&Bytes::from_static(b"a"), 0), Lookup::Missing);
+        assert_eq!(
+            table.get(&Bytes::from_static(b"a"), 1),
+            Lookup::Found("a1".into())
+        );
+        assert_eq!(
+            table.get(&Bytes::from_static(b"a"), 2),
+            Lookup::Found("a1".into())
+        );
+        assert_eq!(table.get(&Bytes::from_static(b"a"), 3), Lookup::Deleted);
+        assert_eq!(table.get(&Bytes::from_static(b"a"), 4), Lookup::Deleted);
+        assert_eq!(
+            table.get(&Bytes::from_static(b"a"), 100),
+            Lookup::Found("a5".into())
+        );
+        assert_eq!(table.get(&Bytes::from_static(b"b"), 1), Lookup::Missing);
+        assert_eq!(
+            table.get(&Bytes::from_static(b"b"), 2),
+            Lookup::Found("b2".into())
+        );
+        assert_eq!(table.get(&Bytes::from_static(b"c"), 100), Lookup::Missing);
+        assert_eq!(table.get(&Bytes::from_static(b""), 100), Lookup::Missing);
         assert_eq!(table.iter().count(), 4);
         assert!(table.approximate_size_bytes() >= 4 * ENTRY_OVERHEAD_BYTES);
         let order: Vec<u64> = table.iter().map(|(k, _)| k.seqno()).collect();

@@ -21,7 +21,7 @@
 //!   and the queued ones have been failed or will be drained by the WAL task.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
@@ -30,7 +30,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::batch::decode_payload;
 use crate::db::tree::Tree;
 use crate::key::SeqNo;
-use crate::limits::{MAX_COMMIT_QUEUE_BYTES, MAX_GROUP_SIZE_BYTES};
+use crate::limits::MAX_GROUP_SIZE_BYTES;
 use crate::memtable::Memtable;
 use crate::wal::format::{HEADER_SIZE_BYTES, RecordHeader};
 use crate::{Error, Result};
@@ -73,7 +73,6 @@ struct CommitState {
     segment: u64,
     segment_offset: u64,
     chunks: VecDeque<Chunk>,
-    queued_bytes: usize,
     free_buffers: Vec<Vec<u8>>,
     memtable: Arc<Memtable>,
     closed: bool,
@@ -85,7 +84,10 @@ pub(crate) struct CommitQueue {
     /// Wakes the WAL task: chunks queued, a sync requested, or close.
     pub wal_wakeup: Notify,
     /// Wakes writers waiting for room in the queue.
-    room: Notify,
+    pub room: Notify,
+    /// Bytes queued and not yet taken by the WAL task. Changed only under
+    /// the commit lock; read without it by the backpressure check.
+    queued_bytes: AtomicUsize,
     visible_seqno: AtomicU64,
     poisoned: OnceLock<Error>,
     segment_size_bytes: u64,
@@ -121,13 +123,13 @@ impl CommitQueue {
                 segment,
                 segment_offset: 0,
                 chunks: VecDeque::new(),
-                queued_bytes: 0,
                 free_buffers: Vec::new(),
                 memtable,
                 closed: false,
             }),
             wal_wakeup: Notify::new(),
             room: Notify::new(),
+            queued_bytes: AtomicUsize::new(0),
             visible_seqno: AtomicU64::new(next_seqno.saturating_sub(1)),
             poisoned: OnceLock::new(),
             segment_size_bytes: options.wal_segment_size_bytes,
@@ -171,35 +173,9 @@ impl CommitQueue {
         Ok(())
     }
 
-    /// Awaits room in the commit queue and for another memtable (async
-    /// backpressure; never blocks a thread). Returns the time spent waiting.
-    pub async fn wait_for_room(&self) -> std::time::Duration {
-        let mut started = None;
-        loop {
-            let room = self.room.notified();
-            let imm_room = self.tree.imm_room.notified();
-            let (queue_full, memtables_full) = {
-                let state = self.lock();
-                if self.poisoned.get().is_some() || state.closed {
-                    break;
-                }
-                (
-                    state.queued_bytes > MAX_COMMIT_QUEUE_BYTES,
-                    state.memtable.approximate_size_bytes() >= self.write_buffer_size_bytes
-                        && self.tree.imm_count() >= self.max_immutable_memtables,
-                )
-            };
-            if !queue_full && !memtables_full {
-                break;
-            }
-            started.get_or_insert_with(std::time::Instant::now);
-            if queue_full {
-                room.await;
-            } else {
-                imm_room.await;
-            }
-        }
-        started.map_or(std::time::Duration::ZERO, |t| t.elapsed())
+    /// Bytes queued for the WAL task (a hint: read without the lock).
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Acquire)
     }
 
     /// Freezes the memtable (if it holds anything) so the flush task writes
@@ -285,7 +261,7 @@ impl CommitQueue {
                 rx
             });
             state.segment_offset += record_len;
-            state.queued_bytes += record_len as usize;
+            self.queued_bytes.fetch_add(record_len as usize, Ordering::AcqRel);
             for (seqno, entry) in (first_seqno..).zip(entries) {
                 state.memtable.insert(entry.key, seqno, entry.kind, entry.value);
             }
@@ -356,7 +332,7 @@ impl CommitQueue {
                     group.chunks.push(chunk);
                 }
             }
-            state.queued_bytes -= taken_bytes;
+            self.queued_bytes.fetch_sub(taken_bytes, Ordering::AcqRel);
             group.closed = state.closed && state.chunks.is_empty();
         }
         if taken_bytes > 0 {
@@ -389,7 +365,7 @@ impl CommitQueue {
         let chunks: Vec<Chunk> = {
             let mut state = self.lock();
             let _ = self.poisoned.set(error.clone());
-            state.queued_bytes = 0;
+            self.queued_bytes.store(0, Ordering::Release);
             state.chunks.drain(..).collect()
         };
         self.room.notify_waiters();

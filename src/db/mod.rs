@@ -122,36 +122,78 @@ impl Shared {
         self.tree.compaction_wakeup.notify_one();
     }
 
-    /// Write backpressure from the tree's shape: await while level 0 or the
-    /// compaction debt is past its stop limit; wait about a millisecond per
-    /// write past the slowdown limit. Returns the time spent.
-    async fn wait_for_compaction(&self) -> std::time::Duration {
+    /// Write backpressure: what a write must wait for, judged from one
+    /// super-version and the commit queue's size, without taking the commit
+    /// lock (the common answer is "nothing").
+    fn backpressure(&self, current: &tree::SuperVersion) -> Option<Backpressure> {
         let options = &self.options;
+        let (l0, debt) = (current.version.level_len(0), current.pending_compaction_bytes);
+        if self.queue.queued_bytes() > crate::limits::MAX_COMMIT_QUEUE_BYTES {
+            Some(Backpressure::QueueFull)
+        } else if current.memtable.approximate_size_bytes() >= options.write_buffer_size_bytes
+            && current.imms.len() >= options.max_immutable_memtables
+        {
+            Some(Backpressure::MemtablesFull)
+        } else if l0 >= options.l0_stop_writes_trigger || debt >= options.hard_pending_compaction_bytes_limit
+        {
+            Some(Backpressure::Stop)
+        } else if l0 >= options.l0_slowdown_writes_trigger
+            || debt >= options.soft_pending_compaction_bytes_limit
+        {
+            Some(Backpressure::Slow)
+        } else {
+            None
+        }
+    }
+
+    /// Awaits room for a write (never blocks a thread) and returns the time
+    /// spent: a full commit queue or full memtables wait for the WAL task or
+    /// a flush; level 0 or compaction debt past its stop limit waits for
+    /// compaction; past its slowdown limit, the write waits about a
+    /// millisecond.
+    async fn wait_for_room(&self) -> std::time::Duration {
         let mut stalled = std::time::Duration::ZERO;
         loop {
-            let room = self.tree.imm_room.notified();
+            let queue_room = self.queue.room.notified();
+            let tree_room = self.tree.imm_room.notified();
             let current = self.tree.current();
-            let (l0, debt) = (current.version.level_len(0), current.pending_compaction_bytes);
+            let wait = self.backpressure(&current);
             drop(current);
-            let stop =
-                l0 >= options.l0_stop_writes_trigger || debt >= options.hard_pending_compaction_bytes_limit;
-            let slow = l0 >= options.l0_slowdown_writes_trigger
-                || debt >= options.soft_pending_compaction_bytes_limit;
-            if self.shutdown.load(Ordering::Acquire) || self.queue.poisoned().is_some() || !(stop || slow) {
+            let Some(wait) = wait else { return stalled };
+            if self.shutdown.load(Ordering::Acquire) || self.queue.poisoned().is_some() {
+                // The commit that follows reports the reason.
                 return stalled;
             }
             let started = std::time::Instant::now();
-            if stop {
-                self.tree.compaction_wakeup.notify_one();
-                room.await;
-            } else {
-                let sleep = self.background.spawn(tokio::time::sleep(SLOWDOWN_DELAY));
-                let _ = sleep.await;
-                return stalled + started.elapsed();
+            match wait {
+                Backpressure::QueueFull => queue_room.await,
+                Backpressure::MemtablesFull => tree_room.await,
+                Backpressure::Stop => {
+                    self.tree.compaction_wakeup.notify_one();
+                    tree_room.await;
+                }
+                Backpressure::Slow => {
+                    let sleep = self.background.spawn(tokio::time::sleep(SLOWDOWN_DELAY));
+                    let _ = sleep.await;
+                    return stalled + started.elapsed();
+                }
             }
             stalled += started.elapsed();
         }
     }
+}
+
+/// Why a write has to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backpressure {
+    /// The commit queue holds more than `MAX_COMMIT_QUEUE_BYTES`.
+    QueueFull,
+    /// The memtable is full and so is the queue of frozen ones.
+    MemtablesFull,
+    /// Level 0 or compaction debt is past its stop limit.
+    Stop,
+    /// Level 0 or compaction debt is past its slowdown limit.
+    Slow,
 }
 
 /// How long a write waits when the tree is past a slowdown limit.
@@ -426,7 +468,7 @@ impl Db {
             if count == 0 {
                 return Ok(());
             }
-            let stalled = shared.wait_for_compaction().await + shared.queue.wait_for_room().await;
+            let stalled = shared.wait_for_room().await;
             if !stalled.is_zero() {
                 let micros = u64::try_from(stalled.as_micros()).unwrap_or(u64::MAX);
                 shared.stall_micros.fetch_add(micros, Ordering::Relaxed);
@@ -793,7 +835,7 @@ fn owned_bounds<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(
 /// The newest version of `key` at `snapshot` in one super-version:
 /// memtable, frozen memtables newest first, level 0 newest first, then one
 /// table per deeper level.
-async fn get_at(shared: &Shared, current: &tree::SuperVersion, key: &[u8], snapshot: u64) -> Result<Lookup> {
+async fn get_at(shared: &Shared, current: &tree::SuperVersion, key: &Bytes, snapshot: u64) -> Result<Lookup> {
     let memtables = std::iter::once(&current.memtable).chain(current.imms.iter().map(|imm| &imm.memtable));
     for memtable in memtables {
         match memtable.get(key, snapshot) {
