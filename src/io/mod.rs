@@ -45,6 +45,11 @@ pub enum OpenMode {
     CreateReadWrite,
     /// Read and write; create the file, which must not exist yet.
     CreateNew,
+    /// Read and write; the file must exist. Every write through this
+    /// handle is durable when it completes (`O_DSYNC`): one operation where
+    /// a write and an fdatasync of its bytes would take two. Writes through
+    /// other handles are not covered.
+    ReadWriteDsync,
 }
 
 /// An open file.

@@ -80,6 +80,8 @@ struct SimFile {
     inode: InodeId,
     path: PathBuf,
     writable: bool,
+    /// Opened with [`OpenMode::ReadWriteDsync`]: writes are durable at once.
+    dsync: bool,
 }
 
 type InodeId = u64;
@@ -227,6 +229,31 @@ fn split(path: &Path) -> io::Result<(PathBuf, String)> {
 
 /// Writes `bytes` at `offset` of `image`, zero-filling any gap. An empty
 /// write changes nothing (it does not extend the file).
+/// What is left of `write` outside `[start, end)`: zero, one or two writes.
+fn trim_pending(write: PendingWrite, start: usize, end: usize) -> Vec<PendingWrite> {
+    let write_end = write.offset + write.bytes.len();
+    if write_end <= start || write.offset >= end {
+        return vec![write];
+    }
+    let mut kept = Vec::new();
+    if write.offset < start {
+        let bytes = write
+            .bytes
+            .get(..start - write.offset)
+            .unwrap_or_default()
+            .to_vec();
+        kept.push(PendingWrite {
+            offset: write.offset,
+            bytes,
+        });
+    }
+    if write_end > end {
+        let bytes = write.bytes.get(end - write.offset..).unwrap_or_default().to_vec();
+        kept.push(PendingWrite { offset: end, bytes });
+    }
+    kept
+}
+
 fn apply_write(image: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
     if bytes.is_empty() {
         return;
@@ -351,7 +378,7 @@ impl State {
                 format!("{}: file exists (sim)", path.display()),
             )),
             (Some(inode), _) => Ok(inode),
-            (None, OpenMode::Read | OpenMode::ReadWrite) => Err(not_found(path)),
+            (None, OpenMode::Read | OpenMode::ReadWrite | OpenMode::ReadWriteDsync) => Err(not_found(path)),
             (None, OpenMode::CreateReadWrite | OpenMode::CreateNew) => {
                 let inode = self.new_inode(Vec::new());
                 self.record(&dir, EntryOp::Link { name, inode })?;
@@ -461,6 +488,40 @@ impl State {
             offset: start,
             bytes: bytes.to_vec(),
         });
+        Ok(())
+    }
+
+    /// An `O_DSYNC` write: applied like [`State::write`], and its bytes (not
+    /// the file's other pending writes) are durable when it returns. Its
+    /// sync half fails like [`State::sync`] when the path was set to fail.
+    fn write_durable(&mut self, inode: InodeId, path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.write(inode, offset, bytes)?;
+        let shown = path.to_string_lossy();
+        let failing = self
+            .failing_syncs
+            .iter()
+            .position(|suffix| shown.ends_with(suffix.as_str()));
+        if let Some(position) = failing {
+            self.failing_syncs.remove(position);
+            // NOTE: like a failed fdatasync, the dirty data is forgotten.
+            self.inode_mut(inode)?.pending.clear();
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        let file = self.inode_mut(inode)?;
+        // NOTE: `write` pushed this write last, having checked that its end
+        // fits in usize. It becomes durable; older pending writes lose the
+        // bytes it overwrote, so that no later sync or torn crash can put
+        // them back over durable bytes.
+        file.pending.pop();
+        let start = offset as usize;
+        let end = start + bytes.len();
+        let older = std::mem::take(&mut file.pending);
+        file.pending = older
+            .into_iter()
+            .flat_map(|write| trim_pending(write, start, end))
+            .collect();
+        apply_write(&mut file.durable, start, bytes);
+        debug_assert!(file.durable.len() <= file.volatile.len());
         Ok(())
     }
 
@@ -790,6 +851,7 @@ impl Fs for SimFs {
             inode,
             path: path.to_path_buf(),
             writable: mode != OpenMode::Read,
+            dsync: mode == OpenMode::ReadWriteDsync,
         }))
     }
 
@@ -843,7 +905,11 @@ impl File for SimFile {
             state.check_alive()?;
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         }
-        state.write(self.inode, offset, &buf)?;
+        if self.dsync {
+            state.write_durable(self.inode, &self.path, offset, &buf)?;
+        } else {
+            state.write(self.inode, offset, &buf)?;
+        }
         Ok(buf)
     }
 
@@ -1121,6 +1187,52 @@ mod tests {
         let other = durable_file(&after, "MANIFEST", b"m");
         after.fail_next_sync(".log");
         block_on(other.sync_data()).unwrap();
+    }
+
+    #[test]
+    fn dsync_writes_are_durable_and_only_their_bytes() {
+        for mode in [TearMode::DropAll, TearMode::KeepAll, TearMode::Random] {
+            let fs = disk(9);
+            let plain = durable_file(&fs, "000001.log", b"");
+            let dsync = block_on(fs.open(path("/db/000001.log"), OpenMode::ReadWriteDsync)).unwrap();
+            block_on(async {
+                // Unsynced zeros, then a durable record over part of them,
+                // then an unsynced write elsewhere.
+                plain.write_all_at(vec![0; 8], 0).await.unwrap();
+                dsync.write_all_at(b"rec".to_vec(), 2).await.unwrap();
+                plain.write_all_at(b"z".to_vec(), 9).await.unwrap();
+            });
+            let after = fs.recover_with(mode);
+            let image = after.read_file(path("/db/000001.log")).unwrap();
+            // The record survives every tear, never overwritten by the older
+            // zeros; what is around it is zeros or the later byte.
+            assert_eq!(image.get(2..5), Some(&b"rec"[..]), "{mode:?}: {image:?}");
+            assert!(image.len() >= 5, "{mode:?}");
+            assert!(
+                image
+                    .iter()
+                    .enumerate()
+                    .all(|(i, b)| (2..5).contains(&i) || *b == 0 || (i == 9 && *b == b'z')),
+                "{mode:?}: {image:?}"
+            );
+            if mode == TearMode::DropAll {
+                assert_eq!(image, b"\0\0rec", "only the dsync write was durable");
+            }
+        }
+    }
+
+    #[test]
+    fn failed_dsync_write_is_a_failed_sync() {
+        let fs = disk(10);
+        durable_file(&fs, "000001.log", b"kept");
+        let dsync = block_on(fs.open(path("/db/000001.log"), OpenMode::ReadWriteDsync)).unwrap();
+        fs.fail_next_sync(".log");
+        let failed = block_on(dsync.write_all_at(b"lost".to_vec(), 4)).unwrap_err();
+        assert_eq!(failed.raw_os_error(), Some(libc::EIO));
+        // A retried sync "succeeds" without making the bytes durable.
+        block_on(dsync.sync_data()).unwrap();
+        let after = fs.recover_with(TearMode::DropAll);
+        assert_eq!(after.read_file(path("/db/000001.log")).unwrap(), b"kept");
     }
 
     /// A durable empty file, then eight unsynced 16-byte writes of byte

@@ -28,7 +28,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -146,6 +146,7 @@ fn open_options(mode: OpenMode) -> std::fs::OpenOptions {
         OpenMode::ReadWrite => options.read(true).write(true),
         OpenMode::CreateReadWrite => options.read(true).write(true).create(true),
         OpenMode::CreateNew => options.read(true).write(true).create_new(true),
+        OpenMode::ReadWriteDsync => options.read(true).write(true).custom_flags(libc::O_DSYNC),
     };
     options
 }
@@ -326,6 +327,21 @@ pub(super) mod conformance {
     /// A block of `len` bytes that differs for every `seed`.
     pub fn pattern(seed: usize, len: usize) -> Vec<u8> {
         (0..len).map(|i| (seed * 31 + i * 7) as u8).collect()
+    }
+
+    /// A second, `O_DSYNC` handle to an existing file writes what the
+    /// first reads; it cannot create a file.
+    pub async fn dsync_handle(fs: &dyn Fs, dir: &Path) {
+        let path = dir.join("d.data");
+        let missing = fs.open(&path, OpenMode::ReadWriteDsync).await.unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+        let plain = fs.open(&path, OpenMode::CreateNew).await.unwrap();
+        plain.write_all_at(vec![0; 8192], 0).await.unwrap();
+        let dsync = fs.open(&path, OpenMode::ReadWriteDsync).await.unwrap();
+        let data = pattern(3, 300);
+        dsync.write_all_at(data.clone(), 100).await.unwrap();
+        assert_eq!(plain.read_at(300, 100).await.unwrap(), data);
+        assert_eq!(plain.size_bytes().await.unwrap(), 8192);
     }
 
     /// Create, write, read back, read past the end, len, sync_data.
@@ -527,6 +543,12 @@ mod tests {
     async fn write_read_len_sync() {
         let dir = tempfile::tempdir().unwrap();
         conformance::write_read_len_sync(&*fs(), dir.path()).await;
+    }
+
+    #[tokio::test]
+    async fn dsync_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        conformance::dsync_handle(&*fs(), dir.path()).await;
     }
 
     #[tokio::test]

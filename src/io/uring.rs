@@ -503,6 +503,7 @@ fn open_options(mode: OpenMode) -> tokio_uring::fs::OpenOptions {
         OpenMode::ReadWrite => options.read(true).write(true),
         OpenMode::CreateReadWrite => options.read(true).write(true).create(true),
         OpenMode::CreateNew => options.read(true).write(true).create_new(true),
+        OpenMode::ReadWriteDsync => options.read(true).write(true).custom_flags(libc::O_DSYNC),
     };
     options
 }
@@ -703,6 +704,12 @@ mod tests {
     async fn write_read_len_sync() {
         let dir = tempfile::tempdir().unwrap();
         conformance::write_read_len_sync(&*fs(), dir.path()).await;
+    }
+
+    #[tokio::test]
+    async fn dsync_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        conformance::dsync_handle(&*fs(), dir.path()).await;
     }
 
     #[tokio::test]

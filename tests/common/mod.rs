@@ -113,6 +113,26 @@ impl Op {
     }
 
     /// Applies the op to `db` with the store's default sync mode.
+    /// Runs the op as one write with `options` (e.g. a per-write sync mode).
+    pub async fn run_opt(&self, task: usize, db: &Db, options: ringdb::WriteOptions) -> ringdb::Result<()> {
+        let mut batch = ringdb::WriteBatch::new();
+        match self {
+            Op::Put { key, value } => {
+                batch.put(key, value);
+            }
+            Op::Del { key } => {
+                batch.delete(key);
+            }
+            Op::Batch { value, del } => {
+                for key in batch_keys(task) {
+                    batch.put(key, value);
+                }
+                batch.delete(del);
+            }
+        }
+        db.write_opt(batch, options).await
+    }
+
     pub async fn run(&self, task: usize, db: &Db) -> ringdb::Result<()> {
         match self {
             Op::Put { key, value } => db.put(key, value).await,
@@ -173,6 +193,34 @@ pub async fn read_task_state(db: &Db, task: usize) -> State {
         }
     }
     state
+}
+
+/// As [`check_task`] for a task whose acked ops were not all durable: the
+/// recovered state must be the state after some prefix of its ops that
+/// holds at least its first `durable_ops` ops (through its last acked
+/// durable write) and at most one op past the acked ones.
+pub fn check_task_prefix(
+    task: usize,
+    log: &TaskLog,
+    durable_ops: usize,
+    recovered: &State,
+) -> Result<usize, String> {
+    let limit = log.ops.len().min(log.acked + 1);
+    let mut state = State::new();
+    for done in 0..=limit {
+        if done >= durable_ops && &state == recovered {
+            return Ok(done);
+        }
+        if let Some(op) = log.ops.get(done) {
+            op.apply(task, &mut state);
+        }
+    }
+    Err(format!(
+        "task {task}: recovered state is no prefix of its ops between {durable_ops} (its acked \
+         durable writes) and {} ops.\nrecovered: {recovered:?}\nops: {:?}",
+        log.acked + 1,
+        log.ops.iter().take(log.acked + 1).collect::<Vec<_>>()
+    ))
 }
 
 /// Checks a recovered task state against `base` plus the task's log: it must
