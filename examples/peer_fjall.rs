@@ -49,10 +49,14 @@
 //!
 //! As in ringdb's bench, each fill writes a fresh store in its own
 //! subdirectory of `--dir`; afterwards, untimed, it flushes the memtable,
-//! closes the store and reports its size on disk. The reads reopen the last
-//! fill's store (every key in a table, block cache cold), or first fill one
-//! themselves with an untimed `fillrandom` of `--num` keys. `fillsync`'s
-//! store is never read.
+//! closes the store and reports its size on disk (`size_mib`: every file's
+//! length, so it includes the 32 MiB fjall preallocates for its journal),
+//! `space_amp` (that size over the bytes of the live keys and values),
+//! `table_space_amp` (the tables alone over the same), and fjall's flush,
+//! compaction and table counts since the store was opened. The reads
+//! reopen the last fill's store (every key in a table, block cache cold),
+//! or first fill one themselves with an untimed `fillrandom` of `--num`
+//! keys. `fillsync`'s store is never read.
 //!
 //! fjall settings: the defaults (leveled compaction, 16 MiB memtables, 4 KiB
 //! blocks, 10-bit bloom filters), except the cache (`--cache-size`, default
@@ -450,6 +454,7 @@ fn fill(
         Extra::count("compactions", keyspace.compactions_completed() as u64),
         Extra::count("tables", partition.segment_count() as u64),
     ];
+    let table_bytes = partition.disk_space();
     drop(partition);
     drop(keyspace);
     let size_bytes = store_size_bytes(&dir)?;
@@ -465,6 +470,10 @@ fn fill(
     ];
     extras.extend(extras_after_flush);
     extras.push(Extra::decimal2("space_amp", size_bytes as f64 / live_bytes));
+    extras.push(Extra::decimal2(
+        "table_space_amp",
+        table_bytes as f64 / live_bytes,
+    ));
     let report = Report {
         workload: workload.name(),
         ops,
