@@ -27,11 +27,14 @@
 //!   made durable before it counts (ringdb: `SyncMode::Always` puts). With
 //!   `--sync-path persist` (the default) a thread calls `insert` and then
 //!   `keyspace.persist(PersistMode::SyncData)`; with `--sync-path batch` it
-//!   commits a one-entry write batch whose durability is `SyncData`. fjall
-//!   has no group commit: every persist issues its own `fdatasync`, under
+//!   commits a one-entry write batch whose durability is `SyncData` (the two
+//!   cost the same at one thread, within this bench's noise). fjall has no
+//!   group commit: every persist issues its own `fdatasync` while holding
 //!   the journal's lock, so concurrent durable writers queue behind one
-//!   another (a persist may cover another thread's insert that slipped in
-//!   before it, but each thread still syncs for itself).
+//!   another. With `persist`, other threads' inserts can slip in between a
+//!   thread's insert and its persist, and that persist writes and syncs
+//!   them too; their own persists then sync no new data (cheaper), but are
+//!   still issued. `syncs` is the bench's persist calls (one per insert).
 //! - `fillseq` / `fillrandom`: `--num` inserts of sequential / random keys
 //!   into a fresh store, then one `keyspace.persist(PersistMode::SyncData)`
 //!   inside the timed section (ringdb: `SyncMode::Buffered` puts, then one
