@@ -88,7 +88,7 @@ pub struct Options {
     /// already compressed or random; LZ4 is one option away).
     pub compression: Compression,
     /// Level 0 is compacted into the base level (level 1, or with
-    /// [`Options::dynamic_level_bytes`] the highest level that holds data)
+    /// [`Options::dynamic_level_bytes`] the highest level with a budget)
     /// once it holds this many tables. Default: 4.
     pub l0_compaction_trigger: usize,
     /// Writes are slowed (each awaits about a millisecond) once level 0
@@ -109,12 +109,13 @@ pub struct Options {
     /// `level_compaction_dynamic_level_bytes` (its default since 8.4): the
     /// last level's budget is its own size, each level above gets a
     /// `level_size_multiplier`-th of the level below, levels whose budget
-    /// would fall below `max_bytes_for_level_base` stay empty and level 0
-    /// compacts into the highest level that holds data. This keeps every
-    /// level a multiplier-th of the next, so stale versions in the upper
-    /// levels take about 1/(multiplier-1) of the space at most, whatever the
-    /// size of the store. `false` gives LevelDB's static targets.
-    /// Default: `true`.
+    /// would fall below `max_bytes_for_level_base` stay empty, and level 0
+    /// compacts into the highest level with a budget (a store smaller than
+    /// `max_bytes_for_level_base * level_size_multiplier` is level 0 plus
+    /// the last level). This keeps every level a multiplier-th of the next,
+    /// so stale versions in the upper levels take about 1/(multiplier-1) of
+    /// the space at most, whatever the size of the store. `false` gives
+    /// LevelDB's static targets. Default: `true`.
     pub dynamic_level_bytes: bool,
     /// Compaction output tables are cut at about this size. Default: 64 MiB.
     pub target_file_size_bytes: u64,
