@@ -87,8 +87,9 @@ pub struct Options {
     /// Block compression. Default: [`Compression::None`] (values are often
     /// already compressed or random; LZ4 is one option away).
     pub compression: Compression,
-    /// Level 0 is compacted into level 1 once it holds this many tables.
-    /// Default: 4.
+    /// Level 0 is compacted into the base level (level 1, or with
+    /// [`Options::dynamic_level_bytes`] the highest level with a budget)
+    /// once it holds this many tables. Default: 4.
     pub l0_compaction_trigger: usize,
     /// Writes are slowed (each awaits about a millisecond) once level 0
     /// holds this many tables. Default: 20.
@@ -96,12 +97,26 @@ pub struct Options {
     /// Writes await compaction once level 0 holds this many tables.
     /// Default: 36.
     pub l0_stop_writes_trigger: usize,
-    /// Byte budget of level 1; level `n` gets
-    /// `max_bytes_for_level_base * level_size_multiplier^(n-1)`.
-    /// Default: 256 MiB.
+    /// With static level targets, the byte budget of level 1; level `n`
+    /// gets `max_bytes_for_level_base * level_size_multiplier^(n-1)`. With
+    /// [`Options::dynamic_level_bytes`], the smallest budget a level above
+    /// the last may have: a level whose budget would be smaller stays
+    /// empty. Default: 256 MiB.
     pub max_bytes_for_level_base: u64,
     /// Growth factor between levels. Default: 10.
     pub level_size_multiplier: u64,
+    /// Dynamic level targets, as RocksDB's
+    /// `level_compaction_dynamic_level_bytes` (its default since 8.4): the
+    /// last level's budget is its own size, each level above gets a
+    /// `level_size_multiplier`-th of the level below, levels whose budget
+    /// would fall below `max_bytes_for_level_base` stay empty, and level 0
+    /// compacts into the highest level with a budget (a store smaller than
+    /// `max_bytes_for_level_base * level_size_multiplier` is level 0 plus
+    /// the last level). This keeps every level a multiplier-th of the next,
+    /// so stale versions in the upper levels take about 1/(multiplier-1) of
+    /// the space at most, whatever the size of the store. `false` gives
+    /// LevelDB's static targets. Default: `true`.
+    pub dynamic_level_bytes: bool,
     /// Compaction output tables are cut at about this size. Default: 64 MiB.
     pub target_file_size_bytes: u64,
     /// Compaction writes at most this many bytes per second; `None`
@@ -135,6 +150,7 @@ impl Default for Options {
             l0_stop_writes_trigger: 36,
             max_bytes_for_level_base: 256 * 1024 * 1024,
             level_size_multiplier: 10,
+            dynamic_level_bytes: true,
             target_file_size_bytes: 64 * 1024 * 1024,
             compaction_rate_limit_bytes_per_sec: None,
             soft_pending_compaction_bytes_limit: 64 << 30,
@@ -163,6 +179,7 @@ impl std::fmt::Debug for Options {
             .field("l0_stop_writes_trigger", &self.l0_stop_writes_trigger)
             .field("max_bytes_for_level_base", &self.max_bytes_for_level_base)
             .field("level_size_multiplier", &self.level_size_multiplier)
+            .field("dynamic_level_bytes", &self.dynamic_level_bytes)
             .field("target_file_size_bytes", &self.target_file_size_bytes)
             .field(
                 "compaction_rate_limit_bytes_per_sec",
@@ -253,6 +270,12 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::dynamic_level_bytes`].
+    pub fn dynamic_level_bytes(mut self, dynamic: bool) -> Self {
+        self.dynamic_level_bytes = dynamic;
+        self
+    }
+
     /// Sets [`Options::l0_compaction_trigger`].
     pub fn l0_compaction_trigger(mut self, tables: usize) -> Self {
         self.l0_compaction_trigger = tables;
@@ -271,6 +294,7 @@ impl Options {
             l0_compaction_trigger: self.l0_compaction_trigger,
             max_bytes_for_level_base: self.max_bytes_for_level_base,
             level_size_multiplier: self.level_size_multiplier,
+            dynamic_level_bytes: self.dynamic_level_bytes,
             target_file_size_bytes: self.target_file_size_bytes,
             rate_limit_bytes_per_sec: self.compaction_rate_limit_bytes_per_sec,
         }

@@ -1,9 +1,12 @@
 //! Leveled compaction: what to compact ([`picker`]) and doing it ([`job`]).
 //!
+//! - [`targets`]: the byte target of each level and the base level that
+//!   level 0 compacts into, static (×10 per level from level 1) or dynamic
+//!   (derived from the size of the last level, upwards).
 //! - [`picker`]: scores each level (level 0 by table count, levels 1 and
-//!   below by bytes against a budget growing ×10 per level) and picks the
-//!   tables of one compaction; also the picks of a manual `compact_range`
-//!   and the pending-bytes estimate that throttles writers.
+//!   below by bytes against their targets) and picks the tables of one
+//!   compaction; also the picks of a manual `compact_range` and the
+//!   pending-bytes estimate that throttles writers.
 //! - [`job`]: merges the input tables into new output tables, dropping the
 //!   versions no reader can see, split at a target size, yielding between
 //!   blocks and optionally rate limited ([`rate_limiter`]).
@@ -27,6 +30,7 @@
 pub mod job;
 pub mod picker;
 pub mod rate_limiter;
+pub mod targets;
 
 #[cfg(test)]
 mod tests;
@@ -34,14 +38,18 @@ mod tests;
 /// How the tree is kept in shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactionOptions {
-    /// Level 0 is compacted into level 1 once it holds this many tables.
-    /// Default: 4.
+    /// Level 0 is compacted into the base level once it holds this many
+    /// tables. Default: 4.
     pub l0_compaction_trigger: usize,
-    /// Byte budget of level 1. Default: 256 MiB.
+    /// Static targets: the byte budget of level 1. Dynamic targets: the
+    /// smallest target a level above the last may have. Default: 256 MiB.
     pub max_bytes_for_level_base: u64,
-    /// Each level below 1 gets this many times the budget of the level
-    /// above. Default: 10.
+    /// Each level gets this many times the budget of the level above.
+    /// Default: 10.
     pub level_size_multiplier: u64,
+    /// Derive the level targets from the size of the data (see
+    /// [`targets`]) instead of from level 1 down. Default: `true`.
+    pub dynamic_level_bytes: bool,
     /// A compaction closes an output table once it reaches this size (at a
     /// user-key boundary). Default: 64 MiB.
     pub target_file_size_bytes: u64,
@@ -56,6 +64,7 @@ impl Default for CompactionOptions {
             l0_compaction_trigger: 4,
             max_bytes_for_level_base: 256 << 20,
             level_size_multiplier: 10,
+            dynamic_level_bytes: true,
             target_file_size_bytes: 64 << 20,
             rate_limit_bytes_per_sec: None,
         }

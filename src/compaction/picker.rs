@@ -1,12 +1,15 @@
 //! The compaction picker: which tables to compact next.
 //!
 //! Scores: level 0 is `tables / l0_compaction_trigger`; level `n >= 1` is
-//! `bytes / (max_bytes_for_level_base * level_size_multiplier^(n-1))`. The
-//! level with the highest score at or above 1 is compacted (the lower level
-//! on a tie); the last level is never a source.
+//! `bytes / target`, with the targets of [`LevelTargets`] (static, or
+//! dynamic: derived from the size of the data). A level whose target is 0
+//! but that holds tables scores `1 + bytes / max_bytes_for_level_base`, so
+//! it is drained. The level with the highest score at or above 1 is
+//! compacted (the lower level on a tie); the last level is never a source.
 //!
-//! - Level 0 → 1: every level-0 table plus the level-1 tables that overlap
-//!   their combined user-key range.
+//! - Level 0 → base level (level 1 with static targets; with dynamic ones
+//!   the highest level with a target, often the last): every level-0 table
+//!   plus the base-level tables that overlap their combined user-key range.
 //! - Level `n` → `n+1`: the one table of level `n` whose overlap with level
 //!   `n+1` is smallest relative to its own size, plus that overlap.
 //!
@@ -18,6 +21,9 @@
 //! - A pick from level 0 takes every level-0 table: level-0 tables overlap,
 //!   and moving a newer one below an older one that stays would let the
 //!   older version shadow the newer.
+//! - A compaction skips only empty levels: every level strictly between
+//!   `level` and `output_level` holds no table, so no output lands below an
+//!   older version of its key.
 //! - `overlapping` holds every table of the output level whose user-key
 //!   range meets the inputs' combined range, so outputs never overlap a
 //!   table left in the output level.
@@ -27,6 +33,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::compaction::CompactionOptions;
+use crate::compaction::targets::LevelTargets;
 use crate::manifest::{NUM_LEVELS, TableMeta};
 use crate::version::Version;
 
@@ -35,8 +42,10 @@ use crate::version::Version;
 pub struct Compaction {
     /// The level compacted from.
     pub level: usize,
-    /// The level the outputs go to: `level + 1`, or `level` itself for a
-    /// manual compaction of the last level.
+    /// The level the outputs go to: the base level from level 0, `level +
+    /// 1` from deeper levels; for a manual compaction, the next level below
+    /// that holds a table (or the last level), or `level` itself for the
+    /// last level.
     pub output_level: usize,
     /// Tables of `level` to compact (level 0: newest first; otherwise
     /// sorted by key).
@@ -65,29 +74,29 @@ impl Compaction {
     }
 }
 
-/// The byte budget of `level >= 1`: `base * multiplier^(level-1)`,
-/// saturating.
-pub fn level_target_bytes(options: &CompactionOptions, level: usize) -> u64 {
-    debug_assert!(level >= 1, "level 0 is scored by table count");
-    let mut target = options.max_bytes_for_level_base;
-    for _ in 1..level {
-        target = target.saturating_mul(options.level_size_multiplier);
-    }
-    target.max(1)
-}
-
-/// The score of every level (`NUM_LEVELS` of them); at or above 1 means the
-/// level needs compaction. The last level's score is always 0: it is never
-/// a source.
-pub fn scores(version: &Version, options: &CompactionOptions) -> Vec<f64> {
+/// The score of every level (`NUM_LEVELS` of them) against `targets` (the
+/// [`LevelTargets`] of `version`); at or above 1 means the level needs
+/// compaction. The last level's score is always 0: it is never a source.
+pub fn scores(version: &Version, options: &CompactionOptions, targets: &LevelTargets) -> Vec<f64> {
     (0..NUM_LEVELS)
         .map(|level| {
+            let size_bytes = version.level_size_bytes(level);
+            let target_bytes = targets.target_bytes(level);
             if level + 1 == NUM_LEVELS {
                 0.0
             } else if level == 0 {
                 version.level_len(0) as f64 / options.l0_compaction_trigger.max(1) as f64
+            } else if target_bytes == 0 {
+                // NOTE: a level that should be empty but is not (the tree
+                // shrank, or was written with static targets) is drained,
+                // more urgently the more it holds.
+                if size_bytes == 0 {
+                    0.0
+                } else {
+                    1.0 + size_bytes as f64 / options.max_bytes_for_level_base.max(1) as f64
+                }
             } else {
-                version.level_size_bytes(level) as f64 / level_target_bytes(options, level) as f64
+                size_bytes as f64 / target_bytes as f64
             }
         })
         .collect()
@@ -95,8 +104,9 @@ pub fn scores(version: &Version, options: &CompactionOptions) -> Vec<f64> {
 
 /// The compaction the tree needs most, if any level scores at least 1.
 pub fn pick(version: &Version, options: &CompactionOptions) -> Option<Compaction> {
+    let targets = LevelTargets::new(version, options);
     let mut best: Option<(usize, f64)> = None;
-    for (level, score) in scores(version, options).into_iter().enumerate() {
+    for (level, score) in scores(version, options, &targets).into_iter().enumerate() {
         if score >= 1.0 && best.is_none_or(|(_, best)| score > best) {
             best = Some((level, score));
         }
@@ -104,21 +114,25 @@ pub fn pick(version: &Version, options: &CompactionOptions) -> Option<Compaction
     let (level, _) = best?;
     debug_assert!(level + 1 < NUM_LEVELS);
     let tables = version.levels.get(level)?;
-    let inputs = if level == 0 {
-        tables.clone()
-    } else {
-        vec![Arc::clone(min_overlap_table(version, level)?)]
-    };
+    if level == 0 {
+        return Some(build(version, 0, targets.base_level, tables.clone()));
+    }
+    let inputs = vec![Arc::clone(min_overlap_table(version, level)?)];
     Some(build(version, level, level + 1, inputs))
 }
 
 /// The compaction of every table of `level` that overlaps the user-key
-/// range `start..end`, into `level + 1`; `None` if no table overlaps.
+/// range `start..end`, into the next level below that holds a table (the
+/// last level if none does); `None` if no table overlaps.
 ///
 /// Level 0: if any table overlaps, every level-0 table is taken (see the
 /// module invariants). The last level is compacted into itself, as RocksDB
 /// does for its bottommost level: the tables are rewritten in place, which
 /// purges overwritten versions and tombstones.
+///
+/// NOTE: skipping the empty levels (with dynamic targets, all the levels
+/// above the base level) leaves the same tree as passing through each of
+/// them, without rewriting the range once per level.
 pub fn pick_range(
     version: &Version,
     level: usize,
@@ -135,25 +149,45 @@ pub fn pick_range(
     } else {
         tables.iter().filter(touched).cloned().collect()
     };
-    let output_level = (level + 1).min(NUM_LEVELS - 1);
+    let last = NUM_LEVELS - 1;
+    let output_level = if level == last {
+        last
+    } else {
+        ((level + 1)..NUM_LEVELS)
+            .find(|&below| version.level_len(below) > 0)
+            .unwrap_or(last)
+    };
     Some(build(version, level, output_level, inputs))
 }
 
-/// Bytes compaction is behind: for each level, the bytes above its budget
-/// (including what the level above pushes into it) times the rewrite of
-/// the level below they cause, plus level 0 once it reaches its trigger.
-/// RocksDB's estimate (`EstimateCompactionBytesNeeded`).
+/// Bytes compaction is behind: level 0 once it reaches its trigger (its
+/// bytes, plus the base level they are merged into), then for each level
+/// from the base level down, the bytes above its target (including what
+/// the level above pushes into it) times the rewrite of the level below
+/// they cause. RocksDB's estimate (`EstimateCompactionBytesNeeded`), with
+/// the targets the picker scores by, so writers are throttled by the same
+/// tree shape that compaction works towards.
 pub fn pending_compaction_bytes(version: &Version, options: &CompactionOptions) -> u64 {
+    let targets = LevelTargets::new(version, options);
     let mut pending: u64 = 0;
     let mut incoming: u64 = 0;
     if version.level_len(0) >= options.l0_compaction_trigger.max(1) {
         incoming = version.level_size_bytes(0);
-        pending = pending.saturating_add(incoming);
+        // NOTE: level-0 tables each span most of the key space, so their
+        // compaction rewrites about the whole base level, as a deeper
+        // level's excess rewrites its share of the level below.
+        let base = version.level_size_bytes(targets.base_level);
+        pending = incoming.saturating_add(base);
     }
-    for level in 1..NUM_LEVELS - 1 {
+    for level in targets.base_level..NUM_LEVELS - 1 {
         let own = version.level_size_bytes(level);
+        let target = targets.target_bytes(level);
+        if own == 0 && target == 0 {
+            // NOTE: an empty level that should stay empty (below a level
+            // being drained): what comes in passes through by trivial moves.
+            continue;
+        }
         let size = own.saturating_add(incoming);
-        let target = level_target_bytes(options, level);
         if size <= target {
             incoming = 0;
             continue;
@@ -174,7 +208,14 @@ pub fn pending_compaction_bytes(version: &Version, options: &CompactionOptions) 
 /// `output_level`.
 fn build(version: &Version, level: usize, output_level: usize, inputs: Vec<Arc<TableMeta>>) -> Compaction {
     assert!(!inputs.is_empty(), "a compaction has inputs");
-    assert!(output_level == level || output_level == level + 1);
+    assert!(
+        output_level == level || (level < output_level && output_level < NUM_LEVELS),
+        "compaction from level {level} into level {output_level}"
+    );
+    assert!(
+        ((level + 1)..output_level).all(|between| version.level_len(between) == 0),
+        "a compaction skips only empty levels"
+    );
     let Some((smallest, largest)) = user_key_range(&inputs) else {
         unreachable!("inputs are not empty");
     };
