@@ -82,14 +82,16 @@ impl Flusher {
 
     async fn flush(&self, imm: &Arc<ImmutableMemtable>) -> Result<()> {
         self.queue.request_sync()?.await.unwrap_or(Err(Error::Closed))?;
-        let mut versions = self.versions.lock().await;
         let mut edit = VersionEdit {
             log_number: Some(imm.next_log_number),
             last_seqno: Some(imm.last_seqno),
             ..VersionEdit::default()
         };
         if !imm.memtable.is_empty() {
-            let number = versions.new_file_number();
+            // NOTE: the version set is locked only to take the number, not
+            // while the table is built: a compaction that finishes
+            // meanwhile must not wait for this flush to commit.
+            let number = self.versions.lock().await.new_file_number();
             let path = table_path(&self.dir, number);
             let file = self
                 .fs
@@ -111,6 +113,7 @@ impl Flusher {
             edit.added
                 .push((0, Arc::new(TableMeta::from_properties(number, &properties))));
         }
+        let mut versions = self.versions.lock().await;
         let version = versions.log_and_apply(edit).await?;
         let log_number = versions.log_number;
         // NOTE: the manifest edit is durable, so the segments can go before
