@@ -24,6 +24,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::Mutex;
 
@@ -31,10 +32,14 @@ use crate::db::commit::CommitQueue;
 use crate::db::tree::{ImmutableMemtable, Tree};
 use crate::io::{Fs, OpenMode};
 use crate::manifest::{TableMeta, VersionEdit};
+use crate::memtable::Memtable;
 use crate::sst::{TableBuilder, TableOptions, table_path};
 use crate::version::VersionSet;
 use crate::wal::{parse_segment_name, segment_path};
 use crate::{Error, Result};
+
+/// How often the flush task looks for retired memtables no reader holds.
+const RETIRED_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Counters the flush task keeps.
 #[derive(Debug, Default)]
@@ -60,13 +65,23 @@ pub(crate) struct Flusher {
 impl Flusher {
     /// Flushes frozen memtables until shutdown or a failure.
     pub async fn run(self) {
+        // NOTE: flushed memtables wait here until no reader holds them, and
+        // are freed on this thread. Freeing a 64 MiB skiplist takes tens of
+        // milliseconds; whichever writer or reader dropped the last
+        // reference (to an old super-version) would otherwise pay for it.
+        let mut retired: Vec<Arc<Memtable>> = Vec::new();
         loop {
             let wakeup = self.tree.flush_wakeup.notified();
+            retired.retain(|memtable| Arc::strong_count(memtable) > 1);
             if self.shutdown.load(Ordering::Acquire) || self.queue.poisoned().is_some() {
                 return;
             }
             let Some(imm) = self.tree.oldest_imm() else {
-                wakeup.await;
+                if retired.is_empty() {
+                    wakeup.await;
+                } else {
+                    let _ = tokio::time::timeout(RETIRED_CHECK_INTERVAL, wakeup).await;
+                }
                 continue;
             };
             if let Err(error) = self.flush(&imm).await {
@@ -77,6 +92,7 @@ impl Flusher {
                 self.queue.poison(error);
                 return;
             }
+            retired.push(Arc::clone(&imm.memtable));
         }
     }
 
