@@ -516,6 +516,8 @@ impl WalWriter {
                             // what collected meanwhile) before waking this
                             // one's writers: each wake is a cross-thread
                             // syscall, and the disk should not wait for them.
+                            let fresh = self.queue.take_group();
+                            self.pending.extend(fresh.chunks);
                             let next = self.write_pending().await;
                             for waiter in waiters {
                                 let _ = waiter.send(Ok(()));
