@@ -9,10 +9,17 @@
 //! (a reverse scan is built reverse), and a fixed direction spares the
 //! re-positioning of every source that a direction switch needs.
 //!
+//! A step compares the stepped source only with `runner_up`, the best of
+//! the others: while the current source keeps the smallest entry (long runs
+//! of one table, or one level, are common) a step costs one comparison, and
+//! only when the lead changes are all sources looked at.
+//!
 //! Invariants:
 //! - Forward: every valid source is positioned at its first entry after
 //!   the entries already yielded; `current` is the source with the
-//!   smallest entry. Reverse: the mirror image, largest entry.
+//!   smallest entry and `runner_up` the one with the smallest entry among
+//!   the other valid sources (`None` if there is none). Reverse: the mirror
+//!   image, largest entries.
 //! - Ties (the same internal key in two sources, which the tree never
 //!   produces) go to the lower source index, so the order is deterministic.
 //! - After an `Err`, the iterator is invalid until the next seek.
@@ -34,6 +41,9 @@ pub struct MergingIterator {
     direction: Direction,
     /// Index of the source holding the current entry; `None` when invalid.
     current: Option<usize>,
+    /// Index of the valid source other than `current` whose entry comes
+    /// next; meaningless when `current` is `None`.
+    runner_up: Option<usize>,
 }
 
 impl MergingIterator {
@@ -45,6 +55,7 @@ impl MergingIterator {
             sources,
             direction,
             current: None,
+            runner_up: None,
         }
     }
 
@@ -54,20 +65,24 @@ impl MergingIterator {
     }
 
     /// True when positioned at an entry.
+    #[inline]
     pub fn valid(&self) -> bool {
         self.current.is_some()
     }
 
+    #[inline]
     fn current_source(&self) -> Option<&Source> {
         self.current.and_then(|index| self.sources.get(index))
     }
 
     /// The current user key; empty when invalid.
+    #[inline]
     pub fn user_key(&self) -> &[u8] {
         self.current_source().map_or(&[], Source::user_key)
     }
 
     /// The current trailer (`seqno << 8 | kind`); 0 when invalid.
+    #[inline]
     pub fn trailer(&self) -> u64 {
         self.current_source().map_or(0, Source::trailer)
     }
@@ -83,6 +98,7 @@ impl MergingIterator {
     }
 
     /// The current value (shared, not copied); empty when invalid.
+    #[inline]
     pub fn value(&self) -> Bytes {
         self.current_source().map_or_else(Bytes::new, Source::value)
     }
@@ -188,9 +204,40 @@ impl MergingIterator {
         self.step().await
     }
 
-    /// Advances the current source in the iterator's direction, then picks
-    /// the new current source.
+    /// Moves one entry on in the iterator's direction if the current
+    /// source can step without I/O (see [`Source::next_without_io`]):
+    /// `Some` with the step's result, or `None`, having moved nothing, when
+    /// it cannot (use `next`/`prev`) or the iterator is invalid.
+    ///
+    /// NOTE: a reader walking many entries calls this first and awaits
+    /// `next`/`prev` only when it returns `None`, so most steps build no
+    /// future at all.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corruption`] if the entry stepped to is damaged; the
+    /// iterator is then invalid.
+    #[inline]
+    pub fn step_without_io(&mut self) -> Option<Result<()>> {
+        let index = self.current?;
+        let source = self.sources.get_mut(index)?;
+        let stepped = match self.direction {
+            Direction::Forward => source.next_without_io(),
+            Direction::Reverse => source.prev_without_io(),
+        }?;
+        if let Err(error) = stepped {
+            self.current = None;
+            return Some(Err(error));
+        }
+        self.after_step(index);
+        Some(Ok(()))
+    }
+
+    /// Advances the current source in the iterator's direction, then
+    /// finds the new current source.
     async fn step(&mut self) -> Result<()> {
+        if let Some(result) = self.step_without_io() {
+            return result;
+        }
         let Some(index) = self.current.take() else {
             return Ok(());
         };
@@ -201,42 +248,72 @@ impl MergingIterator {
             Direction::Forward => source.next().await?,
             Direction::Reverse => source.prev().await?,
         }
-        self.pick();
+        self.after_step(index);
         Ok(())
     }
 
-    /// Sets `current` to the valid source with the smallest entry (forward)
-    /// or the largest (reverse).
+    /// Sets `current` and `runner_up` from scratch, after a seek.
+    fn pick(&mut self) {
+        self.current = self.best_except(None);
+        self.runner_up = self.best_except(self.current);
+    }
+
+    /// Sets `current` and `runner_up` after source `stepped`, the current
+    /// one, moved: the others have not, so `runner_up` still leads them.
+    #[inline]
+    fn after_step(&mut self, stepped: usize) {
+        let Some(source) = self.sources.get(stepped) else {
+            unreachable!("stepped source {stepped} out of range");
+        };
+        let stays = source.valid()
+            && self
+                .runner_up
+                .is_none_or(|other| self.comes_before(stepped, other));
+        if stays {
+            self.current = Some(stepped);
+        } else {
+            self.current = self.runner_up;
+            self.runner_up = self.best_except(self.current);
+        }
+    }
+
+    /// The valid source, other than `except`, with the smallest entry
+    /// (forward) or the largest (reverse).
     ///
     /// NOTE: a linear scan. Merges have a handful of sources (memtables,
-    /// level-0 tables, one per deeper level: 2 to 20), where a scan of
-    /// contiguous sources costs about what a heap's sift does and needs no
-    /// re-keying after every step.
-    fn pick(&mut self) {
+    /// level-0 tables, one per deeper level: 2 to 20), and it runs only
+    /// when the lead changes hands.
+    fn best_except(&self, except: Option<usize>) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for (index, source) in self.sources.iter().enumerate() {
+            if Some(index) == except || !source.valid() {
+                continue;
+            }
+            if best.is_none_or(|best| self.comes_before(index, best)) {
+                best = Some(index);
+            }
+        }
+        best
+    }
+
+    /// True when the entry of source `a` comes before that of source `b` in
+    /// the iterator's direction (a tie goes to the lower index). REQUIRES:
+    /// both valid.
+    #[inline]
+    fn comes_before(&self, a: usize, b: usize) -> bool {
+        let (Some(source_a), Some(source_b)) = (self.sources.get(a), self.sources.get(b)) else {
+            unreachable!("sources {a} and {b} out of range");
+        };
+        let ordering = compare(
+            source_a.user_key(),
+            source_a.trailer(),
+            source_b.user_key(),
+            source_b.trailer(),
+        );
         let wanted = match self.direction {
             Direction::Forward => Ordering::Less,
             Direction::Reverse => Ordering::Greater,
         };
-        let mut best: Option<(usize, &Source)> = None;
-        for (index, source) in self.sources.iter().enumerate() {
-            if !source.valid() {
-                continue;
-            }
-            let better = match best {
-                None => true,
-                Some((_, best)) => {
-                    compare(
-                        source.user_key(),
-                        source.trailer(),
-                        best.user_key(),
-                        best.trailer(),
-                    ) == wanted
-                }
-            };
-            if better {
-                best = Some((index, source));
-            }
-        }
-        self.current = best.map(|(index, _)| index);
+        ordering == wanted || (ordering == Ordering::Equal && a < b)
     }
 }

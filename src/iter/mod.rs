@@ -71,6 +71,7 @@ pub enum Source {
 
 impl Source {
     /// True when positioned at an entry.
+    #[inline]
     pub fn valid(&self) -> bool {
         match self {
             Source::Memtable(iter) => iter.valid(),
@@ -80,6 +81,7 @@ impl Source {
     }
 
     /// The current user key; empty when invalid.
+    #[inline]
     pub fn user_key(&self) -> &[u8] {
         match self {
             Source::Memtable(iter) => iter.user_key(),
@@ -89,6 +91,7 @@ impl Source {
     }
 
     /// The current trailer (`seqno << 8 | kind`); 0 when invalid.
+    #[inline]
     pub fn trailer(&self) -> u64 {
         match self {
             Source::Memtable(iter) => iter.trailer(),
@@ -98,6 +101,7 @@ impl Source {
     }
 
     /// The current value (shared, not copied); empty when invalid.
+    #[inline]
     pub fn value(&self) -> Bytes {
         match self {
             Source::Memtable(iter) => iter.value(),
@@ -186,6 +190,42 @@ impl Source {
         Ok(())
     }
 
+    /// Moves to the next entry if that needs no I/O: `Some` with the
+    /// step's result, or `None`, having moved nothing, when it does (use
+    /// [`Source::next`]) or the source is invalid. A memtable always
+    /// steps; a table or level steps within its current data block.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corruption`] if the next entry is damaged; the
+    /// source is then invalid.
+    #[inline]
+    pub fn next_without_io(&mut self) -> Option<Result<()>> {
+        match self {
+            Source::Memtable(iter) => {
+                iter.next();
+                Some(Ok(()))
+            }
+            Source::Table(iter) => iter.next_in_block(),
+            Source::Level(iter) => iter.next_in_block(),
+        }
+    }
+
+    /// The mirror image of [`Source::next_without_io`].
+    ///
+    /// # Errors
+    /// As [`Source::next_without_io`].
+    #[inline]
+    pub fn prev_without_io(&mut self) -> Option<Result<()>> {
+        match self {
+            Source::Memtable(iter) => {
+                iter.prev();
+                Some(Ok(()))
+            }
+            Source::Table(iter) => iter.prev_in_block(),
+            Source::Level(iter) => iter.prev_in_block(),
+        }
+    }
+
     /// Moves to the next entry (invalid after the last). No-op when invalid.
     ///
     /// # Errors
@@ -226,6 +266,7 @@ impl Source {
 
 /// Internal-key order of two (user key, trailer) pairs: user key ascending,
 /// then trailer descending.
+#[inline]
 pub(crate) fn compare(a_user_key: &[u8], a_trailer: u64, b_user_key: &[u8], b_trailer: u64) -> Ordering {
     a_user_key.cmp(b_user_key).then_with(|| b_trailer.cmp(&a_trailer))
 }
@@ -236,12 +277,14 @@ pub(crate) fn compare_to(user_key: &[u8], trailer: u64, key: &InternalKey) -> Or
 }
 
 /// The seqno of a trailer.
+#[inline]
 pub(crate) fn trailer_seqno(trailer: u64) -> SeqNo {
     trailer >> 8
 }
 
 /// The kind of a trailer; an unknown kind byte (never stored: readers
 /// reject it) reads as `Put`, like `InternalKey::kind`.
+#[inline]
 pub(crate) fn trailer_kind(trailer: u64) -> ValueKind {
     ValueKind::from_u8((trailer & 0xff) as u8).unwrap_or(ValueKind::Put)
 }

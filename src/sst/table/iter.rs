@@ -53,22 +53,26 @@ impl TableIter {
     }
 
     /// True when positioned at an entry.
+    #[inline]
     pub fn valid(&self) -> bool {
         self.data.as_ref().is_some_and(|(_, data)| data.valid())
     }
 
     /// The current key, encoded (`user_key ++ trailer:u64 LE`); empty when
     /// invalid.
+    #[inline]
     pub fn encoded_key(&self) -> &[u8] {
         self.data.as_ref().map_or(&[], |(_, data)| data.key())
     }
 
     /// The current user key; empty when invalid.
+    #[inline]
     pub fn user_key(&self) -> &[u8] {
         encoded_key::user_key(self.encoded_key())
     }
 
     /// The current key's trailer (`seqno << 8 | kind`); 0 when invalid.
+    #[inline]
     pub fn trailer(&self) -> u64 {
         encoded_key::split(self.encoded_key()).map_or(0, |(_, trailer)| trailer)
     }
@@ -95,6 +99,7 @@ impl TableIter {
 
     /// The current value: a slice of the cached block, no copy. Empty when
     /// invalid (and for tombstones).
+    #[inline]
     pub fn value(&self) -> Bytes {
         self.data
             .as_ref()
@@ -152,6 +157,52 @@ impl TableIter {
             .seek(&target)
             .map_err(|reason| self.table.index_corruption(reason))?;
         self.load_block_then(|data| data.seek(&target)).await
+    }
+
+    /// Moves to the next entry if it is in the current block: `Some` with
+    /// the step's result, or `None`, having moved nothing, when the current
+    /// entry ends its block (the step needs a block load: use
+    /// [`TableIter::next`]) or the iterator is invalid.
+    ///
+    /// NOTE: most steps stay in a block; this spares them the await (and
+    /// the future) that a block load needs.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corruption`] if the next entry is damaged; the
+    /// iterator is then invalid.
+    #[inline]
+    pub fn next_in_block(&mut self) -> Option<Result<()>> {
+        let (handle, data) = self.data.as_mut()?;
+        if !data.has_next() {
+            return None;
+        }
+        self.readahead.forward = true;
+        let Err(reason) = data.next() else {
+            return Some(Ok(()));
+        };
+        let handle = *handle;
+        self.data = None;
+        Some(Err(self.table.block_corruption(handle, reason)))
+    }
+
+    /// The mirror image of [`TableIter::next_in_block`]: moves to the
+    /// previous entry if it is in the current block.
+    ///
+    /// # Errors
+    /// As [`TableIter::next_in_block`].
+    #[inline]
+    pub fn prev_in_block(&mut self) -> Option<Result<()>> {
+        let (handle, data) = self.data.as_mut()?;
+        if !data.has_prev() {
+            return None;
+        }
+        self.readahead.forward = false;
+        let Err(reason) = data.prev() else {
+            return Some(Ok(()));
+        };
+        let handle = *handle;
+        self.data = None;
+        Some(Err(self.table.block_corruption(handle, reason)))
     }
 
     /// Moves to the next entry (invalid after the last). No-op when invalid.
