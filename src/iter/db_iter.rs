@@ -10,11 +10,18 @@
 //! arrive oldest first: every version of the key is walked, the last one at
 //! or below the snapshot decides.
 //!
+//! The walk is a synchronous loop over the merge's entries ([`DbIter::walk`])
+//! that keeps what it is in the middle of (the key being skipped or
+//! gathered) in fields, so it can stop at any entry: when a batch is full,
+//! and when the merge's next step needs I/O, which `next_batch` awaits
+//! before walking on. Most steps need none, so most entries cost no future.
+//!
 //! Invariants:
 //! - Yielded user keys are strictly increasing (forward) or strictly
 //!   decreasing (reverse), and lie within the bounds.
 //! - A yielded value is the newest version with seqno <= snapshot, and
 //!   that version is a put.
+//! - `key_buf` holds the key of `pending` whenever it is not `Idle`.
 //! - After an `Err`, every later call returns the same error.
 
 use std::ops::Bound;
@@ -38,6 +45,29 @@ enum State {
     Failed(Error),
 }
 
+/// The user key the walk is in the middle of, named by `key_buf`.
+#[derive(Debug)]
+enum Pending {
+    /// None: the merge's entry starts a new user key.
+    Idle,
+    /// Forward: the key is decided (yielded or hidden); its older versions
+    /// are skipped.
+    Skipping,
+    /// Reverse: the key's versions are being walked, oldest first; the
+    /// newest visible one so far, if any.
+    Gathering(Option<(ValueKind, Bytes)>),
+}
+
+/// Why [`DbIter::walk`] stopped.
+enum Stop {
+    /// The batch is full.
+    Full,
+    /// No key is left within the bounds.
+    End,
+    /// The merge must step and that needs I/O.
+    NeedsIo,
+}
+
 /// User keys and values at a snapshot, in key order (or its reverse).
 #[derive(Debug)]
 pub struct DbIter {
@@ -46,15 +76,22 @@ pub struct DbIter {
     start: Bound<Bytes>,
     end: Bound<Bytes>,
     state: State,
-    /// The user key being decided or skipped, reused across keys.
+    pending: Pending,
+    /// The user key of `pending`, reused across keys.
     key_buf: Vec<u8>,
+}
+
+/// How much one [`DbIter::walk`] may append.
+struct BatchLimit {
+    max_entries: usize,
+    max_bytes: usize,
 }
 
 impl DbIter {
     /// An iterator over `sources` (newest first) seeing the versions with
     /// seqno <= `snapshot`, between `start` and `end`, moving in
     /// `direction`. Nothing is read until the first
-    /// [`DbIter::next_entry`].
+    /// [`DbIter::next_batch`].
     pub fn new(
         sources: Vec<Source>,
         snapshot: SeqNo,
@@ -68,6 +105,7 @@ impl DbIter {
             start,
             end,
             state: State::Unpositioned,
+            pending: Pending::Idle,
             key_buf: Vec::new(),
         }
     }
@@ -77,19 +115,46 @@ impl DbIter {
         self.merge.direction()
     }
 
-    /// The next (user key, value), or `None` past the last one.
+    /// The next (user key, value), or `None` past the last one: a batch of
+    /// one, for tests that walk entry by entry.
+    ///
+    /// # Errors
+    /// As [`DbIter::next_batch`].
+    ///
+    /// # Cancel safety
+    /// As [`DbIter::next_batch`].
+    #[cfg(test)]
+    pub async fn next_entry(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+        let mut batch = Vec::with_capacity(1);
+        self.next_batch(&mut batch, 1, usize::MAX).await?;
+        Ok(batch.pop())
+    }
+
+    /// Appends the next entries to `batch`: at least one unless the walk
+    /// is over (then none), at most `max_entries`, and no more once those
+    /// appended hold `max_bytes` of keys and values.
+    ///
+    /// NOTE: a scan fills a batch per poll, so the cost of a poll (and of
+    /// the futures under it) is shared by the entries of the batch.
     ///
     /// # Errors
     /// [`crate::Error::Io`] or [`crate::Error::Corruption`] from a table
     /// read. The iterator is then finished: every later call returns the
-    /// same error.
+    /// same error. An error met after entries were appended is held back:
+    /// the call returns `Ok` with them, and the next call returns it.
     ///
     /// # Cancel safety
     /// Not cancel safe: a dropped call leaves the position unspecified and
-    /// may lose an entry; drop the iterator with it.
-    pub async fn next_entry(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+    /// may lose entries; drop the iterator with it.
+    pub async fn next_batch(
+        &mut self,
+        batch: &mut Vec<(Bytes, Bytes)>,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<()> {
+        assert!(max_entries > 0, "a batch of no entries never ends the walk");
         match &self.state {
-            State::Done => return Ok(None),
+            State::Done => return Ok(()),
             State::Failed(error) => return Err(error.clone()),
             State::Positioned => {}
             State::Unpositioned => {
@@ -100,19 +165,31 @@ impl DbIter {
                 self.state = State::Positioned;
             }
         }
-        let found = match self.direction() {
-            Direction::Forward => self.next_forward().await,
-            Direction::Reverse => self.next_reverse().await,
+        let before = batch.len();
+        let limit = BatchLimit {
+            max_entries: before.saturating_add(max_entries),
+            max_bytes,
         };
-        match found {
-            Ok(Some(entry)) => Ok(Some(entry)),
-            Ok(None) => {
-                self.state = State::Done;
-                Ok(None)
-            }
-            Err(error) => {
+        let mut bytes = 0;
+        loop {
+            let walked = self.walk(batch, &limit, &mut bytes);
+            let stepped = match walked {
+                Ok(Stop::Full) => return Ok(()),
+                Ok(Stop::End) => {
+                    self.state = State::Done;
+                    return Ok(());
+                }
+                Ok(Stop::NeedsIo) => match self.direction() {
+                    Direction::Forward => self.merge.next().await,
+                    Direction::Reverse => self.merge.prev().await,
+                },
+                Err(error) => Err(error),
+            };
+            if let Err(error) = stepped {
                 self.state = State::Failed(error.clone());
-                Err(error)
+                // Entries already appended go out first; the error follows
+                // on the next call.
+                return if batch.len() > before { Ok(()) } else { Err(error) };
             }
         }
     }
@@ -160,72 +237,127 @@ impl DbIter {
         }
     }
 
-    /// Forward: the next user key whose newest visible version is a put.
-    async fn next_forward(&mut self) -> Result<Option<(Bytes, Bytes)>> {
-        loop {
-            if !self.merge.valid() {
-                return Ok(None);
+    /// Walks the merge from its current entry, appending to `batch` up to
+    /// `limit` (`bytes` counts what was appended), until it stops.
+    fn walk(
+        &mut self,
+        batch: &mut Vec<(Bytes, Bytes)>,
+        limit: &BatchLimit,
+        bytes: &mut usize,
+    ) -> Result<Stop> {
+        // NOTE: each round appends at most one entry, so checking here
+        // keeps the batch within its limit.
+        while batch.len() < limit.max_entries && *bytes < limit.max_bytes {
+            let (entry, next) = match self.direction() {
+                Direction::Forward => self.visit_forward(),
+                Direction::Reverse => self.visit_reverse(),
+            };
+            if let Some((key, value)) = entry {
+                *bytes += key.len() + value.len();
+                batch.push((key, value));
             }
-            let user_key = self.merge.user_key();
-            if past_end(user_key, &self.end) {
-                return Ok(None);
+            match next {
+                Next::Step => match self.merge.step_without_io() {
+                    Some(result) => result?,
+                    None => return Ok(Stop::NeedsIo),
+                },
+                Next::Stay => {}
+                Next::End => return Ok(Stop::End),
             }
-            if before_start(user_key, &self.start) || trailer_seqno(self.merge.trailer()) > self.snapshot {
-                // Only the excluded start key or a version above the
-                // snapshot: not yet the deciding version.
-                self.merge.next().await?;
-                continue;
-            }
-            // The newest visible version of this user key decides it.
-            let decided = (trailer_kind(self.merge.trailer()) == ValueKind::Put)
-                .then(|| (Bytes::copy_from_slice(user_key), self.merge.value()));
-            self.key_buf.clear();
-            self.key_buf.extend_from_slice(user_key);
-            self.merge.next().await?;
-            while self.merge.valid() && self.merge.user_key() == self.key_buf.as_slice() {
-                self.merge.next().await?;
-            }
-            if decided.is_some() {
-                return Ok(decided);
-            }
+        }
+        Ok(Stop::Full)
+    }
+
+    /// Forward: considers the merge's current entry.
+    #[inline]
+    fn visit_forward(&mut self) -> Visit {
+        if !self.merge.valid() {
+            return (None, Next::End);
+        }
+        let user_key = self.merge.user_key();
+        if matches!(self.pending, Pending::Skipping) && user_key == self.key_buf.as_slice() {
+            // An older version of a decided key.
+            return (None, Next::Step);
+        }
+        if past_end(user_key, &self.end) {
+            return (None, Next::End);
+        }
+        let trailer = self.merge.trailer();
+        if before_start(user_key, &self.start) || trailer_seqno(trailer) > self.snapshot {
+            // Only the excluded start key or a version above the snapshot:
+            // not yet the deciding version.
+            return (None, Next::Step);
+        }
+        // The newest visible version of this user key decides it.
+        self.key_buf.clear();
+        self.key_buf.extend_from_slice(user_key);
+        self.pending = Pending::Skipping;
+        if trailer_kind(trailer) == ValueKind::Put {
+            let key = Bytes::copy_from_slice(user_key);
+            (Some((key, self.merge.value())), Next::Step)
+        } else {
+            // A tombstone: the key is hidden.
+            (None, Next::Step)
         }
     }
 
-    /// Reverse: the previous user key whose newest visible version is a
-    /// put.
-    async fn next_reverse(&mut self) -> Result<Option<(Bytes, Bytes)>> {
-        loop {
-            if !self.merge.valid() {
-                return Ok(None);
+    /// Reverse: considers the merge's current entry.
+    #[inline]
+    fn visit_reverse(&mut self) -> Visit {
+        let ended = !self.merge.valid() || before_start(self.merge.user_key(), &self.start);
+        if let Pending::Gathering(_) = self.pending {
+            if ended || self.merge.user_key() != self.key_buf.as_slice() {
+                // Every version of the gathered key is walked: decide it,
+                // then (if the walk goes on) look at this entry again.
+                let Pending::Gathering(newest_visible) = std::mem::replace(&mut self.pending, Pending::Idle)
+                else {
+                    unreachable!("pending was just matched as gathering");
+                };
+                let entry = match newest_visible {
+                    Some((ValueKind::Put, value)) => Some((Bytes::copy_from_slice(&self.key_buf), value)),
+                    _ => None,
+                };
+                return (entry, if ended { Next::End } else { Next::Stay });
+            }
+        } else {
+            if ended {
+                return (None, Next::End);
             }
             let user_key = self.merge.user_key();
-            if before_start(user_key, &self.start) {
-                return Ok(None);
-            }
             if past_end(user_key, &self.end) {
                 // Cannot happen after `seek_for_prev` to the end bound;
                 // skipped for safety rather than yielded.
                 debug_assert!(false, "reverse walk started past the end bound");
-                self.merge.prev().await?;
-                continue;
+                return (None, Next::Step);
             }
             self.key_buf.clear();
             self.key_buf.extend_from_slice(user_key);
-            // Versions arrive oldest first: the last visible one wins.
-            let mut newest_visible: Option<(ValueKind, Bytes)> = None;
-            while self.merge.valid() && self.merge.user_key() == self.key_buf.as_slice() {
-                let trailer = self.merge.trailer();
-                if trailer_seqno(trailer) <= self.snapshot {
-                    newest_visible = Some((trailer_kind(trailer), self.merge.value()));
-                }
-                self.merge.prev().await?;
-            }
-            if let Some((ValueKind::Put, value)) = newest_visible {
-                return Ok(Some((Bytes::copy_from_slice(&self.key_buf), value)));
-            }
+            self.pending = Pending::Gathering(None);
         }
+        // A version of the gathered key; versions arrive oldest first, so
+        // the last visible one wins.
+        let trailer = self.merge.trailer();
+        if trailer_seqno(trailer) <= self.snapshot
+            && let Pending::Gathering(newest_visible) = &mut self.pending
+        {
+            *newest_visible = Some((trailer_kind(trailer), self.merge.value()));
+        }
+        (None, Next::Step)
     }
 }
+
+/// What the walk does after looking at one entry.
+enum Next {
+    /// Step the merge on.
+    Step,
+    /// Look at the same entry again.
+    Stay,
+    /// The walk is over.
+    End,
+}
+
+/// The entry a visit yields, if any, and what the walk does next.
+type Visit = (Option<(Bytes, Bytes)>, Next);
 
 /// True when `user_key` comes before the lower bound `start`.
 fn before_start(user_key: &[u8], start: &Bound<Bytes>) -> bool {

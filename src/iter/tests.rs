@@ -370,6 +370,102 @@ fn a_missing_table_fails_the_scan_and_keeps_failing() {
     });
 }
 
+/// Batches of any size, cut by entries or by bytes, add up to the walk
+/// entry by entry; every batch but the last is non-empty and within its
+/// limits.
+#[test]
+fn batches_add_up_to_the_whole_walk() {
+    let (tree, model) = build(11, 40, 600);
+    for (start, end) in bounds_to_check() {
+        let expected = model_scan(&model, MAX_SEQNO, &start, &end);
+        for direction in [Direction::Forward, Direction::Reverse] {
+            for (max_entries, max_bytes) in [
+                (1, usize::MAX),
+                (2, usize::MAX),
+                (7, usize::MAX),
+                (1000, 1),
+                (5, 20),
+            ] {
+                let mut iter = DbIter::new(
+                    block_on(tree.sources(true)),
+                    MAX_SEQNO,
+                    start.clone(),
+                    end.clone(),
+                    direction,
+                );
+                let mut got = Vec::new();
+                loop {
+                    let mut batch = Vec::new();
+                    block_on(iter.next_batch(&mut batch, max_entries, max_bytes)).unwrap();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    assert!(batch.len() <= max_entries);
+                    // Only the last entry may cross the byte limit.
+                    let before_last: usize = batch[..batch.len() - 1]
+                        .iter()
+                        .map(|(key, value)| key.len() + value.len())
+                        .sum();
+                    assert!(before_last < max_bytes);
+                    got.extend(batch);
+                }
+                if direction == Direction::Reverse {
+                    got.reverse();
+                }
+                assert_eq!(
+                    got, expected,
+                    "{direction:?} {max_entries} entries {max_bytes} bytes {start:?}..{end:?}"
+                );
+            }
+        }
+    }
+}
+
+/// A table that cannot be read, after one that can: the entries before it
+/// come out first, then the error, for good.
+#[test]
+fn a_batch_keeps_its_entries_and_the_error_comes_next() {
+    let (tree, _) = build(5, 10, 100);
+    assert!(tree.level.len() >= 2);
+    let mut broken = (*tree.level[1]).clone();
+    broken.number = 999;
+    let sources = vec![Source::Level(LevelIter::new(
+        Arc::clone(&tree.table_cache),
+        vec![Arc::clone(&tree.level[0]), Arc::new(broken)],
+    ))];
+    block_on(async {
+        let mut iter = DbIter::new(
+            sources,
+            MAX_SEQNO,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            Direction::Forward,
+        );
+        let mut batch = Vec::new();
+        iter.next_batch(&mut batch, 1000, usize::MAX).await.unwrap();
+        // Exactly what the readable table holds.
+        let readable = DbIter::new(
+            vec![Source::Level(LevelIter::new(
+                Arc::clone(&tree.table_cache),
+                vec![Arc::clone(&tree.level[0])],
+            ))],
+            MAX_SEQNO,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            Direction::Forward,
+        );
+        let expected = collect(readable).await;
+        assert!(!expected.is_empty());
+        assert_eq!(batch, expected);
+        for _ in 0..2 {
+            let mut more = Vec::new();
+            let result = iter.next_batch(&mut more, 1000, usize::MAX).await;
+            assert!(matches!(result, Err(crate::Error::Io { .. })));
+            assert!(more.is_empty());
+        }
+    });
+}
+
 /// Scans run inside `Send` futures (a `'static` stream on any runtime).
 #[test]
 fn iterator_futures_are_send() {
@@ -382,6 +478,8 @@ fn iterator_futures_are_send() {
         Direction::Forward,
     );
     assert_send(&iter.next_entry());
+    let mut batch = Vec::new();
+    assert_send(&iter.next_batch(&mut batch, 1, 1));
     let mut merge = MergingIterator::new(Vec::new(), Direction::Reverse);
     assert_send(&merge.prev());
 }
