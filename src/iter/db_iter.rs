@@ -26,7 +26,7 @@
 
 use std::ops::Bound;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::error::{Error, Result};
 use crate::iter::{Direction, MergingIterator, Source, trailer_kind, trailer_seqno};
@@ -79,7 +79,17 @@ pub struct DbIter {
     pending: Pending,
     /// The user key of `pending`, reused across keys.
     key_buf: Vec<u8>,
+    /// Where yielded keys are copied: each is a slice of it.
+    key_arena: BytesMut,
 }
+
+/// Bytes of each chunk that yielded keys are copied into.
+///
+/// NOTE: one allocation per chunk instead of one per key (a scan's batch
+/// would otherwise make hundreds of small allocations that outlive it).
+/// The cost: a key the caller keeps holds its whole chunk alive, as a
+/// value holds its block.
+const KEY_ARENA_CHUNK_BYTES: usize = 4096;
 
 /// How much one [`DbIter::walk`] may append.
 struct BatchLimit {
@@ -107,6 +117,7 @@ impl DbIter {
             state: State::Unpositioned,
             pending: Pending::Idle,
             key_buf: Vec::new(),
+            key_arena: BytesMut::new(),
         }
     }
 
@@ -293,7 +304,7 @@ impl DbIter {
         self.key_buf.extend_from_slice(user_key);
         self.pending = Pending::Skipping;
         if trailer_kind(trailer) == ValueKind::Put {
-            let key = Bytes::copy_from_slice(user_key);
+            let key = copy_key(&mut self.key_arena, user_key);
             (Some((key, self.merge.value())), Next::Step)
         } else {
             // A tombstone: the key is hidden.
@@ -314,7 +325,9 @@ impl DbIter {
                     unreachable!("pending was just matched as gathering");
                 };
                 let entry = match newest_visible {
-                    Some((ValueKind::Put, value)) => Some((Bytes::copy_from_slice(&self.key_buf), value)),
+                    Some((ValueKind::Put, value)) => {
+                        Some((copy_key(&mut self.key_arena, &self.key_buf), value))
+                    }
                     _ => None,
                 };
                 return (entry, if ended { Next::End } else { Next::Stay });
@@ -359,6 +372,18 @@ enum Next {
 /// The entry a visit yields, if any, and what the walk does next.
 type Visit = (Option<(Bytes, Bytes)>, Next);
 
+/// `key` copied into `arena` (a new chunk if it lacks room), as `Bytes`.
+#[inline]
+fn copy_key(arena: &mut BytesMut, key: &[u8]) -> Bytes {
+    if arena.capacity() - arena.len() < key.len() {
+        *arena = BytesMut::with_capacity(KEY_ARENA_CHUNK_BYTES.max(key.len()));
+    }
+    arena.extend_from_slice(key);
+    let copy = arena.split().freeze();
+    debug_assert_eq!(copy, key);
+    copy
+}
+
 /// True when `user_key` comes before the lower bound `start`.
 fn before_start(user_key: &[u8], start: &Bound<Bytes>) -> bool {
     match start {
@@ -374,5 +399,24 @@ fn past_end(user_key: &[u8], end: &Bound<Bytes>) -> bool {
         Bound::Unbounded => false,
         Bound::Included(end) => user_key > end.as_ref(),
         Bound::Excluded(end) => user_key >= end.as_ref(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys that fill a chunk, cross into the next, and outgrow one, each
+    /// come back whole and unchanged by later copies.
+    #[test]
+    fn copied_keys_stay_whole_across_chunks() {
+        let mut arena = BytesMut::new();
+        let keys: Vec<Vec<u8>> = (0..1_000_usize)
+            .map(|i| vec![i as u8; (i * 37) % 100 + usize::from(i % 250 == 0) * KEY_ARENA_CHUNK_BYTES])
+            .collect();
+        let copies: Vec<Bytes> = keys.iter().map(|key| copy_key(&mut arena, key)).collect();
+        for (key, copy) in keys.iter().zip(&copies) {
+            assert_eq!(copy.as_ref(), key.as_slice());
+        }
     }
 }
