@@ -30,7 +30,7 @@ use futures::stream::BoxStream;
 use super::Shared;
 use super::tree::SuperVersion;
 use crate::Result;
-use crate::iter::{DbIter, Direction, LevelIter, MemtableIter, Source};
+use crate::iter::{Batch, BatchEntries, DbIter, Direction, LevelIter, MemtableIter, Source};
 use crate::key::SeqNo;
 use crate::sst::TableIter;
 
@@ -53,7 +53,7 @@ const MAX_SCAN_BATCH_BYTES: usize = 256 * 1024;
 pub struct Scan {
     state: ScanState,
     /// Entries of the last batch not yet yielded.
-    ready: std::vec::IntoIter<(Bytes, Bytes)>,
+    ready: BatchEntries,
 }
 
 enum ScanState {
@@ -67,7 +67,7 @@ enum ScanState {
         keep_alive: Option<Arc<dyn Send + Sync>>,
     },
     /// A stream of batches, none of them empty.
-    Running(BoxStream<'static, Result<Vec<(Bytes, Bytes)>>>),
+    Running(BoxStream<'static, Result<Batch>>),
 }
 
 impl std::fmt::Debug for Scan {
@@ -92,7 +92,7 @@ impl Scan {
         keep_alive: Option<Arc<dyn Send + Sync>>,
     ) -> Self {
         Scan {
-            ready: Vec::new().into_iter(),
+            ready: BatchEntries::default(),
             state: ScanState::Pending {
                 shared,
                 seqno,
@@ -163,7 +163,7 @@ impl Stream for Scan {
                 return Poll::Ready(None);
             };
             match std::task::ready!(batches.poll_next_unpin(cx)) {
-                Some(Ok(batch)) => this.ready = batch.into_iter(),
+                Some(Ok(batch)) => this.ready = batch.into_entries(),
                 Some(Err(error)) => return Poll::Ready(Some(Err(error))),
                 None => return Poll::Ready(None),
             }
@@ -180,7 +180,7 @@ fn run(
     end: Bound<Bytes>,
     direction: Direction,
     keep_alive: Option<Arc<dyn Send + Sync>>,
-) -> BoxStream<'static, Result<Vec<(Bytes, Bytes)>>> {
+) -> BoxStream<'static, Result<Batch>> {
     enum Phase {
         Start(Arc<Shared>, Bound<Bytes>, Bound<Bytes>),
         /// The iterator, what it reads, and the size of the next batch.
@@ -207,8 +207,8 @@ fn run(
                 Phase::Iterating(iter, current, batch_entries) => (iter, current, batch_entries),
                 Phase::Done => return None,
             };
-            debug_assert!(batch_entries <= MAX_SCAN_BATCH_ENTRIES);
-            let mut batch = Vec::with_capacity(batch_entries);
+            debug_assert!((1..=MAX_SCAN_BATCH_ENTRIES).contains(&batch_entries));
+            let mut batch = Batch::with_capacity(batch_entries);
             match iter
                 .next_batch(&mut batch, batch_entries, MAX_SCAN_BATCH_BYTES)
                 .await

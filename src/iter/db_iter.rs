@@ -26,10 +26,10 @@
 
 use std::ops::Bound;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::iter::{Direction, MergingIterator, Source, trailer_kind, trailer_seqno};
+use crate::iter::{Batch, Direction, MergingIterator, Source, trailer_kind, trailer_seqno};
 use crate::key::{InternalKey, MAX_SEQNO, SeqNo, ValueKind};
 
 /// Where a `DbIter` is in its walk.
@@ -79,22 +79,6 @@ pub struct DbIter {
     pending: Pending,
     /// The user key of `pending`, reused across keys.
     key_buf: Vec<u8>,
-    /// Where yielded keys are copied: each is a slice of it.
-    key_arena: BytesMut,
-}
-
-/// Bytes of each chunk that yielded keys are copied into.
-///
-/// NOTE: one allocation per chunk instead of one per key (a scan's batch
-/// would otherwise make hundreds of small allocations that outlive it).
-/// The cost: a key the caller keeps holds its whole chunk alive, as a
-/// value holds its block.
-const KEY_ARENA_CHUNK_BYTES: usize = 4096;
-
-/// How much one [`DbIter::walk`] may append.
-struct BatchLimit {
-    max_entries: usize,
-    max_bytes: usize,
 }
 
 impl DbIter {
@@ -117,7 +101,6 @@ impl DbIter {
             state: State::Unpositioned,
             pending: Pending::Idle,
             key_buf: Vec::new(),
-            key_arena: BytesMut::new(),
         }
     }
 
@@ -136,14 +119,14 @@ impl DbIter {
     /// As [`DbIter::next_batch`].
     #[cfg(test)]
     pub async fn next_entry(&mut self) -> Result<Option<(Bytes, Bytes)>> {
-        let mut batch = Vec::with_capacity(1);
+        let mut batch = Batch::with_capacity(1);
         self.next_batch(&mut batch, 1, usize::MAX).await?;
-        Ok(batch.pop())
+        Ok(batch.into_entries().next())
     }
 
-    /// Appends the next entries to `batch`: at least one unless the walk
-    /// is over (then none), at most `max_entries`, and no more once those
-    /// appended hold `max_bytes` of keys and values.
+    /// Appends the next entries to `batch` until it holds `max_entries`
+    /// entries or at least `max_bytes` of keys and values: at least one
+    /// (unless the batch was full already) or none when the walk is over.
     ///
     /// NOTE: a scan fills a batch per poll, so the cost of a poll (and of
     /// the futures under it) is shared by the entries of the batch.
@@ -159,11 +142,10 @@ impl DbIter {
     /// may lose entries; drop the iterator with it.
     pub async fn next_batch(
         &mut self,
-        batch: &mut Vec<(Bytes, Bytes)>,
+        batch: &mut Batch,
         max_entries: usize,
         max_bytes: usize,
     ) -> Result<()> {
-        assert!(max_entries > 0, "a batch of no entries never ends the walk");
         match &self.state {
             State::Done => return Ok(()),
             State::Failed(error) => return Err(error.clone()),
@@ -177,13 +159,8 @@ impl DbIter {
             }
         }
         let before = batch.len();
-        let limit = BatchLimit {
-            max_entries: before.saturating_add(max_entries),
-            max_bytes,
-        };
-        let mut bytes = 0;
         loop {
-            let walked = self.walk(batch, &limit, &mut bytes);
+            let walked = self.walk(batch, max_entries, max_bytes);
             let stepped = match walked {
                 Ok(Stop::Full) => return Ok(()),
                 Ok(Stop::End) => {
@@ -248,25 +225,16 @@ impl DbIter {
         }
     }
 
-    /// Walks the merge from its current entry, appending to `batch` up to
-    /// `limit` (`bytes` counts what was appended), until it stops.
-    fn walk(
-        &mut self,
-        batch: &mut Vec<(Bytes, Bytes)>,
-        limit: &BatchLimit,
-        bytes: &mut usize,
-    ) -> Result<Stop> {
+    /// Walks the merge from its current entry, appending to `batch` while
+    /// it is within its limits, until it stops.
+    fn walk(&mut self, batch: &mut Batch, max_entries: usize, max_bytes: usize) -> Result<Stop> {
         // NOTE: each round appends at most one entry, so checking here
-        // keeps the batch within its limit.
-        while batch.len() < limit.max_entries && *bytes < limit.max_bytes {
-            let (entry, next) = match self.direction() {
-                Direction::Forward => self.visit_forward(),
-                Direction::Reverse => self.visit_reverse(),
+        // keeps the batch within its limits.
+        while batch.len() < max_entries && batch.size_bytes() < max_bytes {
+            let next = match self.direction() {
+                Direction::Forward => self.visit_forward(batch),
+                Direction::Reverse => self.visit_reverse(batch),
             };
-            if let Some((key, value)) = entry {
-                *bytes += key.len() + value.len();
-                batch.push((key, value));
-            }
             match next {
                 Next::Step => match self.merge.step_without_io() {
                     Some(result) => result?,
@@ -279,42 +247,43 @@ impl DbIter {
         Ok(Stop::Full)
     }
 
-    /// Forward: considers the merge's current entry.
+    /// Forward: considers the merge's current entry, appending it to
+    /// `batch` if it decides a key that is not deleted.
     #[inline]
-    fn visit_forward(&mut self) -> Visit {
+    fn visit_forward(&mut self, batch: &mut Batch) -> Next {
         if !self.merge.valid() {
-            return (None, Next::End);
+            return Next::End;
         }
         let user_key = self.merge.user_key();
         if matches!(self.pending, Pending::Skipping) && user_key == self.key_buf.as_slice() {
             // An older version of a decided key.
-            return (None, Next::Step);
+            return Next::Step;
         }
         if past_end(user_key, &self.end) {
-            return (None, Next::End);
+            return Next::End;
         }
         let trailer = self.merge.trailer();
         if before_start(user_key, &self.start) || trailer_seqno(trailer) > self.snapshot {
             // Only the excluded start key or a version above the snapshot:
             // not yet the deciding version.
-            return (None, Next::Step);
+            return Next::Step;
         }
         // The newest visible version of this user key decides it.
         self.key_buf.clear();
         self.key_buf.extend_from_slice(user_key);
         self.pending = Pending::Skipping;
         if trailer_kind(trailer) == ValueKind::Put {
-            let key = copy_key(&mut self.key_arena, user_key);
-            (Some((key, self.merge.value())), Next::Step)
-        } else {
-            // A tombstone: the key is hidden.
-            (None, Next::Step)
+            batch.push(user_key, self.merge.value());
         }
+        // Else a tombstone: the key is hidden.
+        Next::Step
     }
 
-    /// Reverse: considers the merge's current entry.
+    /// Reverse: considers the merge's current entry; appends the key
+    /// gathered so far to `batch` if this entry ends it and it is not
+    /// deleted.
     #[inline]
-    fn visit_reverse(&mut self) -> Visit {
+    fn visit_reverse(&mut self, batch: &mut Batch) -> Next {
         let ended = !self.merge.valid() || before_start(self.merge.user_key(), &self.start);
         if let Pending::Gathering(_) = self.pending {
             if ended || self.merge.user_key() != self.key_buf.as_slice() {
@@ -324,24 +293,21 @@ impl DbIter {
                 else {
                     unreachable!("pending was just matched as gathering");
                 };
-                let entry = match newest_visible {
-                    Some((ValueKind::Put, value)) => {
-                        Some((copy_key(&mut self.key_arena, &self.key_buf), value))
-                    }
-                    _ => None,
-                };
-                return (entry, if ended { Next::End } else { Next::Stay });
+                if let Some((ValueKind::Put, value)) = newest_visible {
+                    batch.push(&self.key_buf, value);
+                }
+                return if ended { Next::End } else { Next::Stay };
             }
         } else {
             if ended {
-                return (None, Next::End);
+                return Next::End;
             }
             let user_key = self.merge.user_key();
             if past_end(user_key, &self.end) {
                 // Cannot happen after `seek_for_prev` to the end bound;
                 // skipped for safety rather than yielded.
                 debug_assert!(false, "reverse walk started past the end bound");
-                return (None, Next::Step);
+                return Next::Step;
             }
             self.key_buf.clear();
             self.key_buf.extend_from_slice(user_key);
@@ -355,7 +321,7 @@ impl DbIter {
         {
             *newest_visible = Some((trailer_kind(trailer), self.merge.value()));
         }
-        (None, Next::Step)
+        Next::Step
     }
 }
 
@@ -367,21 +333,6 @@ enum Next {
     Stay,
     /// The walk is over.
     End,
-}
-
-/// The entry a visit yields, if any, and what the walk does next.
-type Visit = (Option<(Bytes, Bytes)>, Next);
-
-/// `key` copied into `arena` (a new chunk if it lacks room), as `Bytes`.
-#[inline]
-fn copy_key(arena: &mut BytesMut, key: &[u8]) -> Bytes {
-    if arena.capacity() - arena.len() < key.len() {
-        *arena = BytesMut::with_capacity(KEY_ARENA_CHUNK_BYTES.max(key.len()));
-    }
-    arena.extend_from_slice(key);
-    let copy = arena.split().freeze();
-    debug_assert_eq!(copy, key);
-    copy
 }
 
 /// True when `user_key` comes before the lower bound `start`.
@@ -399,24 +350,5 @@ fn past_end(user_key: &[u8], end: &Bound<Bytes>) -> bool {
         Bound::Unbounded => false,
         Bound::Included(end) => user_key > end.as_ref(),
         Bound::Excluded(end) => user_key >= end.as_ref(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Keys that fill a chunk, cross into the next, and outgrow one, each
-    /// come back whole and unchanged by later copies.
-    #[test]
-    fn copied_keys_stay_whole_across_chunks() {
-        let mut arena = BytesMut::new();
-        let keys: Vec<Vec<u8>> = (0..1_000_usize)
-            .map(|i| vec![i as u8; (i * 37) % 100 + usize::from(i % 250 == 0) * KEY_ARENA_CHUNK_BYTES])
-            .collect();
-        let copies: Vec<Bytes> = keys.iter().map(|key| copy_key(&mut arena, key)).collect();
-        for (key, copy) in keys.iter().zip(&copies) {
-            assert_eq!(copy.as_ref(), key.as_slice());
-        }
     }
 }

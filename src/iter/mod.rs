@@ -8,7 +8,8 @@
 //!   opened lazily through the table cache.
 //! - [`Source`]: one of the three, behind one set of inherent async methods.
 //! - [`MergingIterator`]: many sources in internal-key order, one way.
-//! - [`DbIter`]: user keys and values at a snapshot, within bounds.
+//! - [`DbIter`]: user keys and values at a snapshot, within bounds, read
+//!   a [`Batch`] at a time.
 //!
 //! Ownership: every iterator belongs to one reader (a scan, a compaction
 //! job) and may move between threads (`Send`). Sources own what they read
@@ -31,6 +32,7 @@ use crate::error::Result;
 use crate::key::{InternalKey, SeqNo, ValueKind};
 use crate::sst::TableIter;
 
+mod batch;
 mod db_iter;
 mod level;
 mod memtable;
@@ -39,6 +41,7 @@ mod merge;
 #[cfg(test)]
 mod tests;
 
+pub use batch::{Batch, BatchEntries};
 pub use db_iter::DbIter;
 pub use level::LevelIter;
 pub use memtable::MemtableIter;

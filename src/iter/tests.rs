@@ -395,12 +395,13 @@ fn batches_add_up_to_the_whole_walk() {
                 );
                 let mut got = Vec::new();
                 loop {
-                    let mut batch = Vec::new();
+                    let mut batch = Batch::default();
                     block_on(iter.next_batch(&mut batch, max_entries, max_bytes)).unwrap();
                     if batch.is_empty() {
                         break;
                     }
                     assert!(batch.len() <= max_entries);
+                    let batch: Vec<(Bytes, Bytes)> = batch.into_entries().collect();
                     // Only the last entry may cross the byte limit.
                     let before_last: usize = batch[..batch.len() - 1]
                         .iter()
@@ -441,8 +442,9 @@ fn a_batch_keeps_its_entries_and_the_error_comes_next() {
             Bound::Unbounded,
             Direction::Forward,
         );
-        let mut batch = Vec::new();
+        let mut batch = Batch::default();
         iter.next_batch(&mut batch, 1000, usize::MAX).await.unwrap();
+        let batch: Vec<(Bytes, Bytes)> = batch.into_entries().collect();
         // Exactly what the readable table holds.
         let readable = DbIter::new(
             vec![Source::Level(LevelIter::new(
@@ -458,7 +460,7 @@ fn a_batch_keeps_its_entries_and_the_error_comes_next() {
         assert!(!expected.is_empty());
         assert_eq!(batch, expected);
         for _ in 0..2 {
-            let mut more = Vec::new();
+            let mut more = Batch::default();
             let result = iter.next_batch(&mut more, 1000, usize::MAX).await;
             assert!(matches!(result, Err(crate::Error::Io { .. })));
             assert!(more.is_empty());
@@ -478,7 +480,7 @@ fn iterator_futures_are_send() {
         Direction::Forward,
     );
     assert_send(&iter.next_entry());
-    let mut batch = Vec::new();
+    let mut batch = Batch::default();
     assert_send(&iter.next_batch(&mut batch, 1, 1));
     let mut merge = MergingIterator::new(Vec::new(), Direction::Reverse);
     assert_send(&merge.prev());
