@@ -97,6 +97,7 @@ impl Block {
             current: self.restarts_offset,
             next_offset: self.restarts_offset,
             key: Vec::new(),
+            trailer: 0,
             value_start: 0,
             value_end: 0,
             prev_entries: Vec::new(),
@@ -147,12 +148,13 @@ struct EntryHeader {
     value_end: usize,
 }
 
-/// Where a decoded entry's value lies; it ends where the next entry
-/// starts.
+/// What decoding an entry yields besides its key: where its value lies
+/// (it ends where the next entry starts) and its key's trailer.
 #[derive(Debug, Clone, Copy)]
-struct ValueRange {
-    start: usize,
-    end: usize,
+struct Decoded {
+    value_start: usize,
+    value_end: usize,
+    trailer: u64,
 }
 
 impl Block {
@@ -161,7 +163,6 @@ impl Block {
     #[inline]
     fn entry_header(&self, offset: usize) -> Result<EntryHeader, String> {
         let limit = self.restarts_offset;
-        let bad = |what: &str| format!("entry at block byte {offset}: {what}");
         let entries = self.data.get(offset..limit).unwrap_or_default();
         // NOTE: keys and values under 128 bytes have three one-byte
         // varints; decoding them together is the common case of a scan
@@ -170,35 +171,14 @@ impl Block {
             [shared, unshared, value_len, ..] if (shared | unshared | value_len) & 0x80 == 0 => {
                 (*shared as usize, *unshared as usize, *value_len as usize, 3)
             }
-            _ => {
-                let mut pos = 0;
-                let mut field = || -> Result<usize, String> {
-                    let src = entries.get(pos..).unwrap_or_default();
-                    let (value, used) =
-                        get_varint32(src).ok_or_else(|| bad("truncated or overlong varint"))?;
-                    pos += used;
-                    Ok(value as usize)
-                };
-                let shared = field()?;
-                let unshared = field()?;
-                let value_len = field()?;
-                (shared, unshared, value_len, pos)
-            }
+            _ => varint_header(entries).ok_or_else(|| entry_error(offset, "truncated or overlong varint"))?,
         };
         let key_start = offset + header_len;
-        let key_end = key_start
-            .checked_add(unshared)
-            .filter(|&end| end <= limit)
-            .ok_or_else(|| bad(&format!("key suffix of {unshared} bytes runs past the entries")))?;
-        let value_end = key_end
-            .checked_add(value_len)
-            .filter(|&end| end <= limit)
-            .ok_or_else(|| bad(&format!("value of {value_len} bytes runs past the entries")))?;
-        if shared.saturating_add(unshared) > MAX_ENCODED_KEY_SIZE_BYTES {
-            return Err(bad(&format!(
-                "key of {} bytes exceeds {MAX_ENCODED_KEY_SIZE_BYTES}",
-                shared.saturating_add(unshared)
-            )));
+        // Saturating: an overflow is past `limit` like any other bad length.
+        let key_end = key_start.saturating_add(unshared);
+        let value_end = key_end.saturating_add(value_len);
+        if value_end > limit || shared.saturating_add(unshared) > MAX_ENCODED_KEY_SIZE_BYTES {
+            return Err(header_error(offset, limit, shared, unshared, key_end, value_len));
         }
         Ok(EntryHeader {
             shared,
@@ -212,13 +192,16 @@ impl Block {
     /// `key`, and leaves the entry's whole key in `key` (on `Err`, `key`
     /// holds anything).
     #[inline]
-    fn decode_entry(&self, offset: usize, key: &mut Vec<u8>) -> Result<ValueRange, String> {
+    fn decode_entry(&self, offset: usize, key: &mut Vec<u8>) -> Result<Decoded, String> {
         let header = self.entry_header(offset)?;
         if header.shared > key.len() {
-            return Err(format!(
-                "entry at block byte {offset} shares {} bytes of a {}-byte previous key",
-                header.shared,
-                key.len()
+            return Err(entry_error(
+                offset,
+                &format!(
+                    "shares {} bytes of a {}-byte previous key",
+                    header.shared,
+                    key.len()
+                ),
             ));
         }
         let suffix = self
@@ -227,12 +210,13 @@ impl Block {
             .unwrap_or_default();
         key.truncate(header.shared);
         key.extend_from_slice(suffix);
-        if !encoded_key::is_valid(key) {
-            return Err(format!("entry at block byte {offset} has no valid internal key"));
-        }
-        Ok(ValueRange {
-            start: header.key_end,
-            end: header.value_end,
+        let Some(trailer) = encoded_key::valid_trailer(key) else {
+            return Err(entry_error(offset, "has no valid internal key"));
+        };
+        Ok(Decoded {
+            value_start: header.key_end,
+            value_end: header.value_end,
+            trailer,
         })
     }
 
@@ -259,6 +243,51 @@ impl Block {
     }
 }
 
+/// The three varints of an entry header that does not take the one-byte
+/// fast path, and their length; `None` if one is truncated or overlong.
+fn varint_header(entries: &[u8]) -> Option<(usize, usize, usize, usize)> {
+    let mut pos = 0;
+    let mut field = || {
+        let (value, used) = get_varint32(entries.get(pos..)?)?;
+        pos += used;
+        Some(value as usize)
+    };
+    let shared = field()?;
+    let unshared = field()?;
+    let value_len = field()?;
+    Some((shared, unshared, value_len, pos))
+}
+
+/// The error for the entry at block byte `offset`.
+#[cold]
+fn entry_error(offset: usize, what: &str) -> String {
+    format!("entry at block byte {offset}: {what}")
+}
+
+/// The error for an entry header whose lengths do not fit (see
+/// `Block::entry_header`).
+#[cold]
+fn header_error(
+    offset: usize,
+    limit: usize,
+    shared: usize,
+    unshared: usize,
+    key_end: usize,
+    value_len: usize,
+) -> String {
+    let what = if key_end > limit {
+        format!("key suffix of {unshared} bytes runs past the entries")
+    } else if key_end.saturating_add(value_len) > limit {
+        format!("value of {value_len} bytes runs past the entries")
+    } else {
+        format!(
+            "key of {} bytes exceeds {MAX_ENCODED_KEY_SIZE_BYTES}",
+            shared.saturating_add(unshared)
+        )
+    };
+    entry_error(offset, &what)
+}
+
 /// An entry decoded by a backward step, kept for the next ones.
 #[derive(Debug, Clone, Copy)]
 struct PrevEntry {
@@ -267,7 +296,7 @@ struct PrevEntry {
     /// Its whole key: `prev_keys[key_start..key_end]`.
     key_start: usize,
     key_end: usize,
-    value: ValueRange,
+    decoded: Decoded,
 }
 
 /// A cursor over one block's entries, forward and backward.
@@ -280,6 +309,8 @@ pub struct BlockIter {
     next_offset: usize,
     /// The current entry's whole key.
     key: Vec<u8>,
+    /// The trailer at the end of `key` (0 when invalid).
+    trailer: u64,
     value_start: usize,
     value_end: usize,
     /// Entries of one restart interval, in block order, that come before
@@ -315,6 +346,19 @@ impl BlockIter {
     #[inline]
     pub fn key(&self) -> &[u8] {
         &self.key
+    }
+
+    /// The current key's user key (empty when invalid).
+    #[inline]
+    pub fn user_key(&self) -> &[u8] {
+        let len = self.key.len().saturating_sub(encoded_key::TRAILER_SIZE_BYTES);
+        self.key.get(..len).unwrap_or_default()
+    }
+
+    /// The current key's trailer (`seqno << 8 | kind`; 0 when invalid).
+    #[inline]
+    pub fn trailer(&self) -> u64 {
+        self.trailer
     }
 
     /// The current value: a slice of the block, no copy (empty when
@@ -409,7 +453,7 @@ impl BlockIter {
         let cached = self
             .prev_entries
             .last()
-            .is_some_and(|entry| entry.value.end == end);
+            .is_some_and(|entry| entry.decoded.value_end == end);
         if !cached && let Err(reason) = self.decode_interval_before(end) {
             return self.fail(reason);
         }
@@ -423,9 +467,7 @@ impl BlockIter {
         self.key.clear();
         self.key.extend_from_slice(key);
         self.current = entry.offset;
-        self.next_offset = entry.value.end;
-        self.value_start = entry.value.start;
-        self.value_end = entry.value.end;
+        self.set_decoded(entry.decoded);
         Ok(())
     }
 
@@ -440,18 +482,18 @@ impl BlockIter {
         self.key.clear();
         let mut offset = self.block.restart_point(restart);
         loop {
-            let value = self.block.decode_entry(offset, &mut self.key)?;
+            let decoded = self.block.decode_entry(offset, &mut self.key)?;
             let key_start = self.prev_keys.len();
             self.prev_keys.extend_from_slice(&self.key);
             self.prev_entries.push(PrevEntry {
                 offset,
                 key_start,
                 key_end: self.prev_keys.len(),
-                value,
+                decoded,
             });
             // Entries are non-empty, so `offset` grows and the loop ends.
-            match value.end.cmp(&end) {
-                Ordering::Less => offset = value.end,
+            match decoded.value_end.cmp(&end) {
+                Ordering::Less => offset = decoded.value_end,
                 Ordering::Equal => return Ok(()),
                 Ordering::Greater => {
                     return Err(format!(
@@ -473,6 +515,7 @@ impl BlockIter {
         self.current = self.block.restarts_offset;
         self.next_offset = self.block.restarts_offset;
         self.key.clear();
+        self.trailer = 0;
         self.value_start = 0;
         self.value_end = 0;
         self.prev_entries.clear();
@@ -495,15 +538,22 @@ impl BlockIter {
             return Ok(false);
         }
         match self.block.decode_entry(offset, &mut self.key) {
-            Ok(value) => {
+            Ok(decoded) => {
                 self.current = offset;
-                self.next_offset = value.end;
-                self.value_start = value.start;
-                self.value_end = value.end;
+                self.set_decoded(decoded);
                 Ok(true)
             }
             Err(reason) => self.fail(reason).map(|()| false),
         }
+    }
+
+    /// Takes the trailer and value of the entry just decoded into `key`.
+    #[inline]
+    fn set_decoded(&mut self, decoded: Decoded) {
+        self.trailer = decoded.trailer;
+        self.next_offset = decoded.value_end;
+        self.value_start = decoded.value_start;
+        self.value_end = decoded.value_end;
     }
 }
 

@@ -68,13 +68,13 @@ impl TableIter {
     /// The current user key; empty when invalid.
     #[inline]
     pub fn user_key(&self) -> &[u8] {
-        encoded_key::user_key(self.encoded_key())
+        self.data.as_ref().map_or(&[], |(_, data)| data.user_key())
     }
 
     /// The current key's trailer (`seqno << 8 | kind`); 0 when invalid.
     #[inline]
     pub fn trailer(&self) -> u64 {
-        encoded_key::split(self.encoded_key()).map_or(0, |(_, trailer)| trailer)
+        self.data.as_ref().map_or(0, |(_, data)| data.trailer())
     }
 
     /// The current key's seqno; 0 when invalid.
