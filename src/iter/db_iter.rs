@@ -254,7 +254,7 @@ impl DbIter {
         if !self.merge.valid() {
             return Next::End;
         }
-        let user_key = self.merge.user_key();
+        let (user_key, trailer) = self.merge.user_key_and_trailer();
         if matches!(self.pending, Pending::Skipping) && user_key == self.key_buf.as_slice() {
             // An older version of a decided key.
             return Next::Step;
@@ -262,7 +262,6 @@ impl DbIter {
         if past_end(user_key, &self.end) {
             return Next::End;
         }
-        let trailer = self.merge.trailer();
         if before_start(user_key, &self.start) || trailer_seqno(trailer) > self.snapshot {
             // Only the excluded start key or a version above the snapshot:
             // not yet the deciding version.
@@ -284,9 +283,10 @@ impl DbIter {
     /// deleted.
     #[inline]
     fn visit_reverse(&mut self, batch: &mut Batch) -> Next {
-        let ended = !self.merge.valid() || before_start(self.merge.user_key(), &self.start);
+        let (user_key, trailer) = self.merge.user_key_and_trailer();
+        let ended = !self.merge.valid() || before_start(user_key, &self.start);
         if let Pending::Gathering(_) = self.pending {
-            if ended || self.merge.user_key() != self.key_buf.as_slice() {
+            if ended || user_key != self.key_buf.as_slice() {
                 // Every version of the gathered key is walked: decide it,
                 // then (if the walk goes on) look at this entry again.
                 let Pending::Gathering(newest_visible) = std::mem::replace(&mut self.pending, Pending::Idle)
@@ -302,7 +302,6 @@ impl DbIter {
             if ended {
                 return Next::End;
             }
-            let user_key = self.merge.user_key();
             if past_end(user_key, &self.end) {
                 // Cannot happen after `seek_for_prev` to the end bound;
                 // skipped for safety rather than yielded.
@@ -315,7 +314,6 @@ impl DbIter {
         }
         // A version of the gathered key; versions arrive oldest first, so
         // the last visible one wins.
-        let trailer = self.merge.trailer();
         if trailer_seqno(trailer) <= self.snapshot
             && let Pending::Gathering(newest_visible) = &mut self.pending
         {

@@ -60,6 +60,14 @@ impl LevelIter {
         self.current.as_ref().map_or(&[], |(_, iter)| iter.user_key())
     }
 
+    /// The current user key and trailer; empty and 0 when invalid.
+    #[inline]
+    pub fn user_key_and_trailer(&self) -> (&[u8], u64) {
+        self.current
+            .as_ref()
+            .map_or((&[], 0), |(_, iter)| iter.user_key_and_trailer())
+    }
+
     /// The current trailer; 0 when invalid.
     #[inline]
     pub fn trailer(&self) -> u64 {

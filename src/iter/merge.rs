@@ -9,17 +9,18 @@
 //! (a reverse scan is built reverse), and a fixed direction spares the
 //! re-positioning of every source that a direction switch needs.
 //!
-//! A step compares the stepped source only with `runner_up`, the best of
-//! the others: while the current source keeps the smallest entry (long runs
-//! of one table, or one level, are common) a step costs one comparison, and
-//! only when the lead changes are all sources looked at.
+//! The valid sources are kept sorted by their entries (`order`). A step
+//! moves only the first, so the others stay sorted and only the stepped
+//! source's new place is looked for: one comparison while it keeps the
+//! lead (long runs of one table, or one level, are common), else a binary
+//! search among the others (a scan of every source compares n - 1 times
+//! per step, a heap's sift about 2 log n times).
 //!
 //! Invariants:
 //! - Forward: every valid source is positioned at its first entry after
-//!   the entries already yielded; `current` is the source with the
-//!   smallest entry and `runner_up` the one with the smallest entry among
-//!   the other valid sources (`None` if there is none). Reverse: the mirror
-//!   image, largest entries.
+//!   the entries already yielded; `order` holds the indexes of exactly the
+//!   valid sources, by ascending entry, so the first holds the current
+//!   entry. Reverse: the mirror image, by descending entry.
 //! - Ties (the same internal key in two sources, which the tree never
 //!   produces) go to the lower source index, so the order is deterministic.
 //! - After an `Err`, the iterator is invalid until the next seek.
@@ -39,11 +40,9 @@ use crate::key::{InternalKey, SeqNo, ValueKind};
 pub struct MergingIterator {
     sources: Vec<Source>,
     direction: Direction,
-    /// Index of the source holding the current entry; `None` when invalid.
-    current: Option<usize>,
-    /// Index of the valid source other than `current` whose entry comes
-    /// next; meaningless when `current` is `None`.
-    runner_up: Option<usize>,
+    /// Indexes of the valid sources, their entries in the iterator's
+    /// direction; the first holds the current entry. Empty when invalid.
+    order: Vec<usize>,
 }
 
 impl MergingIterator {
@@ -52,10 +51,9 @@ impl MergingIterator {
     /// lower index is yielded first.
     pub fn new(sources: Vec<Source>, direction: Direction) -> Self {
         MergingIterator {
+            order: Vec::with_capacity(sources.len()),
             sources,
             direction,
-            current: None,
-            runner_up: None,
         }
     }
 
@@ -67,18 +65,25 @@ impl MergingIterator {
     /// True when positioned at an entry.
     #[inline]
     pub fn valid(&self) -> bool {
-        self.current.is_some()
+        !self.order.is_empty()
     }
 
     #[inline]
     fn current_source(&self) -> Option<&Source> {
-        self.current.and_then(|index| self.sources.get(index))
+        self.order.first().and_then(|&index| self.sources.get(index))
     }
 
     /// The current user key; empty when invalid.
     #[inline]
     pub fn user_key(&self) -> &[u8] {
         self.current_source().map_or(&[], Source::user_key)
+    }
+
+    /// The current user key and trailer; empty and 0 when invalid.
+    #[inline]
+    pub fn user_key_and_trailer(&self) -> (&[u8], u64) {
+        self.current_source()
+            .map_or((&[], 0), Source::user_key_and_trailer)
     }
 
     /// The current trailer (`seqno << 8 | kind`); 0 when invalid.
@@ -123,11 +128,11 @@ impl MergingIterator {
     /// Cancel safe, but the position is unspecified afterwards: seek again.
     pub async fn seek_to_first(&mut self) -> Result<()> {
         debug_assert_eq!(self.direction, Direction::Forward);
-        self.current = None;
+        self.order.clear();
         // NOTE: sources are positioned concurrently, so the first block
         // reads of a scan overlap on the ring instead of queueing.
         try_join_all(self.sources.iter_mut().map(Source::seek_to_first)).await?;
-        self.pick();
+        self.sort_sources();
         Ok(())
     }
 
@@ -141,9 +146,9 @@ impl MergingIterator {
     /// As [`MergingIterator::seek_to_first`].
     pub async fn seek(&mut self, target: &InternalKey) -> Result<()> {
         debug_assert_eq!(self.direction, Direction::Forward);
-        self.current = None;
+        self.order.clear();
         try_join_all(self.sources.iter_mut().map(|source| source.seek(target))).await?;
-        self.pick();
+        self.sort_sources();
         Ok(())
     }
 
@@ -156,9 +161,9 @@ impl MergingIterator {
     /// As [`MergingIterator::seek_to_first`].
     pub async fn seek_to_last(&mut self) -> Result<()> {
         debug_assert_eq!(self.direction, Direction::Reverse);
-        self.current = None;
+        self.order.clear();
         try_join_all(self.sources.iter_mut().map(Source::seek_to_last)).await?;
-        self.pick();
+        self.sort_sources();
         Ok(())
     }
 
@@ -172,9 +177,9 @@ impl MergingIterator {
     /// As [`MergingIterator::seek_to_first`].
     pub async fn seek_for_prev(&mut self, target: &InternalKey) -> Result<()> {
         debug_assert_eq!(self.direction, Direction::Reverse);
-        self.current = None;
+        self.order.clear();
         try_join_all(self.sources.iter_mut().map(|source| source.seek_for_prev(target))).await?;
-        self.pick();
+        self.sort_sources();
         Ok(())
     }
 
@@ -218,17 +223,17 @@ impl MergingIterator {
     /// iterator is then invalid.
     #[inline]
     pub fn step_without_io(&mut self) -> Option<Result<()>> {
-        let index = self.current?;
+        let index = *self.order.first()?;
         let source = self.sources.get_mut(index)?;
         let stepped = match self.direction {
             Direction::Forward => source.next_without_io(),
             Direction::Reverse => source.prev_without_io(),
         }?;
         if let Err(error) = stepped {
-            self.current = None;
+            self.order.clear();
             return Some(Err(error));
         }
-        self.after_step(index);
+        self.after_step();
         Some(Ok(()))
     }
 
@@ -238,7 +243,10 @@ impl MergingIterator {
         if let Some(result) = self.step_without_io() {
             return result;
         }
-        let Some(index) = self.current.take() else {
+        // Taken, so that an error or a cancellation leaves the iterator
+        // invalid.
+        let order = std::mem::take(&mut self.order);
+        let Some(&index) = order.first() else {
             return Ok(());
         };
         let Some(source) = self.sources.get_mut(index) else {
@@ -248,72 +256,76 @@ impl MergingIterator {
             Direction::Forward => source.next().await?,
             Direction::Reverse => source.prev().await?,
         }
-        self.after_step(index);
+        self.order = order;
+        self.after_step();
         Ok(())
     }
 
-    /// Sets `current` and `runner_up` from scratch, after a seek.
-    fn pick(&mut self) {
-        self.current = self.best_except(None);
-        self.runner_up = self.best_except(self.current);
+    /// Sets `order` from scratch, after a seek.
+    fn sort_sources(&mut self) {
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.extend((0..self.sources.len()).filter(|&index| self.source(index).valid()));
+        order.sort_unstable_by(|&a, &b| self.walk_order(a, b));
+        self.order = order;
     }
 
-    /// Sets `current` and `runner_up` after source `stepped`, the current
-    /// one, moved: the others have not, so `runner_up` still leads them.
+    /// Puts the first source of `order`, which just moved, in its place.
     #[inline]
-    fn after_step(&mut self, stepped: usize) {
-        let Some(source) = self.sources.get(stepped) else {
-            unreachable!("stepped source {stepped} out of range");
+    fn after_step(&mut self) {
+        let Some(&stepped) = self.order.first() else {
+            unreachable!("a step moves the current source");
         };
-        let stays = source.valid()
-            && self
-                .runner_up
-                .is_none_or(|other| self.comes_before(stepped, other));
-        if stays {
-            self.current = Some(stepped);
-        } else {
-            self.current = self.runner_up;
-            self.runner_up = self.best_except(self.current);
+        if !self.source(stepped).valid() {
+            self.order.remove(0);
+            return;
         }
+        // The others did not move, so they are still in order: the stepped
+        // source goes behind those that come before it.
+        let behind = match self.order.get(1) {
+            Some(&next) if self.comes_before(next, stepped) => {
+                let rest = self.order.get(2..).unwrap_or_default();
+                1 + rest.partition_point(|&other| self.comes_before(other, stepped))
+            }
+            _ => return,
+        };
+        let Some(moved) = self.order.get_mut(..=behind) else {
+            unreachable!(
+                "{behind} sources behind which to place one of {}",
+                self.order.len()
+            );
+        };
+        moved.rotate_left(1);
     }
 
-    /// The valid source, other than `except`, with the smallest entry
-    /// (forward) or the largest (reverse).
-    ///
-    /// NOTE: a linear scan. Merges have a handful of sources (memtables,
-    /// level-0 tables, one per deeper level: 2 to 20), and it runs only
-    /// when the lead changes hands.
-    fn best_except(&self, except: Option<usize>) -> Option<usize> {
-        let mut best: Option<usize> = None;
-        for (index, source) in self.sources.iter().enumerate() {
-            if Some(index) == except || !source.valid() {
-                continue;
-            }
-            if best.is_none_or(|best| self.comes_before(index, best)) {
-                best = Some(index);
-            }
+    /// Source `index`. REQUIRES: `index < sources.len()`.
+    #[inline]
+    fn source(&self, index: usize) -> &Source {
+        match self.sources.get(index) {
+            Some(source) => source,
+            None => unreachable!("source {index} out of range"),
         }
-        best
     }
 
     /// True when the entry of source `a` comes before that of source `b` in
-    /// the iterator's direction (a tie goes to the lower index). REQUIRES:
-    /// both valid.
+    /// the iterator's direction. REQUIRES: both valid.
     #[inline]
     fn comes_before(&self, a: usize, b: usize) -> bool {
-        let (Some(source_a), Some(source_b)) = (self.sources.get(a), self.sources.get(b)) else {
-            unreachable!("sources {a} and {b} out of range");
+        self.walk_order(a, b) == Ordering::Less
+    }
+
+    /// The order in which the entries of sources `a` and `b` come in the
+    /// iterator's direction; a tie goes to the lower index. REQUIRES: both
+    /// valid.
+    #[inline]
+    fn walk_order(&self, a: usize, b: usize) -> Ordering {
+        let (a_user_key, a_trailer) = self.source(a).user_key_and_trailer();
+        let (b_user_key, b_trailer) = self.source(b).user_key_and_trailer();
+        let ordering = compare(a_user_key, a_trailer, b_user_key, b_trailer);
+        let ordering = match self.direction {
+            Direction::Forward => ordering,
+            Direction::Reverse => ordering.reverse(),
         };
-        let ordering = compare(
-            source_a.user_key(),
-            source_a.trailer(),
-            source_b.user_key(),
-            source_b.trailer(),
-        );
-        let wanted = match self.direction {
-            Direction::Forward => Ordering::Less,
-            Direction::Reverse => Ordering::Greater,
-        };
-        ordering == wanted || (ordering == Ordering::Equal && a < b)
+        ordering.then(a.cmp(&b))
     }
 }

@@ -93,6 +93,16 @@ impl Source {
         }
     }
 
+    /// The current user key and trailer; empty and 0 when invalid.
+    #[inline]
+    pub fn user_key_and_trailer(&self) -> (&[u8], u64) {
+        match self {
+            Source::Memtable(iter) => (iter.user_key(), iter.trailer()),
+            Source::Table(iter) => iter.user_key_and_trailer(),
+            Source::Level(iter) => iter.user_key_and_trailer(),
+        }
+    }
+
     /// The current trailer (`seqno << 8 | kind`); 0 when invalid.
     #[inline]
     pub fn trailer(&self) -> u64 {

@@ -71,6 +71,14 @@ impl TableIter {
         self.data.as_ref().map_or(&[], |(_, data)| data.user_key())
     }
 
+    /// The current user key and trailer; empty and 0 when invalid.
+    #[inline]
+    pub fn user_key_and_trailer(&self) -> (&[u8], u64) {
+        self.data
+            .as_ref()
+            .map_or((&[], 0), |(_, data)| (data.user_key(), data.trailer()))
+    }
+
     /// The current key's trailer (`seqno << 8 | kind`); 0 when invalid.
     #[inline]
     pub fn trailer(&self) -> u64 {
