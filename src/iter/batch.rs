@@ -16,6 +16,10 @@
 
 use bytes::Bytes;
 
+/// Most bytes a batch reserves for its keys up front; longer keys grow the
+/// buffer as usual.
+const MAX_KEYS_RESERVED_BYTES: usize = 64 * 1024;
+
 /// Entries appended by [`super::DbIter::next_batch`].
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -55,6 +59,13 @@ impl Batch {
     /// Appends an entry, copying `key`.
     #[inline]
     pub fn push(&mut self, key: &[u8], value: Bytes) {
+        if self.keys.is_empty() {
+            // Room for as many keys as the batch has room for entries, if
+            // they are about as long as the first: one allocation instead
+            // of a dozen doublings.
+            let guess = self.entries.capacity().saturating_mul(key.len());
+            self.keys.reserve(guess.min(MAX_KEYS_RESERVED_BYTES));
+        }
         self.keys.extend_from_slice(key);
         self.value_bytes += value.len();
         self.entries.push((self.keys.len(), value));
