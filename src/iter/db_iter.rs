@@ -229,7 +229,8 @@ impl DbIter {
     /// it is within its limits, until it stops.
     fn walk(&mut self, batch: &mut Batch, max_entries: usize, max_bytes: usize) -> Result<Stop> {
         // NOTE: each round appends at most one entry, so checking here
-        // keeps the batch within its limits.
+        // keeps the batch within `max_entries`; `max_bytes` may be passed by
+        // the last entry.
         while batch.len() < max_entries && batch.size_bytes() < max_bytes {
             let next = match self.direction() {
                 Direction::Forward => self.visit_forward(batch),

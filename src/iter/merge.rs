@@ -286,28 +286,32 @@ impl MergingIterator {
             Some(&next) if self.comes_before(next, stepped) => {}
             _ => return,
         }
-        // Binary search: `order[1..behind]` come before the stepped source,
+        // Binary search for the first source that comes after the stepped
+        // one: `order[1..first_after]` come before it (`order[1]` does),
         // `order[end..]` after it.
-        let (mut behind, mut end) = (2, self.order.len());
-        while behind < end {
-            let middle = behind + (end - behind) / 2;
+        let (mut first_after, mut end) = (2, self.order.len());
+        while first_after < end {
+            let middle = first_after + (end - first_after) / 2;
             let Some(&other) = self.order.get(middle) else {
                 unreachable!("{middle} out of {} sources", self.order.len());
             };
             if self.comes_before(other, stepped) {
-                behind = middle + 1;
+                first_after = middle + 1;
             } else {
                 end = middle;
             }
         }
-        let behind = behind - 1;
-        let Some(moved) = self.order.get_mut(..=behind) else {
-            unreachable!(
-                "{behind} sources behind which to place one of {}",
-                self.order.len()
-            );
+        // The stepped source moves from the front to just before it.
+        let Some(moved) = self.order.get_mut(..first_after) else {
+            unreachable!("{first_after} out of {} sources", self.order.len());
         };
         moved.rotate_left(1);
+        debug_assert!(
+            self.order
+                .windows(2)
+                .all(|pair| matches!(pair, [a, b] if self.comes_before(*a, *b))),
+            "merge order broken"
+        );
     }
 
     /// Source `index`. REQUIRES: `index < sources.len()`.
