@@ -329,6 +329,13 @@ impl BlockIter {
         self.current < self.block.restarts_offset
     }
 
+    /// Makes this a cursor over `block`, positioned nowhere (invalid),
+    /// keeping the buffers it has grown.
+    pub fn reset(&mut self, block: Block) {
+        self.block = block;
+        self.invalidate();
+    }
+
     /// True when positioned at an entry that is not the block's last, so
     /// `next` stays in the block.
     #[inline]
@@ -739,6 +746,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A cursor moved to another block forgets everything of the first
+    /// (its key, its cached entries) but its buffers.
+    #[test]
+    fn a_reset_cursor_walks_its_new_block_only() {
+        let first = entries(40);
+        let second: Vec<(Vec<u8>, Vec<u8>)> = entries(70).into_iter().skip(40).collect();
+        let mut iter = build(&first, 4).iter();
+        iter.seek_to_last().unwrap();
+        iter.prev().unwrap();
+        assert_eq!(iter.key(), first[38].0.as_slice());
+        let block = build(&second, 4);
+        iter.reset(block.clone());
+        assert!(!iter.valid() && iter.key().is_empty());
+        iter.prev().unwrap();
+        assert!(!iter.valid());
+        iter.seek_to_last().unwrap();
+        let mut backward = Vec::new();
+        while iter.valid() {
+            backward.push((iter.key().to_vec(), iter.value().to_vec()));
+            iter.prev().unwrap();
+        }
+        backward.reverse();
+        assert_eq!(backward, second);
+        iter.reset(block);
+        iter.seek_to_first().unwrap();
+        let mut forward = Vec::new();
+        while iter.valid() {
+            forward.push((iter.key().to_vec(), iter.value().to_vec()));
+            iter.next().unwrap();
+        }
+        assert_eq!(forward, second);
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct TableIter {
     index: BlockIter,
     /// The data block at `index`, with its handle; `None` when invalid.
     data: Option<(BlockHandle, BlockIter)>,
+    /// The cursor of the last block left, kept so the next block reuses its
+    /// buffers instead of growing new ones.
+    spare: Option<BlockIter>,
     /// Reads several blocks at once once the iterator walks the table.
     readahead: Readahead,
 }
@@ -43,6 +46,7 @@ impl TableIter {
             index: table.index_iter(),
             table,
             data: None,
+            spare: None,
             readahead: Readahead::default(),
         }
     }
@@ -124,7 +128,7 @@ impl TableIter {
     /// Cancel safe, but the position is unspecified afterwards: seek again.
     pub async fn seek_to_first(&mut self) -> Result<()> {
         self.readahead.forward = true;
-        self.data = None;
+        self.leave_block();
         self.index
             .seek_to_first()
             .map_err(|reason| self.table.index_corruption(reason))?;
@@ -140,7 +144,7 @@ impl TableIter {
     /// As [`TableIter::seek_to_first`].
     pub async fn seek_to_last(&mut self) -> Result<()> {
         self.readahead.forward = false;
-        self.data = None;
+        self.leave_block();
         self.index
             .seek_to_last()
             .map_err(|reason| self.table.index_corruption(reason))?;
@@ -159,7 +163,7 @@ impl TableIter {
     /// As [`TableIter::seek_to_first`].
     pub async fn seek(&mut self, target: &InternalKey) -> Result<()> {
         self.readahead.forward = true;
-        self.data = None;
+        self.leave_block();
         let target = encoded_key::encode(target);
         self.index
             .seek(&target)
@@ -189,7 +193,7 @@ impl TableIter {
             return Some(Ok(()));
         };
         let handle = *handle;
-        self.data = None;
+        self.leave_block();
         Some(Err(self.table.block_corruption(handle, reason)))
     }
 
@@ -209,7 +213,7 @@ impl TableIter {
             return Some(Ok(()));
         };
         let handle = *handle;
-        self.data = None;
+        self.leave_block();
         Some(Err(self.table.block_corruption(handle, reason)))
     }
 
@@ -227,13 +231,13 @@ impl TableIter {
         };
         let handle = *handle;
         if let Err(reason) = data.next() {
-            self.data = None;
+            self.leave_block();
             return Err(self.table.block_corruption(handle, reason));
         }
         if data.valid() {
             return Ok(());
         }
-        self.data = None;
+        self.leave_block();
         self.index
             .next()
             .map_err(|reason| self.table.index_corruption(reason))?;
@@ -255,17 +259,25 @@ impl TableIter {
         };
         let handle = *handle;
         if let Err(reason) = data.prev() {
-            self.data = None;
+            self.leave_block();
             return Err(self.table.block_corruption(handle, reason));
         }
         if data.valid() {
             return Ok(());
         }
-        self.data = None;
+        self.leave_block();
         self.index
             .prev()
             .map_err(|reason| self.table.index_corruption(reason))?;
         self.load_block_then(|data| data.seek_to_last()).await
+    }
+
+    /// Makes the iterator invalid, keeping the block cursor for the next
+    /// block.
+    fn leave_block(&mut self) {
+        if let Some((_, data)) = self.data.take() {
+            self.spare = Some(data);
+        }
     }
 
     /// Loads the data block `index` points at (if it is valid) and places
@@ -284,7 +296,13 @@ impl TableIter {
             .table
             .data_block_with(handle, Some(&mut self.readahead))
             .await?;
-        let mut data = block.iter();
+        let mut data = match self.spare.take() {
+            Some(mut data) => {
+                data.reset(block);
+                data
+            }
+            None => block.iter(),
+        };
         position(&mut data).map_err(|reason| self.table.block_corruption(handle, reason))?;
         if !data.valid() {
             return Err(self
