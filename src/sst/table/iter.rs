@@ -22,7 +22,8 @@ use crate::key::{InternalKey, SeqNo, ValueKind};
 use crate::sst::block::BlockIter;
 use crate::sst::encoded_key;
 use crate::sst::format::handle::BlockHandle;
-use crate::sst::table::reader::{Readahead, Table};
+use crate::sst::table::readahead::Readahead;
+use crate::sst::table::reader::Table;
 
 /// A cursor over one table's entries (all versions, tombstones included)
 /// in internal-key order, both ways.
