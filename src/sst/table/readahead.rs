@@ -18,7 +18,9 @@
 //!
 //! Invariants:
 //! - No window is read before [`READAHEAD_AFTER_MISSES`] misses, so a get
-//!   or a short seek never pays for a window it does not use.
+//!   or a short seek never pays for a window it does not use; and no window
+//!   is read ahead before the walk has gone past a whole one, so a short
+//!   scan does not pay for two.
 //! - Windows lie inside the data region: it ends where the filter block
 //!   starts (checked when the table is opened), so no window reads
 //!   metadata.
@@ -96,6 +98,8 @@ pub(crate) struct Readahead {
     next: Option<PendingWindow>,
     /// Cache misses so far.
     misses: u32,
+    /// Windows read on a miss so far.
+    windows_read: u32,
     /// Whether the iterator walks towards the end of the file.
     pub forward: bool,
 }
@@ -164,7 +168,12 @@ impl Readahead {
             unreachable!("a window of {start}..{end} misses the block at {offset}+{len}");
         };
         self.window = Some(window);
-        self.start_next(region).await;
+        self.windows_read += 1;
+        // A second window read means a long walk (past a whole window, as
+        // a table iterator seeks once per scan): worth reading ahead for.
+        if self.windows_read > 1 {
+            self.start_next(region).await;
+        }
         Ok(block)
     }
 
