@@ -1,6 +1,7 @@
 //! Memtables flush to tables: data survives reopen through the manifest,
-//! deletes shadow flushed values, flushed WAL segments are removed, and a
-//! get of an absent key that the bloom filters reject reads no data block.
+//! deletes shadow flushed values, flushed WAL segments are removed, a get
+//! of an absent key that the bloom filters reject reads no data block, and
+//! damage in a table is corruption to a get or a scan, never wrong data.
 
 mod common;
 
@@ -174,4 +175,67 @@ async fn every_flipped_bit_in_a_table_is_corruption_or_correct_data() {
         clean, 0,
         "{clean} flips went unnoticed, {corruptions} were caught"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_over_a_damaged_table_yields_the_entries_before_the_damage_then_one_error() {
+    use futures::StreamExt;
+    use ringdb::io::sim::TearMode;
+    let mut store = TestStore::sim(29);
+    store.options = store.options.clone().block_cache_size_bytes(0);
+    let sim = store.sim.clone().unwrap();
+    let db = store.open().await;
+    let count = 300;
+    for i in 0..count {
+        db.put(format!("key-{i:05}"), value_of(i)).await.unwrap();
+    }
+    db.flush().await.unwrap();
+    db.close().await.unwrap();
+    drop(db);
+    let table = sim
+        .list_files()
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(".sst"))
+        .unwrap();
+    let size = sim.read_file(&table).unwrap().len();
+    let mut most_before_error = 0;
+    // Bytes in the first, second and third data block, more or less.
+    for byte in [size / 8, size / 4, size * 3 / 8] {
+        let disk = sim.recover_with(TearMode::KeepAll);
+        assert!(disk.flip_bit(&table, byte as u64, 3));
+        let db = ringdb::Db::open(&store.dir, store.options.clone().fs(disk))
+            .await
+            .unwrap();
+        for reverse in [false, true] {
+            let mut scan = db.scan::<&[u8], _>(..);
+            if reverse {
+                scan = scan.rev();
+            }
+            let mut expected = (0..count)
+                .map(|i| (format!("key-{i:05}"), value_of(i)))
+                .collect::<Vec<_>>();
+            if reverse {
+                expected.reverse();
+            }
+            let mut seen = 0;
+            let error = loop {
+                match scan.next().await {
+                    Some(Ok((key, value))) => {
+                        let (expected_key, expected_value) = &expected[seen];
+                        assert_eq!(key, expected_key.as_bytes(), "flip at {byte}, reverse {reverse}");
+                        assert_eq!(value, expected_value.as_bytes());
+                        seen += 1;
+                    }
+                    Some(Err(error)) => break error,
+                    None => panic!("flip at byte {byte} went unnoticed by a scan (reverse {reverse})"),
+                }
+            };
+            assert!(error.is_corruption(), "{error:?}");
+            assert!(scan.next().await.is_none(), "a scan ends after its error");
+            most_before_error = most_before_error.max(seen);
+        }
+        db.close().await.unwrap();
+    }
+    // Some damage lay past a first batch of entries, which came out first.
+    assert!(most_before_error > 16, "{most_before_error}");
 }

@@ -4,10 +4,18 @@
 //! memtable and table it reads stays alive (compaction defers deleting a
 //! table until no super-version holds it, see `db/obsolete.rs`).
 //!
+//! A scan reads its entries in batches (`DbIter::next_batch`) and hands
+//! them out one per poll: the futures and the iterator's set-up are paid
+//! per batch, not per entry. Batches start small, so a short scan reads
+//! little past what it takes, and double up to [`MAX_SCAN_BATCH_ENTRIES`].
+//!
 //! Invariants:
 //! - A scan reads at one seqno, fixed when it is created (or the snapshot's),
 //!   so it is a consistent view even while writes and compactions go on.
 //! - Nothing is read before the first poll.
+//! - A batch holds at most [`MAX_SCAN_BATCH_ENTRIES`] entries, and stops
+//!   growing once its keys and values reach [`MAX_SCAN_BATCH_BYTES`].
+//! - Entries read before an error are yielded before it.
 
 use std::ops::Bound;
 use std::pin::Pin;
@@ -22,9 +30,18 @@ use futures::stream::BoxStream;
 use super::Shared;
 use super::tree::SuperVersion;
 use crate::Result;
-use crate::iter::{DbIter, Direction, LevelIter, MemtableIter, Source};
+use crate::iter::{Batch, BatchEntries, DbIter, Direction, LevelIter, MemtableIter, Source};
 use crate::key::SeqNo;
 use crate::sst::TableIter;
+
+/// Entries in a scan's first batch.
+const FIRST_SCAN_BATCH_ENTRIES: usize = 16;
+/// Most entries a scan reads ahead of its consumer in one batch.
+const MAX_SCAN_BATCH_ENTRIES: usize = 256;
+/// A batch takes no more entries once its keys and values hold this many
+/// bytes. Values are slices of blocks, so this also bounds the blocks a
+/// batch can keep alive beyond the cache.
+const MAX_SCAN_BATCH_BYTES: usize = 256 * 1024;
 
 /// A stream of `(key, value)` pairs in key order (or reverse, after
 /// [`Scan::rev`]) at one seqno. Created by [`crate::Db::scan`] and
@@ -35,6 +52,8 @@ use crate::sst::TableIter;
 #[must_use = "a scan does nothing until polled"]
 pub struct Scan {
     state: ScanState,
+    /// Entries of the last batch not yet yielded.
+    ready: BatchEntries,
 }
 
 enum ScanState {
@@ -47,7 +66,8 @@ enum ScanState {
         /// Holds a `Snapshot` alive for `Snapshot::scan`.
         keep_alive: Option<Arc<dyn Send + Sync>>,
     },
-    Running(BoxStream<'static, Result<(Bytes, Bytes)>>),
+    /// A stream of batches, none of them empty.
+    Running(BoxStream<'static, Result<Batch>>),
 }
 
 impl std::fmt::Debug for Scan {
@@ -72,6 +92,7 @@ impl Scan {
         keep_alive: Option<Arc<dyn Send + Sync>>,
     ) -> Self {
         Scan {
+            ready: BatchEntries::default(),
             state: ScanState::Pending {
                 shared,
                 seqno,
@@ -120,29 +141,38 @@ impl Stream for Scan {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if let ScanState::Pending { .. } = this.state {
-            let placeholder = ScanState::Running(futures::stream::empty().boxed());
-            if let ScanState::Pending {
-                shared,
-                seqno,
-                start,
-                end,
-                direction,
-                keep_alive,
-            } = std::mem::replace(&mut this.state, placeholder)
-            {
-                this.state = ScanState::Running(run(shared, seqno, start, end, direction, keep_alive));
+        loop {
+            if let Some(entry) = this.ready.next() {
+                return Poll::Ready(Some(Ok(entry)));
             }
-        }
-        match &mut this.state {
-            ScanState::Running(stream) => stream.poll_next_unpin(cx),
-            ScanState::Pending { .. } => Poll::Ready(None),
+            if let ScanState::Pending { .. } = this.state {
+                let placeholder = ScanState::Running(futures::stream::empty().boxed());
+                if let ScanState::Pending {
+                    shared,
+                    seqno,
+                    start,
+                    end,
+                    direction,
+                    keep_alive,
+                } = std::mem::replace(&mut this.state, placeholder)
+                {
+                    this.state = ScanState::Running(run(shared, seqno, start, end, direction, keep_alive));
+                }
+            }
+            let ScanState::Running(batches) = &mut this.state else {
+                return Poll::Ready(None);
+            };
+            match std::task::ready!(batches.poll_next_unpin(cx)) {
+                Some(Ok(batch)) => this.ready = batch.into_entries(),
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                None => return Poll::Ready(None),
+            }
         }
     }
 }
 
 /// The scan proper: load the super-version, build the iterator, then yield
-/// until it ends or fails.
+/// batches until it ends or fails.
 fn run(
     shared: Arc<Shared>,
     seqno: SeqNo,
@@ -150,10 +180,11 @@ fn run(
     end: Bound<Bytes>,
     direction: Direction,
     keep_alive: Option<Arc<dyn Send + Sync>>,
-) -> BoxStream<'static, Result<(Bytes, Bytes)>> {
+) -> BoxStream<'static, Result<Batch>> {
     enum Phase {
         Start(Arc<Shared>, Bound<Bytes>, Bound<Bytes>),
-        Iterating(Box<DbIter>, Arc<SuperVersion>),
+        /// The iterator, what it reads, and the size of the next batch.
+        Iterating(Box<DbIter>, Arc<SuperVersion>, usize),
         Done,
     }
     let first = Phase::Start(shared, start, end);
@@ -161,23 +192,32 @@ fn run(
         let keep_alive = keep_alive.clone();
         async move {
             let _keep_alive = keep_alive;
-            let (mut iter, current) = match phase {
+            let (mut iter, current, batch_entries) = match phase {
                 Phase::Start(shared, start, end) => {
                     let current = shared.tree.current();
                     match sources(&shared, &current).await {
                         Ok(sources) => (
                             Box::new(DbIter::new(sources, seqno, start, end, direction)),
                             current,
+                            FIRST_SCAN_BATCH_ENTRIES,
                         ),
                         Err(error) => return Some((Err(error), Phase::Done)),
                     }
                 }
-                Phase::Iterating(iter, current) => (iter, current),
+                Phase::Iterating(iter, current, batch_entries) => (iter, current, batch_entries),
                 Phase::Done => return None,
             };
-            match iter.next_entry().await {
-                Ok(Some(entry)) => Some((Ok(entry), Phase::Iterating(iter, current))),
-                Ok(None) => None,
+            debug_assert!((1..=MAX_SCAN_BATCH_ENTRIES).contains(&batch_entries));
+            let mut batch = Batch::with_capacity(batch_entries);
+            match iter
+                .next_batch(&mut batch, batch_entries, MAX_SCAN_BATCH_BYTES)
+                .await
+            {
+                Ok(()) if batch.is_empty() => None,
+                Ok(()) => {
+                    let next_entries = (batch_entries * 2).min(MAX_SCAN_BATCH_ENTRIES);
+                    Some((Ok(batch), Phase::Iterating(iter, current, next_entries)))
+                }
                 Err(error) => Some((Err(error), Phase::Done)),
             }
         }

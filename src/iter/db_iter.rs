@@ -10,11 +10,18 @@
 //! arrive oldest first: every version of the key is walked, the last one at
 //! or below the snapshot decides.
 //!
+//! The walk is a synchronous loop over the merge's entries ([`DbIter::walk`])
+//! that keeps what it is in the middle of (the key being skipped or
+//! gathered) in fields, so it can stop at any entry: when a batch is full,
+//! and when the merge's next step needs I/O, which `next_batch` awaits
+//! before walking on. Most steps need none, so most entries cost no future.
+//!
 //! Invariants:
 //! - Yielded user keys are strictly increasing (forward) or strictly
 //!   decreasing (reverse), and lie within the bounds.
 //! - A yielded value is the newest version with seqno <= snapshot, and
 //!   that version is a put.
+//! - `key_buf` holds the key of `pending` whenever it is not `Idle`.
 //! - After an `Err`, every later call returns the same error.
 
 use std::ops::Bound;
@@ -22,7 +29,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::iter::{Direction, MergingIterator, Source, trailer_kind, trailer_seqno};
+use crate::iter::{Batch, Direction, MergingIterator, Source, trailer_kind, trailer_seqno};
 use crate::key::{InternalKey, MAX_SEQNO, SeqNo, ValueKind};
 
 /// Where a `DbIter` is in its walk.
@@ -38,6 +45,29 @@ enum State {
     Failed(Error),
 }
 
+/// The user key the walk is in the middle of, named by `key_buf`.
+#[derive(Debug)]
+enum Pending {
+    /// None: the merge's entry starts a new user key.
+    Idle,
+    /// Forward: the key is decided (yielded or hidden); its older versions
+    /// are skipped.
+    Skipping,
+    /// Reverse: the key's versions are being walked, oldest first; the
+    /// newest visible one so far, if any.
+    Gathering(Option<(ValueKind, Bytes)>),
+}
+
+/// Why [`DbIter::walk`] stopped.
+enum Stop {
+    /// The batch is full.
+    Full,
+    /// No key is left within the bounds.
+    End,
+    /// The merge must step and that needs I/O.
+    NeedsIo,
+}
+
 /// User keys and values at a snapshot, in key order (or its reverse).
 #[derive(Debug)]
 pub struct DbIter {
@@ -46,7 +76,8 @@ pub struct DbIter {
     start: Bound<Bytes>,
     end: Bound<Bytes>,
     state: State,
-    /// The user key being decided or skipped, reused across keys.
+    pending: Pending,
+    /// The user key of `pending`, reused across keys.
     key_buf: Vec<u8>,
 }
 
@@ -54,7 +85,7 @@ impl DbIter {
     /// An iterator over `sources` (newest first) seeing the versions with
     /// seqno <= `snapshot`, between `start` and `end`, moving in
     /// `direction`. Nothing is read until the first
-    /// [`DbIter::next_entry`].
+    /// [`DbIter::next_batch`].
     pub fn new(
         sources: Vec<Source>,
         snapshot: SeqNo,
@@ -68,6 +99,7 @@ impl DbIter {
             start,
             end,
             state: State::Unpositioned,
+            pending: Pending::Idle,
             key_buf: Vec::new(),
         }
     }
@@ -77,19 +109,45 @@ impl DbIter {
         self.merge.direction()
     }
 
-    /// The next (user key, value), or `None` past the last one.
+    /// The next (user key, value), or `None` past the last one: a batch of
+    /// one, for tests that walk entry by entry.
+    ///
+    /// # Errors
+    /// As [`DbIter::next_batch`].
+    ///
+    /// # Cancel safety
+    /// As [`DbIter::next_batch`].
+    #[cfg(test)]
+    pub async fn next_entry(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+        let mut batch = Batch::with_capacity(1);
+        self.next_batch(&mut batch, 1, usize::MAX).await?;
+        Ok(batch.into_entries().next())
+    }
+
+    /// Appends the next entries to `batch` until it holds `max_entries`
+    /// entries or at least `max_bytes` of keys and values: at least one
+    /// (unless the batch was full already) or none when the walk is over.
+    ///
+    /// NOTE: a scan fills a batch per poll, so the cost of a poll (and of
+    /// the futures under it) is shared by the entries of the batch.
     ///
     /// # Errors
     /// [`crate::Error::Io`] or [`crate::Error::Corruption`] from a table
     /// read. The iterator is then finished: every later call returns the
-    /// same error.
+    /// same error. An error met after entries were appended is held back:
+    /// the call returns `Ok` with them, and the next call returns it.
     ///
     /// # Cancel safety
     /// Not cancel safe: a dropped call leaves the position unspecified and
-    /// may lose an entry; drop the iterator with it.
-    pub async fn next_entry(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+    /// may lose entries; drop the iterator with it.
+    pub async fn next_batch(
+        &mut self,
+        batch: &mut Batch,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<()> {
         match &self.state {
-            State::Done => return Ok(None),
+            State::Done => return Ok(()),
             State::Failed(error) => return Err(error.clone()),
             State::Positioned => {}
             State::Unpositioned => {
@@ -100,19 +158,26 @@ impl DbIter {
                 self.state = State::Positioned;
             }
         }
-        let found = match self.direction() {
-            Direction::Forward => self.next_forward().await,
-            Direction::Reverse => self.next_reverse().await,
-        };
-        match found {
-            Ok(Some(entry)) => Ok(Some(entry)),
-            Ok(None) => {
-                self.state = State::Done;
-                Ok(None)
-            }
-            Err(error) => {
+        let before = batch.len();
+        loop {
+            let walked = self.walk(batch, max_entries, max_bytes);
+            let stepped = match walked {
+                Ok(Stop::Full) => return Ok(()),
+                Ok(Stop::End) => {
+                    self.state = State::Done;
+                    return Ok(());
+                }
+                Ok(Stop::NeedsIo) => match self.direction() {
+                    Direction::Forward => self.merge.next().await,
+                    Direction::Reverse => self.merge.prev().await,
+                },
+                Err(error) => Err(error),
+            };
+            if let Err(error) = stepped {
                 self.state = State::Failed(error.clone());
-                Err(error)
+                // Entries already appended go out first; the error follows
+                // on the next call.
+                return if batch.len() > before { Ok(()) } else { Err(error) };
             }
         }
     }
@@ -160,71 +225,113 @@ impl DbIter {
         }
     }
 
-    /// Forward: the next user key whose newest visible version is a put.
-    async fn next_forward(&mut self) -> Result<Option<(Bytes, Bytes)>> {
-        loop {
-            if !self.merge.valid() {
-                return Ok(None);
-            }
-            let user_key = self.merge.user_key();
-            if past_end(user_key, &self.end) {
-                return Ok(None);
-            }
-            if before_start(user_key, &self.start) || trailer_seqno(self.merge.trailer()) > self.snapshot {
-                // Only the excluded start key or a version above the
-                // snapshot: not yet the deciding version.
-                self.merge.next().await?;
-                continue;
-            }
-            // The newest visible version of this user key decides it.
-            let decided = (trailer_kind(self.merge.trailer()) == ValueKind::Put)
-                .then(|| (Bytes::copy_from_slice(user_key), self.merge.value()));
-            self.key_buf.clear();
-            self.key_buf.extend_from_slice(user_key);
-            self.merge.next().await?;
-            while self.merge.valid() && self.merge.user_key() == self.key_buf.as_slice() {
-                self.merge.next().await?;
-            }
-            if decided.is_some() {
-                return Ok(decided);
+    /// Walks the merge from its current entry, appending to `batch` while
+    /// it is within its limits, until it stops.
+    fn walk(&mut self, batch: &mut Batch, max_entries: usize, max_bytes: usize) -> Result<Stop> {
+        // NOTE: each round appends at most one entry, so checking here
+        // keeps the batch within `max_entries`; `max_bytes` may be passed by
+        // the last entry.
+        while batch.len() < max_entries && batch.size_bytes() < max_bytes {
+            let next = match self.direction() {
+                Direction::Forward => self.visit_forward(batch),
+                Direction::Reverse => self.visit_reverse(batch),
+            };
+            match next {
+                Next::Step => match self.merge.step_without_io() {
+                    Some(result) => result?,
+                    None => return Ok(Stop::NeedsIo),
+                },
+                Next::Stay => {}
+                Next::End => return Ok(Stop::End),
             }
         }
+        Ok(Stop::Full)
     }
 
-    /// Reverse: the previous user key whose newest visible version is a
-    /// put.
-    async fn next_reverse(&mut self) -> Result<Option<(Bytes, Bytes)>> {
-        loop {
-            if !self.merge.valid() {
-                return Ok(None);
+    /// Forward: considers the merge's current entry, appending it to
+    /// `batch` if it decides a key that is not deleted.
+    #[inline]
+    fn visit_forward(&mut self, batch: &mut Batch) -> Next {
+        if !self.merge.valid() {
+            return Next::End;
+        }
+        let (user_key, trailer) = self.merge.user_key_and_trailer();
+        if matches!(self.pending, Pending::Skipping) && user_key == self.key_buf.as_slice() {
+            // An older version of a decided key.
+            return Next::Step;
+        }
+        if past_end(user_key, &self.end) {
+            return Next::End;
+        }
+        if before_start(user_key, &self.start) || trailer_seqno(trailer) > self.snapshot {
+            // Only the excluded start key or a version above the snapshot:
+            // not yet the deciding version.
+            return Next::Step;
+        }
+        // The newest visible version of this user key decides it.
+        self.key_buf.clear();
+        self.key_buf.extend_from_slice(user_key);
+        self.pending = Pending::Skipping;
+        if trailer_kind(trailer) == ValueKind::Put {
+            batch.push(user_key, self.merge.value());
+        }
+        // Else a tombstone: the key is hidden.
+        Next::Step
+    }
+
+    /// Reverse: considers the merge's current entry; appends the key
+    /// gathered so far to `batch` if this entry ends it and it is not
+    /// deleted.
+    #[inline]
+    fn visit_reverse(&mut self, batch: &mut Batch) -> Next {
+        let (user_key, trailer) = self.merge.user_key_and_trailer();
+        let ended = !self.merge.valid() || before_start(user_key, &self.start);
+        if let Pending::Gathering(_) = self.pending {
+            if ended || user_key != self.key_buf.as_slice() {
+                // Every version of the gathered key is walked: decide it,
+                // then (if the walk goes on) look at this entry again.
+                let Pending::Gathering(newest_visible) = std::mem::replace(&mut self.pending, Pending::Idle)
+                else {
+                    unreachable!("pending was just matched as gathering");
+                };
+                if let Some((ValueKind::Put, value)) = newest_visible {
+                    batch.push(&self.key_buf, value);
+                }
+                return if ended { Next::End } else { Next::Stay };
             }
-            let user_key = self.merge.user_key();
-            if before_start(user_key, &self.start) {
-                return Ok(None);
+        } else {
+            if ended {
+                return Next::End;
             }
             if past_end(user_key, &self.end) {
                 // Cannot happen after `seek_for_prev` to the end bound;
                 // skipped for safety rather than yielded.
                 debug_assert!(false, "reverse walk started past the end bound");
-                self.merge.prev().await?;
-                continue;
+                return Next::Step;
             }
             self.key_buf.clear();
             self.key_buf.extend_from_slice(user_key);
-            // Versions arrive oldest first: the last visible one wins.
-            let mut newest_visible: Option<(ValueKind, Bytes)> = None;
-            while self.merge.valid() && self.merge.user_key() == self.key_buf.as_slice() {
-                let trailer = self.merge.trailer();
-                if trailer_seqno(trailer) <= self.snapshot {
-                    newest_visible = Some((trailer_kind(trailer), self.merge.value()));
-                }
-                self.merge.prev().await?;
-            }
-            if let Some((ValueKind::Put, value)) = newest_visible {
-                return Ok(Some((Bytes::copy_from_slice(&self.key_buf), value)));
-            }
+            self.pending = Pending::Gathering(None);
         }
+        // A version of the gathered key; versions arrive oldest first, so
+        // the last visible one wins.
+        if trailer_seqno(trailer) <= self.snapshot
+            && let Pending::Gathering(newest_visible) = &mut self.pending
+        {
+            *newest_visible = Some((trailer_kind(trailer), self.merge.value()));
+        }
+        Next::Step
     }
+}
+
+/// What the walk does after looking at one entry.
+enum Next {
+    /// Step the merge on.
+    Step,
+    /// Look at the same entry again.
+    Stay,
+    /// The walk is over.
+    End,
 }
 
 /// True when `user_key` comes before the lower bound `start`.

@@ -49,21 +49,33 @@ impl LevelIter {
     }
 
     /// True when positioned at an entry.
+    #[inline]
     pub fn valid(&self) -> bool {
         self.current.as_ref().is_some_and(|(_, iter)| iter.valid())
     }
 
     /// The current user key; empty when invalid.
+    #[inline]
     pub fn user_key(&self) -> &[u8] {
         self.current.as_ref().map_or(&[], |(_, iter)| iter.user_key())
     }
 
+    /// The current user key and trailer; empty and 0 when invalid.
+    #[inline]
+    pub fn user_key_and_trailer(&self) -> (&[u8], u64) {
+        self.current
+            .as_ref()
+            .map_or((&[], 0), |(_, iter)| iter.user_key_and_trailer())
+    }
+
     /// The current trailer; 0 when invalid.
+    #[inline]
     pub fn trailer(&self) -> u64 {
         self.current.as_ref().map_or(0, |(_, iter)| iter.trailer())
     }
 
     /// The current value; empty when invalid.
+    #[inline]
     pub fn value(&self) -> Bytes {
         self.current
             .as_ref()
@@ -114,6 +126,38 @@ impl LevelIter {
             return Ok(());
         }
         self.enter_forward(index + 1).await
+    }
+
+    /// Moves to the next entry if it is in the current table's current
+    /// block (see `TableIter::next_in_block`): `Some` with the step's
+    /// result, or `None`, having moved nothing, when the step needs a block
+    /// load or another table (use [`LevelIter::next`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::Corruption`] if the next entry is damaged; the
+    /// iterator is then invalid.
+    #[inline]
+    pub fn next_in_block(&mut self) -> Option<Result<()>> {
+        let (_, iter) = self.current.as_mut()?;
+        let result = iter.next_in_block()?;
+        if result.is_err() {
+            self.current = None;
+        }
+        Some(result)
+    }
+
+    /// The mirror image of [`LevelIter::next_in_block`].
+    ///
+    /// # Errors
+    /// As [`LevelIter::next_in_block`].
+    #[inline]
+    pub fn prev_in_block(&mut self) -> Option<Result<()>> {
+        let (_, iter) = self.current.as_mut()?;
+        let result = iter.prev_in_block()?;
+        if result.is_err() {
+            self.current = None;
+        }
+        Some(result)
     }
 
     /// Moves to the next entry (invalid after the last). No-op when invalid.

@@ -54,26 +54,31 @@ impl MemtableIter {
     }
 
     /// True when positioned at an entry.
+    #[inline]
     pub fn valid(&self) -> bool {
         self.pos < self.batch.len()
     }
 
     /// The current entry's key. REQUIRES: `valid()` (`None` otherwise).
+    #[inline]
     pub fn key(&self) -> Option<&InternalKey> {
         self.batch.get(self.pos).map(|(key, _)| key)
     }
 
     /// The current user key; empty when invalid.
+    #[inline]
     pub fn user_key(&self) -> &[u8] {
         self.key().map_or(&[], |key| key.user_key.as_ref())
     }
 
     /// The current trailer; 0 when invalid.
+    #[inline]
     pub fn trailer(&self) -> u64 {
         self.key().map_or(0, |key| key.trailer)
     }
 
     /// The current value; empty when invalid.
+    #[inline]
     pub fn value(&self) -> Bytes {
         self.batch
             .get(self.pos)

@@ -8,7 +8,8 @@
 //!   opened lazily through the table cache.
 //! - [`Source`]: one of the three, behind one set of inherent async methods.
 //! - [`MergingIterator`]: many sources in internal-key order, one way.
-//! - [`DbIter`]: user keys and values at a snapshot, within bounds.
+//! - [`DbIter`]: user keys and values at a snapshot, within bounds, read
+//!   a [`Batch`] at a time.
 //!
 //! Ownership: every iterator belongs to one reader (a scan, a compaction
 //! job) and may move between threads (`Send`). Sources own what they read
@@ -31,6 +32,7 @@ use crate::error::Result;
 use crate::key::{InternalKey, SeqNo, ValueKind};
 use crate::sst::TableIter;
 
+mod batch;
 mod db_iter;
 mod level;
 mod memtable;
@@ -39,6 +41,7 @@ mod merge;
 #[cfg(test)]
 mod tests;
 
+pub use batch::{Batch, BatchEntries};
 pub use db_iter::DbIter;
 pub use level::LevelIter;
 pub use memtable::MemtableIter;
@@ -71,6 +74,7 @@ pub enum Source {
 
 impl Source {
     /// True when positioned at an entry.
+    #[inline]
     pub fn valid(&self) -> bool {
         match self {
             Source::Memtable(iter) => iter.valid(),
@@ -80,6 +84,7 @@ impl Source {
     }
 
     /// The current user key; empty when invalid.
+    #[inline]
     pub fn user_key(&self) -> &[u8] {
         match self {
             Source::Memtable(iter) => iter.user_key(),
@@ -88,7 +93,18 @@ impl Source {
         }
     }
 
+    /// The current user key and trailer; empty and 0 when invalid.
+    #[inline]
+    pub fn user_key_and_trailer(&self) -> (&[u8], u64) {
+        match self {
+            Source::Memtable(iter) => (iter.user_key(), iter.trailer()),
+            Source::Table(iter) => iter.user_key_and_trailer(),
+            Source::Level(iter) => iter.user_key_and_trailer(),
+        }
+    }
+
     /// The current trailer (`seqno << 8 | kind`); 0 when invalid.
+    #[inline]
     pub fn trailer(&self) -> u64 {
         match self {
             Source::Memtable(iter) => iter.trailer(),
@@ -98,6 +114,7 @@ impl Source {
     }
 
     /// The current value (shared, not copied); empty when invalid.
+    #[inline]
     pub fn value(&self) -> Bytes {
         match self {
             Source::Memtable(iter) => iter.value(),
@@ -186,6 +203,42 @@ impl Source {
         Ok(())
     }
 
+    /// Moves to the next entry if that needs no I/O: `Some` with the
+    /// step's result, or `None`, having moved nothing, when it does (use
+    /// [`Source::next`]) or the source is invalid. A memtable always
+    /// steps; a table or level steps within its current data block.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corruption`] if the next entry is damaged; the
+    /// source is then invalid.
+    #[inline]
+    pub fn next_without_io(&mut self) -> Option<Result<()>> {
+        match self {
+            Source::Memtable(iter) => {
+                iter.next();
+                Some(Ok(()))
+            }
+            Source::Table(iter) => iter.next_in_block(),
+            Source::Level(iter) => iter.next_in_block(),
+        }
+    }
+
+    /// The mirror image of [`Source::next_without_io`].
+    ///
+    /// # Errors
+    /// As [`Source::next_without_io`].
+    #[inline]
+    pub fn prev_without_io(&mut self) -> Option<Result<()>> {
+        match self {
+            Source::Memtable(iter) => {
+                iter.prev();
+                Some(Ok(()))
+            }
+            Source::Table(iter) => iter.prev_in_block(),
+            Source::Level(iter) => iter.prev_in_block(),
+        }
+    }
+
     /// Moves to the next entry (invalid after the last). No-op when invalid.
     ///
     /// # Errors
@@ -226,6 +279,7 @@ impl Source {
 
 /// Internal-key order of two (user key, trailer) pairs: user key ascending,
 /// then trailer descending.
+#[inline]
 pub(crate) fn compare(a_user_key: &[u8], a_trailer: u64, b_user_key: &[u8], b_trailer: u64) -> Ordering {
     a_user_key.cmp(b_user_key).then_with(|| b_trailer.cmp(&a_trailer))
 }
@@ -236,12 +290,14 @@ pub(crate) fn compare_to(user_key: &[u8], trailer: u64, key: &InternalKey) -> Or
 }
 
 /// The seqno of a trailer.
+#[inline]
 pub(crate) fn trailer_seqno(trailer: u64) -> SeqNo {
     trailer >> 8
 }
 
 /// The kind of a trailer; an unknown kind byte (never stored: readers
 /// reject it) reads as `Put`, like `InternalKey::kind`.
+#[inline]
 pub(crate) fn trailer_kind(trailer: u64) -> ValueKind {
     ValueKind::from_u8((trailer & 0xff) as u8).unwrap_or(ValueKind::Put)
 }

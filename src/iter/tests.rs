@@ -322,6 +322,64 @@ fn merging_iterator_yields_every_entry_and_lands_every_seek() {
     });
 }
 
+/// Many sources whose entries interleave at random (the merge's order is
+/// re-sorted at every step), ties between equal keys included: the merge
+/// yields every entry once, in order, lower source first on a tie.
+#[test]
+fn merging_many_interleaved_sources_keeps_order_and_ties() {
+    let mut rng = Rng(0x5eed);
+    let memtables: Vec<Arc<Memtable>> = (0..12).map(|_| Arc::new(Memtable::new())).collect();
+    // (internal key, source index) for every entry.
+    let mut expected: Vec<(InternalKey, usize)> = Vec::new();
+    for seqno in 1..=3_000 {
+        let user_key = Bytes::from(format!("k{:04}", rng.below(500)));
+        let source = rng.below(memtables.len() as u64) as usize;
+        // Now and then the same internal key in a second source: a tie.
+        let tie = (rng.below(50) == 0).then(|| (source + 1 + rng.below(11) as usize) % memtables.len());
+        for source in std::iter::once(source).chain(tie) {
+            memtables[source].insert(
+                user_key.clone(),
+                seqno,
+                ValueKind::Put,
+                Bytes::from(format!("{source}")),
+            );
+            expected.push((InternalKey::new(user_key.clone(), seqno, ValueKind::Put), source));
+        }
+    }
+    expected.sort();
+    let sources = || {
+        memtables
+            .iter()
+            .map(|memtable| Source::Memtable(MemtableIter::new(Arc::clone(memtable))))
+            .collect::<Vec<_>>()
+    };
+    block_on(async {
+        let mut merge = MergingIterator::new(sources(), Direction::Forward);
+        merge.seek_to_first().await.unwrap();
+        let mut got = Vec::new();
+        while merge.valid() {
+            let source: usize = std::str::from_utf8(&merge.value()).unwrap().parse().unwrap();
+            got.push((merge.key(), source));
+            merge.next().await.unwrap();
+        }
+        assert_eq!(got, expected);
+
+        let mut merge = MergingIterator::new(sources(), Direction::Reverse);
+        merge.seek_to_last().await.unwrap();
+        let mut got = Vec::new();
+        while merge.valid() {
+            let source: usize = std::str::from_utf8(&merge.value()).unwrap().parse().unwrap();
+            got.push((merge.key(), source));
+            merge.prev().await.unwrap();
+        }
+        // Reverse walks ties lower source first too.
+        let mut reversed = expected.clone();
+        reversed
+            .sort_by(|(a_key, a_source), (b_key, b_source)| b_key.cmp(a_key).then(a_source.cmp(b_source)));
+        assert_eq!(got, reversed);
+    });
+}
+
 #[test]
 fn empty_sources_yield_nothing() {
     block_on(async {
@@ -370,6 +428,104 @@ fn a_missing_table_fails_the_scan_and_keeps_failing() {
     });
 }
 
+/// Batches of any size, cut by entries or by bytes, add up to the walk
+/// entry by entry; every batch but the last is non-empty and within its
+/// limits.
+#[test]
+fn batches_add_up_to_the_whole_walk() {
+    let (tree, model) = build(11, 40, 600);
+    for (start, end) in bounds_to_check() {
+        let expected = model_scan(&model, MAX_SEQNO, &start, &end);
+        for direction in [Direction::Forward, Direction::Reverse] {
+            for (max_entries, max_bytes) in [
+                (1, usize::MAX),
+                (2, usize::MAX),
+                (7, usize::MAX),
+                (1000, 1),
+                (5, 20),
+            ] {
+                let mut iter = DbIter::new(
+                    block_on(tree.sources(true)),
+                    MAX_SEQNO,
+                    start.clone(),
+                    end.clone(),
+                    direction,
+                );
+                let mut got = Vec::new();
+                loop {
+                    let mut batch = Batch::default();
+                    block_on(iter.next_batch(&mut batch, max_entries, max_bytes)).unwrap();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    assert!(batch.len() <= max_entries);
+                    let batch: Vec<(Bytes, Bytes)> = batch.into_entries().collect();
+                    // Only the last entry may cross the byte limit.
+                    let before_last: usize = batch[..batch.len() - 1]
+                        .iter()
+                        .map(|(key, value)| key.len() + value.len())
+                        .sum();
+                    assert!(before_last < max_bytes);
+                    got.extend(batch);
+                }
+                if direction == Direction::Reverse {
+                    got.reverse();
+                }
+                assert_eq!(
+                    got, expected,
+                    "{direction:?} {max_entries} entries {max_bytes} bytes {start:?}..{end:?}"
+                );
+            }
+        }
+    }
+}
+
+/// A table that cannot be read, after one that can: the entries before it
+/// come out first, then the error, for good.
+#[test]
+fn a_batch_keeps_its_entries_and_the_error_comes_next() {
+    let (tree, _) = build(5, 10, 100);
+    assert!(tree.level.len() >= 2);
+    let mut broken = (*tree.level[1]).clone();
+    broken.number = 999;
+    let sources = vec![Source::Level(LevelIter::new(
+        Arc::clone(&tree.table_cache),
+        vec![Arc::clone(&tree.level[0]), Arc::new(broken)],
+    ))];
+    block_on(async {
+        let mut iter = DbIter::new(
+            sources,
+            MAX_SEQNO,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            Direction::Forward,
+        );
+        let mut batch = Batch::default();
+        iter.next_batch(&mut batch, 1000, usize::MAX).await.unwrap();
+        let batch: Vec<(Bytes, Bytes)> = batch.into_entries().collect();
+        // Exactly what the readable table holds.
+        let readable = DbIter::new(
+            vec![Source::Level(LevelIter::new(
+                Arc::clone(&tree.table_cache),
+                vec![Arc::clone(&tree.level[0])],
+            ))],
+            MAX_SEQNO,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            Direction::Forward,
+        );
+        let expected = collect(readable).await;
+        assert!(!expected.is_empty());
+        assert_eq!(batch, expected);
+        for _ in 0..2 {
+            let mut more = Batch::default();
+            let result = iter.next_batch(&mut more, 1000, usize::MAX).await;
+            assert!(matches!(result, Err(crate::Error::Io { .. })));
+            assert!(more.is_empty());
+        }
+    });
+}
+
 /// Scans run inside `Send` futures (a `'static` stream on any runtime).
 #[test]
 fn iterator_futures_are_send() {
@@ -382,6 +538,8 @@ fn iterator_futures_are_send() {
         Direction::Forward,
     );
     assert_send(&iter.next_entry());
+    let mut batch = Batch::default();
+    assert_send(&iter.next_batch(&mut batch, 1, 1));
     let mut merge = MergingIterator::new(Vec::new(), Direction::Reverse);
     assert_send(&merge.prev());
 }

@@ -52,6 +52,7 @@ pub fn encode_seek_key(user_key: &[u8], snapshot: SeqNo) -> Vec<u8> {
 
 /// Splits an encoded key into user key and trailer; `None` if it is
 /// shorter than the trailer.
+#[inline]
 pub fn split(encoded: &[u8]) -> Option<(&[u8], u64)> {
     let user_len = encoded.len().checked_sub(TRAILER_SIZE_BYTES)?;
     let (user_key, _) = encoded.split_at_checked(user_len)?;
@@ -77,7 +78,14 @@ pub fn decode(encoded: &[u8]) -> Option<InternalKey> {
 /// True when `encoded` is long enough and its kind byte names a
 /// `ValueKind`: the check every key read from a block passes.
 pub fn is_valid(encoded: &[u8]) -> bool {
-    split(encoded).is_some_and(|(_, trailer)| ValueKind::from_u8((trailer & 0xff) as u8).is_some())
+    valid_trailer(encoded).is_some()
+}
+
+/// The trailer of `encoded` if it [`is_valid`].
+#[inline]
+pub fn valid_trailer(encoded: &[u8]) -> Option<u64> {
+    let (_, trailer) = split(encoded)?;
+    ValueKind::from_u8((trailer & 0xff) as u8).map(|_| trailer)
 }
 
 /// Internal-key order of two encoded keys: user key ascending, then

@@ -22,7 +22,8 @@ use crate::key::{InternalKey, SeqNo, ValueKind};
 use crate::sst::block::BlockIter;
 use crate::sst::encoded_key;
 use crate::sst::format::handle::BlockHandle;
-use crate::sst::table::reader::{Readahead, Table};
+use crate::sst::table::readahead::Readahead;
+use crate::sst::table::reader::Table;
 
 /// A cursor over one table's entries (all versions, tombstones included)
 /// in internal-key order, both ways.
@@ -32,6 +33,9 @@ pub struct TableIter {
     index: BlockIter,
     /// The data block at `index`, with its handle; `None` when invalid.
     data: Option<(BlockHandle, BlockIter)>,
+    /// The cursor of the last block left, kept so the next block reuses its
+    /// buffers instead of growing new ones.
+    spare: Option<BlockIter>,
     /// Reads several blocks at once once the iterator walks the table.
     readahead: Readahead,
 }
@@ -43,6 +47,7 @@ impl TableIter {
             index: table.index_iter(),
             table,
             data: None,
+            spare: None,
             readahead: Readahead::default(),
         }
     }
@@ -53,24 +58,36 @@ impl TableIter {
     }
 
     /// True when positioned at an entry.
+    #[inline]
     pub fn valid(&self) -> bool {
         self.data.as_ref().is_some_and(|(_, data)| data.valid())
     }
 
     /// The current key, encoded (`user_key ++ trailer:u64 LE`); empty when
     /// invalid.
+    #[inline]
     pub fn encoded_key(&self) -> &[u8] {
         self.data.as_ref().map_or(&[], |(_, data)| data.key())
     }
 
     /// The current user key; empty when invalid.
+    #[inline]
     pub fn user_key(&self) -> &[u8] {
-        encoded_key::user_key(self.encoded_key())
+        self.data.as_ref().map_or(&[], |(_, data)| data.user_key())
+    }
+
+    /// The current user key and trailer; empty and 0 when invalid.
+    #[inline]
+    pub fn user_key_and_trailer(&self) -> (&[u8], u64) {
+        self.data
+            .as_ref()
+            .map_or((&[], 0), |(_, data)| (data.user_key(), data.trailer()))
     }
 
     /// The current key's trailer (`seqno << 8 | kind`); 0 when invalid.
+    #[inline]
     pub fn trailer(&self) -> u64 {
-        encoded_key::split(self.encoded_key()).map_or(0, |(_, trailer)| trailer)
+        self.data.as_ref().map_or(0, |(_, data)| data.trailer())
     }
 
     /// The current key's seqno; 0 when invalid.
@@ -95,6 +112,7 @@ impl TableIter {
 
     /// The current value: a slice of the cached block, no copy. Empty when
     /// invalid (and for tombstones).
+    #[inline]
     pub fn value(&self) -> Bytes {
         self.data
             .as_ref()
@@ -111,7 +129,7 @@ impl TableIter {
     /// Cancel safe, but the position is unspecified afterwards: seek again.
     pub async fn seek_to_first(&mut self) -> Result<()> {
         self.readahead.forward = true;
-        self.data = None;
+        self.leave_block();
         self.index
             .seek_to_first()
             .map_err(|reason| self.table.index_corruption(reason))?;
@@ -127,7 +145,7 @@ impl TableIter {
     /// As [`TableIter::seek_to_first`].
     pub async fn seek_to_last(&mut self) -> Result<()> {
         self.readahead.forward = false;
-        self.data = None;
+        self.leave_block();
         self.index
             .seek_to_last()
             .map_err(|reason| self.table.index_corruption(reason))?;
@@ -146,12 +164,58 @@ impl TableIter {
     /// As [`TableIter::seek_to_first`].
     pub async fn seek(&mut self, target: &InternalKey) -> Result<()> {
         self.readahead.forward = true;
-        self.data = None;
+        self.leave_block();
         let target = encoded_key::encode(target);
         self.index
             .seek(&target)
             .map_err(|reason| self.table.index_corruption(reason))?;
         self.load_block_then(|data| data.seek(&target)).await
+    }
+
+    /// Moves to the next entry if it is in the current block: `Some` with
+    /// the step's result, or `None`, having moved nothing, when the current
+    /// entry ends its block (the step needs a block load: use
+    /// [`TableIter::next`]) or the iterator is invalid.
+    ///
+    /// NOTE: most steps stay in a block; this spares them the await (and
+    /// the future) that a block load needs.
+    ///
+    /// # Errors
+    /// [`crate::Error::Corruption`] if the next entry is damaged; the
+    /// iterator is then invalid.
+    #[inline]
+    pub fn next_in_block(&mut self) -> Option<Result<()>> {
+        let (handle, data) = self.data.as_mut()?;
+        if !data.has_next() {
+            return None;
+        }
+        self.readahead.forward = true;
+        let Err(reason) = data.next() else {
+            return Some(Ok(()));
+        };
+        let handle = *handle;
+        self.leave_block();
+        Some(Err(self.table.block_corruption(handle, reason)))
+    }
+
+    /// The mirror image of [`TableIter::next_in_block`]: moves to the
+    /// previous entry if it is in the current block.
+    ///
+    /// # Errors
+    /// As [`TableIter::next_in_block`].
+    #[inline]
+    pub fn prev_in_block(&mut self) -> Option<Result<()>> {
+        let (handle, data) = self.data.as_mut()?;
+        if !data.has_prev() {
+            return None;
+        }
+        self.readahead.forward = false;
+        let Err(reason) = data.prev() else {
+            return Some(Ok(()));
+        };
+        let handle = *handle;
+        self.leave_block();
+        Some(Err(self.table.block_corruption(handle, reason)))
     }
 
     /// Moves to the next entry (invalid after the last). No-op when invalid.
@@ -168,13 +232,13 @@ impl TableIter {
         };
         let handle = *handle;
         if let Err(reason) = data.next() {
-            self.data = None;
+            self.leave_block();
             return Err(self.table.block_corruption(handle, reason));
         }
         if data.valid() {
             return Ok(());
         }
-        self.data = None;
+        self.leave_block();
         self.index
             .next()
             .map_err(|reason| self.table.index_corruption(reason))?;
@@ -196,17 +260,25 @@ impl TableIter {
         };
         let handle = *handle;
         if let Err(reason) = data.prev() {
-            self.data = None;
+            self.leave_block();
             return Err(self.table.block_corruption(handle, reason));
         }
         if data.valid() {
             return Ok(());
         }
-        self.data = None;
+        self.leave_block();
         self.index
             .prev()
             .map_err(|reason| self.table.index_corruption(reason))?;
         self.load_block_then(|data| data.seek_to_last()).await
+    }
+
+    /// Makes the iterator invalid, keeping the block cursor for the next
+    /// block.
+    fn leave_block(&mut self) {
+        if let Some((_, data)) = self.data.take() {
+            self.spare = Some(data);
+        }
     }
 
     /// Loads the data block `index` points at (if it is valid) and places
@@ -225,7 +297,13 @@ impl TableIter {
             .table
             .data_block_with(handle, Some(&mut self.readahead))
             .await?;
-        let mut data = block.iter();
+        let mut data = match self.spare.take() {
+            Some(mut data) => {
+                data.reset(block);
+                data
+            }
+            None => block.iter(),
+        };
         position(&mut data).map_err(|reason| self.table.block_corruption(handle, reason))?;
         if !data.valid() {
             return Err(self

@@ -5,6 +5,8 @@
 //! - [`reader`]: `Table`, an open table: footer, properties, index and
 //!   filter in memory; point reads through the block cache.
 //! - [`iter`]: `TableIter`, an owned async cursor over a table's entries.
+//! - `readahead`: how a `TableIter` reads data blocks a window at a time,
+//!   the next window while it decodes the current one.
 //!
 //! Ownership: a builder belongs to the one flush or compaction task writing
 //! the table; a `Table` is shared as `Arc<Table>` by every reader (the
@@ -20,6 +22,7 @@
 
 pub mod builder;
 pub mod iter;
+mod readahead;
 pub mod reader;
 
 #[cfg(test)]

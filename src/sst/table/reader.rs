@@ -37,6 +37,7 @@ use crate::sst::format::handle::BlockHandle;
 use crate::sst::format::properties::TableProperties;
 use crate::sst::stats::ReadStats;
 use crate::sst::table::iter::TableIter;
+use crate::sst::table::readahead::{DataRegion, Readahead};
 use crate::sst::{
     BLOCK_TRAILER_SIZE_BYTES, FOOTER_SIZE_BYTES, MAX_BLOCK_SIZE_BYTES, MAX_META_BLOCK_SIZE_BYTES, encoded_key,
 };
@@ -302,43 +303,15 @@ impl Table {
         Ok(block)
     }
 
-    /// The stored bytes of one block, through the iterator's readahead
-    /// window.
+    /// The stored bytes of one block, through the iterator's readahead.
     async fn read_ahead(&self, handle: BlockHandle, len: usize, readahead: &mut Readahead) -> Result<Bytes> {
-        if let Some(bytes) = readahead.slice(handle.offset, len) {
-            return Ok(bytes);
-        }
-        readahead.misses += 1;
-        if readahead.misses < READAHEAD_AFTER_MISSES {
-            return read_exact(&self.file, &self.path, handle.offset, len, "data block").await;
-        }
-        // NOTE: data blocks end where the filter block starts (checked at
-        // open), so the window never reads metadata.
-        let data_end = self.footer.filter.offset;
-        let window = READAHEAD_WINDOW_BYTES.max(len) as u64;
-        let (start, end) = if readahead.forward {
-            (
-                handle.offset,
-                (handle.offset + window)
-                    .min(data_end)
-                    .max(handle.offset + len as u64),
-            )
-        } else {
-            let end = handle.offset + len as u64;
-            (end.saturating_sub(window), end)
+        let region = DataRegion {
+            file: &self.file,
+            path: &self.path,
+            // Data blocks end where the filter block starts (checked at open).
+            end: self.footer.filter.offset,
         };
-        let bytes = read_exact(
-            &self.file,
-            &self.path,
-            start,
-            (end - start) as usize,
-            "data blocks",
-        )
-        .await?;
-        readahead.window = Some((start, bytes));
-        readahead
-            .slice(handle.offset, len)
-            .ok_or_else(|| self.block_corruption(handle, "outside its readahead window".into()))
+        readahead.read(&region, handle.offset, len).await
     }
 
     /// Corruption in the index block.
@@ -356,36 +329,15 @@ impl Table {
     }
 }
 
-/// Bytes read at once by an iterator's readahead.
-const READAHEAD_WINDOW_BYTES: usize = 256 * 1024;
-/// Block loads that missed the cache before an iterator reads ahead: a get
-/// or a short seek never pays for a window it does not use.
-const READAHEAD_AFTER_MISSES: u32 = 2;
-
-/// An iterator's readahead state.
-#[derive(Debug, Default)]
-pub(crate) struct Readahead {
-    /// The last window read: its file offset and bytes.
-    window: Option<(u64, Bytes)>,
-    /// Cache misses so far.
-    misses: u32,
-    /// Whether the iterator walks towards the end of the file.
-    pub forward: bool,
-}
-
-impl Readahead {
-    /// `len` bytes at `offset` if the window holds them.
-    fn slice(&self, offset: u64, len: usize) -> Option<Bytes> {
-        let (start, bytes) = self.window.as_ref()?;
-        let from = usize::try_from(offset.checked_sub(*start)?).ok()?;
-        let to = from.checked_add(len)?;
-        (to <= bytes.len()).then(|| bytes.slice(from..to))
-    }
-}
-
 /// Reads exactly `len` bytes at `offset`; a short read is corruption (the
 /// file is shorter than its footer or index says).
-async fn read_exact(file: &Arc<dyn File>, path: &Path, offset: u64, len: usize, what: &str) -> Result<Bytes> {
+pub(crate) async fn read_exact(
+    file: &Arc<dyn File>,
+    path: &Path,
+    offset: u64,
+    len: usize,
+    what: &str,
+) -> Result<Bytes> {
     let buf = file
         .read_at(len, offset)
         .await

@@ -234,6 +234,64 @@ fn round_trip_gets_and_scans_match_the_model() {
     }
 }
 
+/// Walks long enough to read many readahead windows (and blocks that
+/// straddle two), both ways, turning around and seeking in between: every
+/// step lands on the model's entry.
+#[test]
+fn long_walks_through_readahead_windows_match_the_model() {
+    block_on(async {
+        let fs = SimFs::new(3);
+        let model = model(12_000, 120, 9);
+        let properties = write_table(&fs, &path(), TableOptions::default(), &model).await;
+        // Several windows of 256 KiB.
+        assert!(properties.data_size_bytes > 1_500_000, "{properties:?}");
+        let stats = Arc::new(ReadStats::new());
+        let table = Arc::new(
+            open(&fs, &path(), properties.file_size_bytes, None, stats)
+                .await
+                .unwrap(),
+        );
+        let expected: Vec<(InternalKey, Bytes)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut iter = table.iter();
+        assert_eq!(scan_forward(&mut iter).await.unwrap(), expected);
+        assert_eq!(scan_backward(&mut iter).await.unwrap(), expected);
+
+        let mut rng = Rng(77);
+        let mut iter = table.iter();
+        for _ in 0..20 {
+            let mut at = rng.below(expected.len() as u64) as usize;
+            iter.seek(&expected[at].0).await.unwrap();
+            for _ in 0..4 {
+                let forward = rng.below(2) == 0;
+                for _ in 0..rng.below(8_000) {
+                    if forward {
+                        iter.next().await.unwrap();
+                        at += 1;
+                    } else {
+                        iter.prev().await.unwrap();
+                        match at.checked_sub(1) {
+                            Some(before) => at = before,
+                            None => at = expected.len(),
+                        }
+                    }
+                    match expected.get(at) {
+                        Some((key, value)) => {
+                            assert_eq!((iter.key(), iter.value()), (key.clone(), value.clone()));
+                        }
+                        None => {
+                            assert!(!iter.valid());
+                            break;
+                        }
+                    }
+                }
+                if !iter.valid() {
+                    break;
+                }
+            }
+        }
+    });
+}
+
 #[test]
 fn values_are_slices_of_the_cached_block() {
     block_on(async {
