@@ -77,8 +77,19 @@ async fn failed_wal_write_fails_the_write_and_poisons_the_store() {
         let sim = store.sim.clone().unwrap();
         let db = store.open().await;
         db.put(b"before", b"v").await.unwrap();
-        // The next mutating operation is this put's WAL write.
-        sim.fail_at_with_errno(sim.mutating_ops(), errno);
+        // NOTE: the WAL creates its next segment in the background; wait
+        // until the disk is idle, so that the next mutating operation is
+        // this put's WAL write and not a write of that spare segment.
+        let mut seen = sim.mutating_ops();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let now = sim.mutating_ops();
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
+        sim.fail_at_with_errno(seen, errno);
         let err = db.put(b"failing", b"v").await.unwrap_err();
         assert!(
             matches!(&err, Error::Io { source, .. } if source.raw_os_error() == Some(errno)),
