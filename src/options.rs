@@ -60,6 +60,11 @@ pub struct Options {
     /// fdatasync after overwriting it need not journal a size change).
     /// Default: 64 MiB. Minimum: 4 KiB.
     pub wal_segment_size_bytes: u64,
+    /// Durable writers one WAL sync must cover for the WAL to switch from
+    /// one `O_DSYNC` write per group (lowest latency) to pipelining (writes
+    /// overlap the running sync, then one fdatasync covers them: larger
+    /// groups, more throughput when many writers wait). Default: 32.
+    pub wal_pipeline_min_writers: usize,
     /// Which I/O backend to use. Default: [`IoBackend::Auto`].
     pub io_backend: IoBackend,
     /// Create the directory and an empty store if there is none.
@@ -135,6 +140,7 @@ impl Default for Options {
         Options {
             sync_mode: SyncMode::Always,
             wal_segment_size_bytes: 64 * 1024 * 1024,
+            wal_pipeline_min_writers: 32,
             io_backend: IoBackend::Auto,
             create_if_missing: true,
             fs: None,
@@ -164,6 +170,7 @@ impl std::fmt::Debug for Options {
         f.debug_struct("Options")
             .field("sync_mode", &self.sync_mode)
             .field("wal_segment_size_bytes", &self.wal_segment_size_bytes)
+            .field("wal_pipeline_min_writers", &self.wal_pipeline_min_writers)
             .field("io_backend", &self.io_backend)
             .field("create_if_missing", &self.create_if_missing)
             .field("fs", &self.fs.as_ref().map(|fs| fs.name()))
@@ -201,6 +208,12 @@ impl Options {
     /// Sets [`Options::sync_mode`].
     pub fn sync_mode(mut self, mode: SyncMode) -> Self {
         self.sync_mode = mode;
+        self
+    }
+
+    /// Sets [`Options::wal_pipeline_min_writers`].
+    pub fn wal_pipeline_min_writers(mut self, writers: usize) -> Self {
+        self.wal_pipeline_min_writers = writers;
         self
     }
 

@@ -30,10 +30,13 @@ thread_local! {
     /// Memtable size of the running sweep: the default, or tiny so the
     /// workload flushes, logs manifest edits and deletes WAL segments.
     static WRITE_BUFFER_SIZE_BYTES: std::cell::Cell<u64> = const { std::cell::Cell::new(64 << 20) };
+    /// The WAL's pipelining threshold of the running sweep.
+    static PIPELINE_MIN_WRITERS: std::cell::Cell<usize> = const { std::cell::Cell::new(32) };
 }
 
 fn options(sim: &Arc<SimFs>) -> Options {
     Options::default()
+        .wal_pipeline_min_writers(PIPELINE_MIN_WRITERS.with(|n| n.get()))
         .fs(sim.clone())
         .wal_segment_size_bytes(SEGMENT_SIZE_BYTES)
         .write_buffer_size_bytes(WRITE_BUFFER_SIZE_BYTES.with(|size| size.get()))
@@ -277,4 +280,14 @@ async fn power_loss_at_every_mutating_operation_mixed_sync_modes() {
         }
         db.close().await.unwrap();
     }
+}
+
+/// The standard sweep with the WAL pipelining from its first sync on
+/// (`wal_pipeline_min_writers(1)`): what arrives while a sync runs is
+/// written at once and covered by the next fdatasync, the path that many
+/// concurrent writers take on a real disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_loss_at_every_mutating_operation_pipelined() {
+    PIPELINE_MIN_WRITERS.with(|cell| cell.set(1));
+    sweep_power_loss(None).await;
 }

@@ -317,6 +317,7 @@ impl Db {
             segment,
             options.wal_segment_size_bytes,
             sync_interval,
+            options.wal_pipeline_min_writers,
         );
         let (wal_done_tx, wal_done) = oneshot::channel();
         fs.spawn(Box::pin(async move {
