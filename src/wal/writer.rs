@@ -322,9 +322,10 @@ impl WalWriter {
             self.write_pending().await?;
             if self.inflight.is_some() || !self.pending.is_empty() {
                 // NOTE: what arrives while a durable write or sync runs
-                // collects in `pending`; the next one starts the moment this
-                // one ends and covers all of it, so groups are as large as
-                // the disk is slow.
+                // collects in `pending` (or, pipelining, is written at once);
+                // the next operation starts the moment this one ends and
+                // covers all of it, so groups are as large as the disk is
+                // slow.
                 if !took_work {
                     self.idle().await?;
                 }
