@@ -40,6 +40,8 @@ mod manifest;
 mod memtable;
 mod options;
 pub mod sst;
+#[cfg(test)]
+mod test_rng;
 mod version;
 mod wal;
 

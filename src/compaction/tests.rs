@@ -18,6 +18,7 @@ use crate::io::{Fs, OpenMode};
 use crate::key::{InternalKey, MAX_SEQNO, SeqNo, ValueKind};
 use crate::manifest::{NUM_LEVELS, TableMeta};
 use crate::sst::{ReadStats, TableBuilder, TableCache, TableOptions, table_path};
+use crate::test_rng::Rng;
 use crate::version::Version;
 
 // ---------------------------------------------------------------- picker
@@ -584,22 +585,6 @@ fn as_the_tree_grows_the_base_level_moves_up_and_upper_levels_stay_small() {
 
 /// Every entry of some tables: user key → versions, newest first.
 type Versions = BTreeMap<Bytes, Vec<(SeqNo, ValueKind, Bytes)>>;
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
 
 struct Disk {
     fs: Arc<SimFs>,

@@ -18,25 +18,10 @@ use crate::key::MAX_SEQNO;
 use crate::manifest::TableMeta;
 use crate::memtable::Memtable;
 use crate::sst::{ReadStats, TableBuilder, TableCache, TableOptions, table_path};
+use crate::test_rng::Rng;
 
 /// Every entry written, in internal-key order.
 type Model = BTreeMap<InternalKey, Bytes>;
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
 
 /// Where the entries live: one memtable, two level-0 tables, one level.
 struct Tree {

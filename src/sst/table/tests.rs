@@ -19,25 +19,10 @@ use crate::memtable::Lookup;
 use crate::sst::format::footer::Footer;
 use crate::sst::format::properties::TableProperties;
 use crate::sst::{BlockCache, FOOTER_SIZE_BYTES, ReadStats, TableIter, WRITE_BUFFER_BYTES};
+use crate::test_rng::Rng;
 
 /// The model: every entry of a table, in internal-key order.
 type Model = BTreeMap<InternalKey, Bytes>;
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
 
 /// `user_keys` keys `k{i:06}` (and the empty key) with 1 to 4 versions,
 /// a fifth of them tombstones, at distinct seqnos in 1..=60_000.
