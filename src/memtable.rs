@@ -10,6 +10,7 @@
 //!   readers never ask for them.
 //! - `approximate_size_bytes` only grows.
 
+use std::cmp::Ordering as KeyOrdering;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,10 +34,118 @@ pub enum Lookup {
     Missing,
 }
 
+/// User keys up to this long are stored inside the skiplist node.
+const INLINE_KEY_BYTES: usize = 30;
+
+/// A user key as the skiplist stores it: short keys inline, so that a
+/// comparison during a search reads the node it already loaded instead of
+/// following a pointer to the key's bytes (a second cache miss per node
+/// visited in a large memtable: 40% of a random put's time before).
+#[derive(Debug, Clone)]
+enum UserKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY_BYTES] },
+    Shared(Bytes),
+}
+
+impl UserKey {
+    fn new(key: &Bytes) -> Self {
+        if key.len() <= INLINE_KEY_BYTES {
+            let mut bytes = [0u8; INLINE_KEY_BYTES];
+            bytes[..key.len()].copy_from_slice(key);
+            UserKey::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            UserKey::Shared(key.clone())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            UserKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            UserKey::Shared(bytes) => bytes,
+        }
+    }
+
+    fn to_bytes(&self) -> Bytes {
+        match self {
+            UserKey::Inline { .. } => Bytes::copy_from_slice(self.as_slice()),
+            UserKey::Shared(bytes) => bytes.clone(),
+        }
+    }
+}
+
+/// The skiplist's key: an internal key with short user keys inline. Orders
+/// exactly as [`InternalKey`] does.
+#[derive(Debug, Clone)]
+struct MemKey {
+    user_key: UserKey,
+    /// `seqno << 8 | kind`, as in [`InternalKey`].
+    trailer: u64,
+}
+
+impl MemKey {
+    fn new(key: &InternalKey) -> Self {
+        MemKey {
+            user_key: UserKey::new(&key.user_key),
+            trailer: key.trailer,
+        }
+    }
+
+    fn seqno(&self) -> SeqNo {
+        self.trailer >> 8
+    }
+
+    /// As [`InternalKey::kind`].
+    fn kind(&self) -> ValueKind {
+        ValueKind::from_u8((self.trailer & 0xff) as u8).unwrap_or(ValueKind::Put)
+    }
+
+    fn to_internal(&self) -> InternalKey {
+        InternalKey {
+            user_key: self.user_key.to_bytes(),
+            trailer: self.trailer,
+        }
+    }
+}
+
+impl Ord for MemKey {
+    fn cmp(&self, other: &Self) -> KeyOrdering {
+        self.user_key
+            .as_slice()
+            .cmp(other.user_key.as_slice())
+            .then_with(|| other.trailer.cmp(&self.trailer))
+    }
+}
+
+impl PartialOrd for MemKey {
+    fn partial_cmp(&self, other: &Self) -> Option<KeyOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for MemKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == KeyOrdering::Equal
+    }
+}
+
+impl Eq for MemKey {}
+
+/// A seek bound on the skiplist from one on internal keys.
+fn mem_bound(bound: Bound<&InternalKey>) -> Bound<MemKey> {
+    match bound {
+        Bound::Included(key) => Bound::Included(MemKey::new(key)),
+        Bound::Excluded(key) => Bound::Excluded(MemKey::new(key)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
 /// A sorted, concurrent, in-memory table of recent writes.
 #[derive(Debug, Default)]
 pub struct Memtable {
-    map: SkipMap<InternalKey, Bytes>,
+    map: SkipMap<MemKey, Bytes>,
     size_bytes: AtomicU64,
 }
 
@@ -49,19 +158,20 @@ impl Memtable {
     /// Adds one version of a key.
     pub fn insert(&self, key: Bytes, seqno: SeqNo, kind: ValueKind, value: Bytes) {
         let size = key.len() as u64 + value.len() as u64 + ENTRY_OVERHEAD_BYTES;
-        self.map.insert(InternalKey::new(key, seqno, kind), value);
+        self.map
+            .insert(MemKey::new(&InternalKey::new(key, seqno, kind)), value);
         self.size_bytes.fetch_add(size, Ordering::Relaxed);
     }
 
     /// The newest version of `key` with a seqno at most `snapshot`.
     /// Takes the key as `Bytes` so the seek key shares it instead of copying.
     pub fn get(&self, key: &Bytes, snapshot: SeqNo) -> Lookup {
-        let seek = InternalKey::seek_key(key.clone(), snapshot);
+        let seek = MemKey::new(&InternalKey::seek_key(key.clone(), snapshot));
         let Some(entry) = self.map.lower_bound(Bound::Included(&seek)) else {
             return Lookup::Missing;
         };
         let found = entry.key();
-        if found.user_key != *key {
+        if found.user_key.as_slice() != key.as_ref() {
             return Lookup::Missing;
         }
         debug_assert!(found.seqno() <= snapshot);
@@ -75,7 +185,7 @@ impl Memtable {
     pub fn iter(&self) -> impl Iterator<Item = (InternalKey, Bytes)> + '_ {
         self.map
             .iter()
-            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .map(|entry| (entry.key().to_internal(), entry.value().clone()))
     }
 
     /// Up to `limit` entries (all versions) in internal-key order, starting
@@ -83,9 +193,9 @@ impl Memtable {
     /// batch out so that no borrow of the skiplist lives across an await.
     pub fn entries_after(&self, from: Bound<&InternalKey>, limit: usize) -> Vec<(InternalKey, Bytes)> {
         self.map
-            .range::<InternalKey, _>((from, Bound::Unbounded))
+            .range::<MemKey, _>((mem_bound(from), Bound::Unbounded))
             .take(limit)
-            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .map(|entry| (entry.key().to_internal(), entry.value().clone()))
             .collect()
     }
 
@@ -94,10 +204,10 @@ impl Memtable {
     /// `iter::MemtableIter`.
     pub fn entries_before(&self, to: Bound<&InternalKey>, limit: usize) -> Vec<(InternalKey, Bytes)> {
         self.map
-            .range::<InternalKey, _>((Bound::Unbounded, to))
+            .range::<MemKey, _>((Bound::Unbounded, mem_bound(to)))
             .rev()
             .take(limit)
-            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .map(|entry| (entry.key().to_internal(), entry.value().clone()))
             .collect()
     }
 
@@ -149,6 +259,49 @@ mod tests {
         assert!(table.approximate_size_bytes() >= 4 * ENTRY_OVERHEAD_BYTES);
         let order: Vec<u64> = table.iter().map(|(k, _)| k.seqno()).collect();
         assert_eq!(order, vec![5, 3, 1, 2]);
+    }
+
+    #[test]
+    fn inline_and_shared_keys_order_as_internal_keys() {
+        // Short keys, zero bytes, shared prefixes, and keys on both sides of
+        // the inline limit.
+        let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15 | 1);
+        let alphabet = [0u8, 1, 0x61, 0xff];
+        let keys: Vec<InternalKey> = (0..400)
+            .map(|_| {
+                let len = match rng.below(4) {
+                    0 => INLINE_KEY_BYTES - 1 + rng.below(3) as usize,
+                    _ => rng.below(12) as usize,
+                };
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                    .collect();
+                InternalKey::new(Bytes::from(bytes), rng.below(4), ValueKind::Put)
+            })
+            .collect();
+        for a in &keys {
+            for b in &keys {
+                let (ma, mb) = (MemKey::new(a), MemKey::new(b));
+                assert_eq!(ma.cmp(&mb), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+        // And the skiplist built on them iterates in internal-key order.
+        let table = Memtable::new();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        sorted.dedup();
+        for key in &sorted {
+            table.insert(key.user_key.clone(), key.seqno(), key.kind(), Bytes::new());
+        }
+        let order: Vec<InternalKey> = table.iter().map(|(k, _)| k).collect();
+        assert_eq!(order, sorted);
+        for key in &sorted {
+            assert_eq!(
+                table.get(&key.user_key, crate::key::MAX_SEQNO),
+                Lookup::Found(Bytes::new()),
+                "{key:?}"
+            );
+        }
     }
 
     #[test]
