@@ -12,6 +12,10 @@ pub const MAX_BATCH_SIZE_BYTES: usize = 32 * 1024 * 1024;
 pub const MAX_BATCH_ENTRIES: usize = 1 << 20;
 /// The WAL task stops adding batches to a group once it holds this many bytes.
 pub const MAX_GROUP_SIZE_BYTES: usize = 4 * 1024 * 1024;
+/// Writes nobody waits for (`SyncMode::Buffered` and `Interval`) are held in
+/// the commit queue until this many bytes collect or
+/// [`crate::Options::wal_buffer_delay`] passes, then written with one write.
+pub const WAL_BUFFER_BYTES: usize = 64 * 1024;
 /// Writers await (backpressure) while the commit queue holds more than this
 /// many bytes that the WAL task has not yet taken.
 pub const MAX_COMMIT_QUEUE_BYTES: usize = 16 * 1024 * 1024;

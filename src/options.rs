@@ -17,14 +17,16 @@ pub enum SyncMode {
     /// (group commit).
     Always,
     /// A write resolves as soon as it is in ringdb's commit queue and visible
-    /// to reads; the WAL task writes it out at once and syncs at least once
-    /// per interval. A crash (even of the process alone) can lose the writes
-    /// of the last interval.
+    /// to reads; the WAL task writes it out within
+    /// [`Options::wal_buffer_delay`] (capped at the interval) and syncs at
+    /// least once per interval. A crash (even of the process alone) can lose
+    /// the writes of the last interval.
     Interval(Duration),
     /// A write resolves as soon as it is in ringdb's commit queue; the WAL task
-    /// writes it to the OS at once but syncs only on `Db::sync`, segment
-    /// rotation and close. A process crash can lose the writes still queued; a
-    /// power loss can lose everything since the last sync.
+    /// writes it to the OS within [`Options::wal_buffer_delay`] but syncs
+    /// only on `Db::sync`, segment rotation and close. A process crash can
+    /// lose the writes still queued; a power loss can lose everything since
+    /// the last sync.
     Buffered,
 }
 
@@ -65,6 +67,13 @@ pub struct Options {
     /// overlap the running sync, then one fdatasync covers them: larger
     /// groups, more throughput when many writers wait). Default: 32.
     pub wal_pipeline_min_writers: usize,
+    /// Writes nobody waits for (`SyncMode::Buffered` and `Interval`) stay in
+    /// the commit queue up to this long, or until 64 KiB collect or a
+    /// durable write or `sync` arrives, and then go to the OS with one
+    /// write: one write (and one wake of the WAL thread) per put costs more
+    /// than the put. A process crash can lose them meanwhile, as the sync
+    /// modes say. `Duration::ZERO` writes each as it comes. Default: 1 ms.
+    pub wal_buffer_delay: Duration,
     /// Which I/O backend to use. Default: [`IoBackend::Auto`].
     pub io_backend: IoBackend,
     /// Create the directory and an empty store if there is none.
@@ -141,6 +150,7 @@ impl Default for Options {
             sync_mode: SyncMode::Always,
             wal_segment_size_bytes: 64 * 1024 * 1024,
             wal_pipeline_min_writers: 32,
+            wal_buffer_delay: Duration::from_millis(1),
             io_backend: IoBackend::Auto,
             create_if_missing: true,
             fs: None,
@@ -171,6 +181,7 @@ impl std::fmt::Debug for Options {
             .field("sync_mode", &self.sync_mode)
             .field("wal_segment_size_bytes", &self.wal_segment_size_bytes)
             .field("wal_pipeline_min_writers", &self.wal_pipeline_min_writers)
+            .field("wal_buffer_delay", &self.wal_buffer_delay)
             .field("io_backend", &self.io_backend)
             .field("create_if_missing", &self.create_if_missing)
             .field("fs", &self.fs.as_ref().map(|fs| fs.name()))
@@ -214,6 +225,12 @@ impl Options {
     /// Sets [`Options::wal_pipeline_min_writers`].
     pub fn wal_pipeline_min_writers(mut self, writers: usize) -> Self {
         self.wal_pipeline_min_writers = writers;
+        self
+    }
+
+    /// Sets [`Options::wal_buffer_delay`].
+    pub fn wal_buffer_delay(mut self, delay: Duration) -> Self {
+        self.wal_buffer_delay = delay;
         self
     }
 

@@ -17,6 +17,7 @@ mod common;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::{OpGen, TaskLog, check_task, check_task_prefix, read_task_state};
 use ringdb::io::sim::{SimFs, TearMode};
@@ -32,11 +33,14 @@ thread_local! {
     static WRITE_BUFFER_SIZE_BYTES: std::cell::Cell<u64> = const { std::cell::Cell::new(64 << 20) };
     /// The WAL's pipelining threshold of the running sweep.
     static PIPELINE_MIN_WRITERS: std::cell::Cell<usize> = const { std::cell::Cell::new(32) };
+    /// The WAL buffer delay of the running sweep (default 1 ms).
+    static BUFFER_DELAY: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::from_millis(1)) };
 }
 
 fn options(sim: &Arc<SimFs>) -> Options {
     Options::default()
         .wal_pipeline_min_writers(PIPELINE_MIN_WRITERS.with(|n| n.get()))
+        .wal_buffer_delay(BUFFER_DELAY.with(|delay| delay.get()))
         .fs(sim.clone())
         .wal_segment_size_bytes(SEGMENT_SIZE_BYTES)
         .write_buffer_size_bytes(WRITE_BUFFER_SIZE_BYTES.with(|size| size.get()))
@@ -246,8 +250,18 @@ async fn run_mixed_workload(sim: &Arc<SimFs>, dir: &Path) -> Vec<TaskLog> {
     logs.lock().unwrap().clone()
 }
 
+/// Buffered writes are either written at once (buffer delay zero: durable
+/// writes then find unsynced bytes before them) or held until a durable
+/// write takes them along (the default delay).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_loss_at_every_mutating_operation_mixed_sync_modes() {
+    for delay in [Duration::ZERO, Duration::from_millis(1)] {
+        BUFFER_DELAY.with(|cell| cell.set(delay));
+        sweep_mixed_sync_modes(&format!("buffer delay {delay:?}")).await;
+    }
+}
+
+async fn sweep_mixed_sync_modes(label: &str) {
     let dir = Path::new("/db");
     let dry = SimFs::new(0);
     let logs = run_mixed_workload(&dry, dir).await;
@@ -262,7 +276,7 @@ async fn power_loss_at_every_mutating_operation_mixed_sync_modes() {
             1 => TearMode::DropAll,
             _ => TearMode::KeepAll,
         };
-        let context = format!("mixed modes, power loss at op {crash_at} of {total_ops}, {mode:?}");
+        let context = format!("mixed modes, {label}, power loss at op {crash_at} of {total_ops}, {mode:?}");
         let db = Db::open(dir, options(&sim.recover_with(mode)))
             .await
             .unwrap_or_else(|e| panic!("{context}: store does not open: {e}"));

@@ -7,7 +7,9 @@
 //! the chunk. The WAL task takes whole chunks (the group), writes each with
 //! one write, syncs, publishes the group's last seqno and resolves the
 //! oneshots. A non-durable write publishes itself before it unlocks: it never
-//! waits for another thread.
+//! waits for another thread, and wakes the WAL task only when its bytes are
+//! the first queued or fill the WAL buffer ([`WAL_BUFFER_BYTES`]): a write
+//! (and a cross-thread wake) per put would cost more than the put.
 //!
 //! Ownership: `CommitState` is behind the commit lock; the WAL task owns a
 //! chunk from the moment it takes it.
@@ -30,7 +32,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::batch::decode_payload;
 use crate::db::tree::Tree;
 use crate::key::SeqNo;
-use crate::limits::MAX_GROUP_SIZE_BYTES;
+use crate::limits::{MAX_GROUP_SIZE_BYTES, WAL_BUFFER_BYTES};
 use crate::memtable::Memtable;
 use crate::wal::format::{HEADER_SIZE_BYTES, RecordHeader};
 use crate::{Error, Result};
@@ -73,6 +75,9 @@ struct CommitState {
     segment: u64,
     segment_offset: u64,
     chunks: VecDeque<Chunk>,
+    /// Waiters in `chunks`: while there are none, the WAL task may leave
+    /// the chunks queued for a while (see [`CommitQueue::take_group`]).
+    queued_waiters: usize,
     free_buffers: Vec<Vec<u8>>,
     memtable: Arc<Memtable>,
     closed: bool,
@@ -105,6 +110,8 @@ pub(crate) struct Group {
     pub chunks: Vec<Chunk>,
     /// True once the store is closing and nothing more will be queued.
     pub closed: bool,
+    /// Bytes nobody waits for were left queued (fewer than asked for).
+    pub held: bool,
 }
 
 impl CommitQueue {
@@ -123,6 +130,7 @@ impl CommitQueue {
                 segment,
                 segment_offset: 0,
                 chunks: VecDeque::new(),
+                queued_waiters: 0,
                 free_buffers: Vec::new(),
                 memtable,
                 closed: false,
@@ -235,6 +243,7 @@ impl CommitQueue {
             Error::InvalidOptions(format!("batch does not decode: {reason}"))
         })?;
         let record_len = (HEADER_SIZE_BYTES + payload.len()) as u64;
+        let wake;
         let (receiver, seqno_end) = {
             let mut state = self.lock();
             self.refuse(&state)?;
@@ -260,8 +269,12 @@ impl CommitQueue {
                 chunk.waiters.push(tx);
                 rx
             });
+            state.queued_waiters += usize::from(durable);
             state.segment_offset += record_len;
-            self.queued_bytes.fetch_add(record_len as usize, Ordering::AcqRel);
+            let before = self.queued_bytes.fetch_add(record_len as usize, Ordering::AcqRel);
+            wake = durable
+                || before == 0
+                || (before < WAL_BUFFER_BYTES && before + record_len as usize >= WAL_BUFFER_BYTES);
             for (seqno, entry) in (first_seqno..).zip(entries) {
                 state.memtable.insert(entry.key, seqno, entry.kind, entry.value);
             }
@@ -271,7 +284,9 @@ impl CommitQueue {
             (receiver, last_seqno)
         };
         debug_assert!(durable || self.visible_seqno() >= seqno_end);
-        self.wal_wakeup.notify_one();
+        if wake {
+            self.wal_wakeup.notify_one();
+        }
         Ok(receiver)
     }
 
@@ -285,6 +300,7 @@ impl CommitQueue {
             let chunk = self.open_chunk(&mut state);
             chunk.last_seqno = last_seqno;
             chunk.waiters.push(tx);
+            state.queued_waiters += 1;
         }
         self.wal_wakeup.notify_one();
         Ok(rx)
@@ -317,18 +333,26 @@ impl CommitQueue {
         chunk
     }
 
-    /// Takes the queued chunks, up to the group byte cap (at least one).
-    pub fn take_group(&self) -> Group {
+    /// Takes the queued chunks, up to the group byte cap (at least one);
+    /// but takes nothing (and sets `held`) while fewer than `hold_below`
+    /// bytes are queued, nobody waits for them and the store is open.
+    pub fn take_group(&self, hold_below: usize) -> Group {
         let mut group = Group::default();
         let mut taken_bytes = 0usize;
         {
             let mut state = self.lock();
+            let queued = self.queued_bytes.load(Ordering::Acquire);
+            if queued > 0 && queued < hold_below && state.queued_waiters == 0 && !state.closed {
+                group.held = true;
+                return group;
+            }
             while let Some(front) = state.chunks.front() {
                 if !group.chunks.is_empty() && taken_bytes + front.buf.len() > MAX_GROUP_SIZE_BYTES {
                     break;
                 }
                 taken_bytes += front.buf.len();
                 if let Some(chunk) = state.chunks.pop_front() {
+                    state.queued_waiters -= chunk.waiters.len();
                     group.chunks.push(chunk);
                 }
             }
@@ -366,6 +390,7 @@ impl CommitQueue {
             let mut state = self.lock();
             let _ = self.poisoned.set(error.clone());
             self.queued_bytes.store(0, Ordering::Release);
+            state.queued_waiters = 0;
             state.chunks.drain(..).collect()
         };
         self.room.notify_waiters();

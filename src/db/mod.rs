@@ -26,7 +26,7 @@ use crate::batch::WriteBatch;
 use crate::io::Fs;
 use crate::manifest::{CURRENT_TEMP_FILE, manifest_path, parse_manifest_name, read_current, read_manifest};
 use crate::memtable::{Lookup, Memtable};
-use crate::options::{Options, SyncMode, WriteOptions};
+use crate::options::{Options, WriteOptions};
 use crate::sst::{BlockCache, ReadStats, TableCache, parse_table_name};
 use crate::version::{ReplayedManifest, VersionSet};
 use crate::wal::writer::{OpenSegment, WalWriter};
@@ -306,19 +306,7 @@ impl Db {
             memtable,
             Arc::clone(&tree),
         ));
-        let sync_interval = match options.sync_mode {
-            SyncMode::Interval(interval) => Some(interval),
-            SyncMode::Always | SyncMode::Buffered => None,
-        };
-        let writer = WalWriter::new(
-            Arc::clone(&fs),
-            dir.clone(),
-            Arc::clone(&queue),
-            segment,
-            options.wal_segment_size_bytes,
-            sync_interval,
-            options.wal_pipeline_min_writers,
-        );
+        let writer = WalWriter::new(Arc::clone(&fs), dir.clone(), Arc::clone(&queue), segment, &options);
         let (wal_done_tx, wal_done) = oneshot::channel();
         fs.spawn(Box::pin(async move {
             writer.run().await;

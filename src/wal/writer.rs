@@ -18,6 +18,12 @@
 //! by the next durable write (which then syncs instead, because an
 //! `O_DSYNC` write covers only its own bytes), or at rotation and close.
 //!
+//! Writes nobody waits for are not taken one by one: while fewer than
+//! [`WAL_BUFFER_BYTES`] of them are queued, nobody waits and the store is
+//! open, the task leaves them in the queue for up to
+//! [`crate::Options::wal_buffer_delay`] (writers wake it only for the
+//! first bytes and when the buffer fills), then writes them at once.
+//!
 //! Under heavy load (the last operation covered many writers) the task
 //! pipelines instead: what arrives while an operation is in flight is
 //! written at once through the plain handle, and the fdatasync started when
@@ -52,7 +58,9 @@ use tokio::time::Instant;
 use crate::db::commit::{Chunk, CommitQueue, Waiter};
 use crate::io::{File, Fs, OpenMode};
 use crate::key::SeqNo;
-use crate::limits::{MAX_GROUP_SIZE_BYTES, PREALLOCATE_CHUNK_BYTES, WAL_PREFILL_WINDOW_BYTES};
+use crate::limits::{
+    MAX_GROUP_SIZE_BYTES, PREALLOCATE_CHUNK_BYTES, WAL_BUFFER_BYTES, WAL_PREFILL_WINDOW_BYTES,
+};
 
 /// Most bytes one durable write merges from queued chunks.
 const MAX_DURABLE_WRITE_BYTES: usize = 2 * MAX_GROUP_SIZE_BYTES;
@@ -230,6 +238,11 @@ pub(crate) struct WalWriter {
     pipelining: bool,
     /// [`crate::Options::wal_pipeline_min_writers`].
     pipeline_min_writers: usize,
+    /// How long writes nobody waits for may stay queued (at most the sync
+    /// interval); zero takes them as they come.
+    buffer_delay: Duration,
+    /// Since when queued writes nobody waits for have been left queued.
+    held_since: Option<Instant>,
     /// Written through the plain handle but not yet covered by a started
     /// sync: their waiters (from `sync` requests), records and last seqno.
     unsynced_waiters: Vec<Waiter>,
@@ -245,16 +258,21 @@ impl WalWriter {
         dir: PathBuf,
         queue: Arc<CommitQueue>,
         segment: OpenSegment,
-        segment_size_bytes: u64,
-        sync_interval: Option<Duration>,
-        pipeline_min_writers: usize,
+        options: &crate::Options,
     ) -> Self {
         let unsynced_last_seqno = queue.visible_seqno();
+        let sync_interval = match options.sync_mode {
+            crate::SyncMode::Interval(interval) => Some(interval),
+            crate::SyncMode::Always | crate::SyncMode::Buffered => None,
+        };
+        let buffer_delay = sync_interval.map_or(options.wal_buffer_delay, |interval| {
+            interval.min(options.wal_buffer_delay)
+        });
         WalWriter {
             fs,
             dir,
             queue,
-            segment_size_bytes,
+            segment_size_bytes: options.wal_segment_size_bytes,
             sync_interval,
             segment,
             spare: None,
@@ -262,7 +280,9 @@ impl WalWriter {
             inflight: None,
             pending: VecDeque::new(),
             pipelining: false,
-            pipeline_min_writers,
+            pipeline_min_writers: options.wal_pipeline_min_writers,
+            buffer_delay,
+            held_since: None,
             unsynced_waiters: Vec::new(),
             unsynced_records: 0,
             unsynced_last_seqno,
@@ -316,7 +336,7 @@ impl WalWriter {
 
     async fn run_loop(&mut self) -> Result<()> {
         loop {
-            let group = self.queue.take_group();
+            let group = self.take_group();
             let took_work = !group.chunks.is_empty();
             self.pending.extend(group.chunks);
             self.write_pending().await?;
@@ -343,6 +363,23 @@ impl WalWriter {
             }
             self.idle().await?;
         }
+    }
+
+    /// Takes what is queued, unless it is writes nobody waits for that may
+    /// stay queued a while longer.
+    fn take_group(&mut self) -> crate::db::commit::Group {
+        let hold_below = match self.held_since {
+            _ if self.buffer_delay.is_zero() => 0,
+            Some(since) if since.elapsed() >= self.buffer_delay => 0,
+            _ => WAL_BUFFER_BYTES,
+        };
+        let group = self.queue.take_group(hold_below);
+        if !group.held {
+            self.held_since = None;
+        } else if self.held_since.is_none() {
+            self.held_since = Some(Instant::now());
+        }
+        group
     }
 
     /// Writes pending chunks in order, as far as it can without a second
@@ -522,7 +559,8 @@ impl WalWriter {
         self.unsynced_waiters.extend(waiters);
     }
 
-    /// Waits for new work, the in-flight operation, or the sync interval.
+    /// Waits for new work, the in-flight operation, the sync interval, or
+    /// the end of the delay of writes left queued.
     async fn idle(&mut self) -> Result<()> {
         let interval_deadline = match self.sync_interval {
             Some(interval) if self.segment.dirty && self.inflight.is_none() => {
@@ -530,11 +568,20 @@ impl WalWriter {
             }
             _ => None,
         };
+        let held_deadline = self.held_since.map(|since| since + self.buffer_delay);
+        let deadline = interval_deadline.into_iter().chain(held_deadline).min();
         let queue = Arc::clone(&self.queue);
         let wakeup = queue.wal_wakeup.notified();
         tokio::pin!(wakeup);
-        match (&mut self.inflight, interval_deadline) {
-            (Some(inflight), _) => {
+        let sleep = async move {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(sleep);
+        match &mut self.inflight {
+            Some(inflight) => {
                 tokio::select! {
                     result = &mut inflight.handle => {
                         let inflight = self.inflight.take();
@@ -544,7 +591,7 @@ impl WalWriter {
                             // what collected meanwhile) before waking this
                             // one's writers: each wake is a cross-thread
                             // syscall, and the disk should not wait for them.
-                            let fresh = self.queue.take_group();
+                            let fresh = self.take_group();
                             self.pending.extend(fresh.chunks);
                             let next = self.write_pending().await;
                             for waiter in waiters {
@@ -554,15 +601,20 @@ impl WalWriter {
                         }
                     }
                     () = &mut wakeup => {}
+                    // NOTE: writes left queued are due: the loop takes them.
+                    () = &mut sleep => {}
                 }
             }
-            (None, Some(deadline)) => {
+            None => {
                 tokio::select! {
-                    () = tokio::time::sleep_until(deadline) => self.start_sync(),
+                    () = &mut sleep => {
+                        if interval_deadline.is_some_and(|due| due <= Instant::now()) {
+                            self.start_sync();
+                        }
+                    }
                     () = &mut wakeup => {}
                 }
             }
-            (None, None) => wakeup.await,
         }
         Ok(())
     }
