@@ -180,8 +180,11 @@ impl OpenSegment {
         let mut zeros = Vec::new();
         while offset < end && !stop.load(Ordering::Acquire) {
             let len = (end - offset).min(PREALLOCATE_CHUNK_BYTES as u64) as usize;
-            zeros.clear();
-            zeros.resize(len, 0);
+            // NOTE: a write hands the buffer back unchanged: zero it once.
+            if zeros.len() != len {
+                zeros.clear();
+                zeros.resize(len, 0);
+            }
             zeros = self
                 .file
                 .write_all_at(zeros, offset)
