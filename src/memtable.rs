@@ -49,21 +49,23 @@ enum UserKey {
 
 impl UserKey {
     fn new(key: &Bytes) -> Self {
-        if key.len() <= INLINE_KEY_BYTES {
-            let mut bytes = [0u8; INLINE_KEY_BYTES];
-            bytes[..key.len()].copy_from_slice(key);
-            UserKey::Inline {
-                len: key.len() as u8,
-                bytes,
+        let mut bytes = [0u8; INLINE_KEY_BYTES];
+        match bytes.get_mut(..key.len()) {
+            Some(head) => {
+                head.copy_from_slice(key);
+                UserKey::Inline {
+                    len: key.len() as u8,
+                    bytes,
+                }
             }
-        } else {
-            UserKey::Shared(key.clone())
+            None => UserKey::Shared(key.clone()),
         }
     }
 
     fn as_slice(&self) -> &[u8] {
         match self {
-            UserKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            // NOTE: `len` was checked against the array when it was built.
+            UserKey::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(&[]),
             UserKey::Shared(bytes) => bytes,
         }
     }
