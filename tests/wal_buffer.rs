@@ -48,7 +48,9 @@ async fn count_present(sim: &std::sync::Arc<SimFs>, dir: &Path, keys: usize) -> 
 async fn buffered_writes_reach_the_os_after_the_delay_without_a_sync() {
     let dir = Path::new("/db");
     let sim = SimFs::new(1);
-    let db = Db::open(dir, options(&sim, Duration::from_millis(200))).await.unwrap();
+    let db = Db::open(dir, options(&sim, Duration::from_millis(200)))
+        .await
+        .unwrap();
     let writes_before = db.stats().wal_writes;
     for i in 0..10 {
         db.put(format!("k{i:05}"), format!("v{i}")).await.unwrap();
@@ -66,7 +68,9 @@ async fn buffered_writes_reach_the_os_after_the_delay_without_a_sync() {
 async fn buffered_writes_are_held_until_the_buffer_fills() {
     let dir = Path::new("/db");
     let sim = SimFs::new(2);
-    let db = Db::open(dir, options(&sim, Duration::from_secs(3600))).await.unwrap();
+    let db = Db::open(dir, options(&sim, Duration::from_secs(3600)))
+        .await
+        .unwrap();
     let writes_before = db.stats().wal_writes;
     // About 10 KiB: under the 64 KiB buffer, so with an hour's delay nothing
     // is written.
@@ -74,7 +78,11 @@ async fn buffered_writes_are_held_until_the_buffer_fills() {
         db.put(format!("k{i:05}"), format!("v{i}")).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(db.stats().wal_writes, writes_before, "held writes were written early");
+    assert_eq!(
+        db.stats().wal_writes,
+        writes_before,
+        "held writes were written early"
+    );
     // Past 64 KiB the buffer goes out.
     let value = vec![b'x'; 1024];
     for i in 100..170 {
@@ -96,7 +104,9 @@ async fn buffered_writes_are_held_until_the_buffer_fills() {
 async fn a_sync_takes_held_writes_along() {
     let dir = Path::new("/db");
     let sim = SimFs::new(3);
-    let db = Db::open(dir, options(&sim, Duration::from_secs(3600))).await.unwrap();
+    let db = Db::open(dir, options(&sim, Duration::from_secs(3600)))
+        .await
+        .unwrap();
     for i in 0..50 {
         db.put(format!("k{i:05}"), format!("v{i}")).await.unwrap();
     }

@@ -66,6 +66,8 @@ pub(crate) struct WalStats {
     pub synced_records: AtomicU64,
     /// Writes (one per chunk) issued to WAL segments.
     pub writes: AtomicU64,
+    /// Durable writes started while another was in flight.
+    pub overlapped_writes: AtomicU64,
     /// Bytes of records written.
     pub bytes_written: AtomicU64,
 }

@@ -49,6 +49,9 @@ pub struct Stats {
     pub wal_synced_batches: u64,
     /// Write calls issued to WAL segments (one per chunk of a group).
     pub wal_writes: u64,
+    /// Durable WAL writes started while another was still in flight (see
+    /// `docs/design.md`, group commit).
+    pub wal_overlapped_writes: u64,
     /// Bytes of WAL records written.
     pub wal_bytes_written: u64,
     /// Approximate bytes held by the memtable.
@@ -306,7 +309,13 @@ impl Db {
             memtable,
             Arc::clone(&tree),
         ));
-        let writer = WalWriter::new(Arc::clone(&fs), dir.clone(), Arc::clone(&queue), segment, &options);
+        let writer = WalWriter::new(
+            Arc::clone(&fs),
+            dir.clone(),
+            Arc::clone(&queue),
+            segment,
+            &options,
+        );
         let (wal_done_tx, wal_done) = oneshot::channel();
         fs.spawn(Box::pin(async move {
             writer.run().await;
@@ -708,6 +717,7 @@ impl Db {
             wal_syncs: wal.syncs.load(Ordering::Relaxed),
             wal_synced_batches: wal.synced_records.load(Ordering::Relaxed),
             wal_writes: wal.writes.load(Ordering::Relaxed),
+            wal_overlapped_writes: wal.overlapped_writes.load(Ordering::Relaxed),
             wal_bytes_written: wal.bytes_written.load(Ordering::Relaxed),
             memtable_size_bytes: current.memtable.approximate_size_bytes(),
             visible_seqno: self.shared.queue.visible_seqno(),

@@ -198,6 +198,10 @@ struct State {
     faults: BTreeMap<u64, i32>,
     /// Path suffixes whose next `sync_data` fails; each is used once.
     failing_syncs: Vec<String>,
+    /// `Some(max)`: every durable operation (`sync_data`, a write through
+    /// an `O_DSYNC` handle) first waits a random time below `max`, so that
+    /// several can be in flight at once and complete in any order.
+    durable_op_delay: Option<std::time::Duration>,
     dirs: BTreeMap<PathBuf, Dir>,
     inodes: BTreeMap<InodeId, Inode>,
     next_inode: InodeId,
@@ -269,6 +273,14 @@ fn apply_write(image: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
 }
 
 impl State {
+    /// A draw of the configured durable-operation delay, if any.
+    fn durable_delay(&mut self) -> Option<std::time::Duration> {
+        let max = self.durable_op_delay?;
+        let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
+        let drawn = self.rng.below(usize::try_from(micros).unwrap_or(usize::MAX));
+        Some(std::time::Duration::from_micros(drawn as u64))
+    }
+
     fn new(seed: u64) -> State {
         let mut dirs = BTreeMap::new();
         // NOTE: the root and the empty path (the current directory, parent of
@@ -284,6 +296,7 @@ impl State {
             crash_at: None,
             faults: BTreeMap::new(),
             failing_syncs: Vec::new(),
+            durable_op_delay: None,
             dirs,
             inodes: BTreeMap::new(),
             next_inode: 0,
@@ -644,6 +657,14 @@ impl SimFs {
         lock(&self.state)
     }
 
+    /// Makes every durable operation (fdatasync, `O_DSYNC` write) wait a
+    /// random time below `max` before it takes effect, like a real disk's
+    /// flush: operations then overlap and may complete out of order. Needs
+    /// a tokio runtime with timers.
+    pub fn set_durable_op_delay(&self, max: std::time::Duration) {
+        self.lock().durable_op_delay = Some(max);
+    }
+
     /// The seed this disk was created with (print it when a test fails).
     pub fn seed(&self) -> u64 {
         self.lock().seed
@@ -898,6 +919,12 @@ impl Fs for SimFs {
 #[async_trait]
 impl File for SimFile {
     async fn write_all_at(&self, buf: Vec<u8>, offset: u64) -> io::Result<Vec<u8>> {
+        if self.dsync && self.writable {
+            let delay = lock(&self.state).durable_delay();
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+        }
         let mut state = lock(&self.state);
         // NOTE: a write through a read-only handle is a caller bug refused
         // before it takes an op index, like the kernel's EBADF.
@@ -918,6 +945,10 @@ impl File for SimFile {
     }
 
     async fn sync_data(&self) -> io::Result<()> {
+        let delay = lock(&self.state).durable_delay();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         lock(&self.state).sync(self.inode, &self.path)
     }
 

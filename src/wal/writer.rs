@@ -5,9 +5,16 @@
 //! operation is in flight, write everything taken so far (the group) with
 //! one durable write: a write through the segment's `O_DSYNC` handle, which
 //! the kernel completes only once the bytes are on disk, as an fdatasync
-//! would. At most one such operation is in flight; the next group collects
-//! while it runs. When it completes, its last seqno is published and its
-//! waiters resolve `Ok`.
+//! would. The next group collects while it runs. When it completes, its
+//! last seqno is published and its waiters resolve `Ok`.
+//!
+//! A second `O_DSYNC` write may be queued behind the one in flight once the
+//! collecting group covers at least as many writers ([`WalWriter::may_overlap`]):
+//! the kernel's io_uring worker runs writes to one file in order, so the
+//! disk goes from one to the next without waiting for a round trip through
+//! this thread (16 writers: about 15% more puts/s). Each covers its own
+//! bytes; completions are settled oldest first, so a group resolves only
+//! after every earlier one has.
 //!
 //! Why one `O_DSYNC` write and not a write then an fdatasync: both run in
 //! the kernel's io_uring worker, and the pair costs a second trip through
@@ -40,8 +47,10 @@
 //! - A waiter resolves `Ok` only after its bytes were written by a durable
 //!   write that returned `Ok`, or after an fdatasync that started after its
 //!   bytes' write completed returned `Ok`.
-//! - At most one durable write or fdatasync is in flight, and chunks are
-//!   written in queue (= seqno = byte) order.
+//! - At most one fdatasync is in flight, and then nothing else durable; at
+//!   most two `O_DSYNC` writes are. Chunks are written in queue (= seqno =
+//!   byte) order, and in-flight operations are settled in the order they
+//!   started: a group's waiters resolve only after every earlier group's.
 //! - A failed write or sync is never retried: the queue is poisoned, every
 //!   waiter fails, and the task exits.
 
@@ -151,16 +160,25 @@ impl OpenSegment {
     /// (capped at the segment size); with `sync`, also makes the zeros
     /// durable, so that a durable write there changes no file metadata.
     async fn prefill_ahead_of(&mut self, end: u64, size_bytes: u64, sync: bool) -> Result<()> {
-        let wanted = (end + WAL_PREFILL_WINDOW_BYTES).min(size_bytes.max(end));
-        let low_water = end + WAL_PREFILL_WINDOW_BYTES / 2;
-        if low_water > self.prefilled_to && self.prefilled_to < wanted {
+        let (fill_to, sync_due) = self.prefill_due(end, size_bytes);
+        if let Some(wanted) = fill_to {
             let start = self.prefilled_to;
             self.zero_fill(start, wanted, &AtomicBool::new(false)).await?;
         }
-        if sync && low_water > self.synced_to && self.synced_to < self.prefilled_to {
+        if sync && (sync_due || fill_to.is_some()) && self.synced_to < self.prefilled_to {
             self.sync_prefill().await?;
         }
         Ok(())
+    }
+
+    /// What `prefill_ahead_of(end)` must do: zero-fill up to the returned
+    /// offset, if any; and (for a durable write) sync the zeros, if true.
+    fn prefill_due(&self, end: u64, size_bytes: u64) -> (Option<u64>, bool) {
+        let wanted = (end + WAL_PREFILL_WINDOW_BYTES).min(size_bytes.max(end));
+        let low_water = end + WAL_PREFILL_WINDOW_BYTES / 2;
+        let fill_to = (low_water > self.prefilled_to && self.prefilled_to < wanted).then_some(wanted);
+        let sync_due = low_water > self.synced_to && self.synced_to < self.prefilled_to;
+        (fill_to, sync_due)
     }
 
     /// fdatasync of the plain handle after a zero-fill.
@@ -205,6 +223,8 @@ impl OpenSegment {
 struct InflightSync {
     /// Resolves to the written buffer (for reuse), or `None` for a sync.
     handle: JoinHandle<io::Result<Option<Vec<u8>>>>,
+    /// An `O_DSYNC` write (true) or an fdatasync.
+    dsync: bool,
     /// What it is, for the error: a durable write or an fdatasync.
     what: &'static str,
     path: PathBuf,
@@ -227,7 +247,9 @@ pub(crate) struct WalWriter {
     spare: Option<JoinHandle<Result<OpenSegment>>>,
     /// Tells the spare's zero-fill to stop (the store is closing).
     stop_spare: Arc<AtomicBool>,
-    inflight: Option<InflightSync>,
+    /// Durability operations in flight, oldest first: at most one, or two
+    /// `O_DSYNC` writes (see [`WalWriter::may_overlap`]).
+    inflight: VecDeque<InflightSync>,
     /// Chunks taken from the queue and not yet written, in order.
     pending: VecDeque<Chunk>,
     /// The last durability operation covered at least `pipeline_min_writers`
@@ -280,7 +302,7 @@ impl WalWriter {
             segment,
             spare: None,
             stop_spare: Arc::new(AtomicBool::new(false)),
-            inflight: None,
+            inflight: VecDeque::new(),
             pending: VecDeque::new(),
             pipelining: false,
             pipeline_min_writers: options.wal_pipeline_min_writers,
@@ -343,7 +365,7 @@ impl WalWriter {
             let took_work = !group.chunks.is_empty();
             self.pending.extend(group.chunks);
             self.write_pending().await?;
-            if self.inflight.is_some() || !self.pending.is_empty() {
+            if !self.inflight.is_empty() || !self.pending.is_empty() {
                 // NOTE: what arrives while a durable write or sync runs
                 // collects in `pending` (or, pipelining, is written at once);
                 // the next operation starts the moment this one ends and
@@ -392,7 +414,8 @@ impl WalWriter {
     async fn write_pending(&mut self) -> Result<()> {
         while let Some(front) = self.pending.front() {
             let needs_durability = !front.waiters.is_empty();
-            if needs_durability && self.inflight.is_some() && !self.pipelining {
+            let overlap = needs_durability && !self.inflight.is_empty() && !self.pipelining;
+            if overlap && !self.may_overlap() {
                 return Ok(());
             }
             if front.segment != self.segment.number {
@@ -404,7 +427,7 @@ impl WalWriter {
                 continue;
             }
             let (offset, buf, records, last_seqno, waiters) = self.take_run(needs_durability);
-            let result = if needs_durability && self.inflight.is_none() {
+            let result = if needs_durability && (self.inflight.is_empty() || overlap) {
                 self.write_durable(offset, buf, records, last_seqno, waiters)
                     .await
             } else {
@@ -419,10 +442,48 @@ impl WalWriter {
                 return Err(error);
             }
         }
-        if self.inflight.is_none() && !self.unsynced_waiters.is_empty() {
+        if self.inflight.is_empty() && !self.unsynced_waiters.is_empty() {
             self.start_sync();
         }
         Ok(())
+    }
+
+    /// Whether the run at the front of `pending` may go out as a second
+    /// `O_DSYNC` write while one is in flight. The kernel's io_uring worker
+    /// runs writes to one file in order, so the second starts the moment
+    /// the first ends, without the round trip through this thread between
+    /// them; each still covers only its own bytes, and both resolve in
+    /// order. Only when it is worth a disk flush of its own: it covers at
+    /// least as many writers as the one in flight (else the run keeps
+    /// collecting until the first ends). Never across a segment, over
+    /// unsynced plain writes, or where the prefill would need a sync.
+    fn may_overlap(&self) -> bool {
+        let [running] = self.inflight.as_slices().0 else {
+            return false;
+        };
+        if !running.dsync || self.segment.dirty {
+            return false;
+        }
+        let mut chunks = self.pending.iter();
+        let Some(first) = chunks.next() else {
+            return false;
+        };
+        if first.segment != self.segment.number {
+            return false;
+        }
+        // NOTE: mirrors `take_run`'s merge rule.
+        let (mut bytes, mut waiters) = (first.buf.len(), first.waiters.len());
+        for next in chunks {
+            if next.segment != first.segment || bytes + next.buf.len() > MAX_DURABLE_WRITE_BYTES {
+                break;
+            }
+            bytes += next.buf.len();
+            waiters += next.waiters.len();
+        }
+        let end = first.offset + bytes as u64;
+        bytes > 0
+            && waiters >= running.waiters.len()
+            && self.segment.prefill_due(end, self.segment_size_bytes) == (None, false)
     }
 
     /// Pops the front chunk and, when `merge_followers`, every chunk of the
@@ -495,7 +556,10 @@ impl WalWriter {
         last_seqno: SeqNo,
         waiters: Vec<Waiter>,
     ) -> Result<()> {
-        debug_assert!(self.inflight.is_none(), "at most one durability operation");
+        debug_assert!(
+            self.inflight.is_empty() || (!self.segment.dirty && !buf.is_empty()),
+            "a second operation in flight is only ever an O_DSYNC write"
+        );
         if self.segment.dirty || buf.is_empty() {
             // NOTE: plain writes are waiting for a sync (an `O_DSYNC` write
             // would cover only its own bytes), or this is a bare `sync`
@@ -523,12 +587,16 @@ impl WalWriter {
         }
         let file = Arc::clone(&self.segment.dsync_file);
         let len = buf.len() as u64;
+        if !self.inflight.is_empty() {
+            self.queue.stats.overlapped_writes.fetch_add(1, Ordering::Relaxed);
+        }
         let handle = tokio::spawn(async move { file.write_all_at(buf, offset).await.map(Some) });
         self.segment.has_records = true;
         self.count_write(len);
         self.last_sync_started = Instant::now();
-        self.inflight = Some(InflightSync {
+        self.inflight.push_back(InflightSync {
             handle,
+            dsync: true,
             what: "durable write of wal segment",
             path: self.segment.path.clone(),
             last_seqno: last_seqno.max(self.unsynced_last_seqno),
@@ -547,7 +615,7 @@ impl WalWriter {
     /// With nothing in flight and nothing written unsynced: publishes and
     /// resolves what `unsynced_*` holds (a bare `sync` request).
     fn resolve_unsynced(&mut self) {
-        debug_assert!(self.inflight.is_none() && !self.segment.dirty);
+        debug_assert!(self.inflight.is_empty() && !self.segment.dirty);
         self.queue.publish(self.unsynced_last_seqno);
         self.unsynced_records = 0;
         for waiter in std::mem::take(&mut self.unsynced_waiters) {
@@ -566,7 +634,7 @@ impl WalWriter {
     /// the end of the delay of writes left queued.
     async fn idle(&mut self) -> Result<()> {
         let interval_deadline = match self.sync_interval {
-            Some(interval) if self.segment.dirty && self.inflight.is_none() => {
+            Some(interval) if self.segment.dirty && self.inflight.is_empty() => {
                 Some(self.last_sync_started + interval)
             }
             _ => None,
@@ -583,11 +651,11 @@ impl WalWriter {
             }
         };
         tokio::pin!(sleep);
-        match &mut self.inflight {
+        match self.inflight.front_mut() {
             Some(inflight) => {
                 tokio::select! {
                     result = &mut inflight.handle => {
-                        let inflight = self.inflight.take();
+                        let inflight = self.inflight.pop_front();
                         if let Some(inflight) = inflight {
                             let waiters = self.settle_sync(inflight, result)?;
                             // NOTE: start the next durable write (covering
@@ -648,13 +716,14 @@ impl WalWriter {
 
     /// Starts an fdatasync covering every completed plain write.
     fn start_sync(&mut self) {
-        assert!(self.inflight.is_none(), "at most one sync in flight");
+        assert!(self.inflight.is_empty(), "at most one sync in flight");
         let file = Arc::clone(&self.segment.file);
         let handle = tokio::spawn(async move { file.sync_data().await.map(|()| None) });
         self.segment.dirty = false;
         self.last_sync_started = Instant::now();
-        self.inflight = Some(InflightSync {
+        self.inflight.push_back(InflightSync {
             handle,
+            dsync: false,
             what: "sync wal segment",
             path: self.segment.path.clone(),
             last_seqno: self.unsynced_last_seqno,
@@ -664,7 +733,7 @@ impl WalWriter {
     }
 
     async fn finish_inflight(&mut self) -> Result<()> {
-        if let Some(mut inflight) = self.inflight.take() {
+        while let Some(mut inflight) = self.inflight.pop_front() {
             let result = (&mut inflight.handle).await;
             for waiter in self.settle_sync(inflight, result)? {
                 let _ = waiter.send(Ok(()));
@@ -721,7 +790,7 @@ impl WalWriter {
         self.queue.poison(error.clone());
         self.fail_pending();
         let held = std::mem::take(&mut self.unsynced_waiters);
-        let inflight = self.inflight.take().map(|i| i.waiters).unwrap_or_default();
+        let inflight: Vec<Waiter> = self.inflight.drain(..).flat_map(|i| i.waiters).collect();
         for waiter in held.into_iter().chain(inflight) {
             let _ = waiter.send(Err(error.clone()));
         }
