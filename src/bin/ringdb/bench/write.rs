@@ -258,7 +258,8 @@ pub(super) async fn flush_and_close(db: &Db, dir: &Path) -> Result<(Stats, u64),
 }
 
 /// The report every write workload prints: the common fields, then
-/// `size_mib, flushes, l0_tables, stall_micros, write_amp, space_amp,
+/// `size_mib, flushes, l0_tables, stall_micros, overlapped_syncs` (durable
+/// WAL writes queued behind another), `write_amp, space_amp,
 /// table_space_amp` (the tables alone over the live data: `space_amp` also
 /// counts the preallocated WAL segments, tens of MiB whatever the data).
 pub(super) fn write_report(
@@ -292,6 +293,10 @@ pub(super) fn write_report(
             Extra::count("flushes", flushed.flushes - before.flushes),
             Extra::count("l0_tables", flushed.level_tables.first().map_or(0, |&n| n as u64)),
             Extra::count("stall_micros", after.stall_micros - before.stall_micros),
+            Extra::count(
+                "overlapped_syncs",
+                after.wal_overlapped_writes - before.wal_overlapped_writes,
+            ),
             Extra::decimal2("write_amp", flushed.write_amplification),
             // NOTE: no live data (all deleted) gives infinity, printed as 0.
             Extra::decimal2("space_amp", size_bytes as f64 / live_bytes),
