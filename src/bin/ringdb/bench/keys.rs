@@ -219,11 +219,43 @@ pub(super) fn write_key(key: &mut [u8], mut number: u64) {
 
 /// The number a key written by [`write_key`] holds, or `None` if `key` is
 /// not all decimal digits (or overflows `u64`).
+///
+/// NOTE: eight digits at a time ([`parse_eight_digits`]): `readseq` parses
+/// every key it scans, and a digit at a time cost it more than the scan's
+/// own key decoding.
 pub(super) fn parse_key(key: &[u8]) -> Option<u64> {
-    key.iter().try_fold(0u64, |number, &byte| {
+    let (head, chunks) = key.split_at(key.len() % 8);
+    let number = head.iter().try_fold(0u64, |number, &byte| {
         let digit = byte.checked_sub(b'0').filter(|&d| d < 10)?;
         number.checked_mul(10)?.checked_add(u64::from(digit))
+    })?;
+    chunks.chunks_exact(8).try_fold(number, |number, chunk| {
+        let digits = parse_eight_digits(chunk.try_into().ok()?)?;
+        number.checked_mul(100_000_000)?.checked_add(digits)
     })
+}
+
+/// The number eight ASCII decimal digits spell, most significant first, or
+/// `None` if a byte is not a digit. Branch-free SWAR (Lemire's
+/// `parse_eight_digits_unrolled`).
+fn parse_eight_digits(digits: [u8; 8]) -> Option<u64> {
+    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let chunk = u64::from_le_bytes(digits);
+    // Every byte is 0x30..=0x39: its high nibble is 3, and adding 6 to its
+    // low nibble does not carry into it (no carry crosses a byte: 0xF + 6
+    // only reaches the byte's own high nibble).
+    let all_digits =
+        chunk & HIGH_NIBBLES == ZEROS && chunk.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES == ZEROS;
+    if !all_digits {
+        return None;
+    }
+    // Pairs, then quads, then the whole: each step merges neighbours (the
+    // first byte is the most significant digit, and the lowest in a
+    // little-endian load).
+    let pairs = ((chunk & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(10 << 8 | 1)) >> 8;
+    let quads = ((pairs & 0x00FF_00FF_00FF_00FF).wrapping_mul(100 << 16 | 1)) >> 16;
+    Some(((quads & 0x0000_FFFF_0000_FFFF).wrapping_mul(10_000 << 32 | 1)) >> 32)
 }
 
 #[cfg(test)]
@@ -241,6 +273,41 @@ mod tests {
         assert_eq!(&short, b"34");
         assert_eq!(parse_key(b"12a4"), None);
         assert_eq!(parse_key(b"99999999999999999999999"), None);
+    }
+
+    /// The digit-at-a-time parse [`parse_key`] must agree with.
+    fn parse_key_slowly(key: &[u8]) -> Option<u64> {
+        key.iter().try_fold(0u64, |number, &byte| {
+            let digit = byte.checked_sub(b'0').filter(|&d| d < 10)?;
+            number.checked_mul(10)?.checked_add(u64::from(digit))
+        })
+    }
+
+    #[test]
+    fn parse_key_agrees_with_a_digit_at_a_time_parse() {
+        let mut rng = crate::rng::SplitMix64::new(7);
+        let mut key = [0u8; 24];
+        for round in 0..20_000u64 {
+            let len = (round % 25) as usize;
+            let key = &mut key[..len];
+            write_key(key, rng.next_u64() >> (round % 64));
+            if round % 3 == 0 && len > 0 {
+                // One byte anywhere, digit or not (every byte value around
+                // the digits, and some far from them).
+                let at = (rng.next_u64() % len as u64) as usize;
+                key[at] = (rng.next_u64() % 256) as u8;
+            }
+            assert_eq!(parse_key(key), parse_key_slowly(key), "{key:?}");
+        }
+        for byte in 0..=255u8 {
+            let mut key = *b"1234567890123456";
+            key[9] = byte;
+            assert_eq!(parse_key(&key), parse_key_slowly(&key), "byte {byte}");
+        }
+        assert_eq!(parse_key(b""), Some(0));
+        assert_eq!(parse_key(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_key(b"18446744073709551616"), None);
+        assert_eq!(parse_key(b"000018446744073709551615"), Some(u64::MAX));
     }
 
     #[test]
