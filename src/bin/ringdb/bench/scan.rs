@@ -33,7 +33,7 @@ use futures::StreamExt;
 use hdrhistogram::Histogram;
 use ringdb::{Db, Stats, SyncMode};
 
-use super::keys::{LiveKeys, WrittenKeys, parse_key, plan_tasks, write_key};
+use super::keys::{LiveKeys, ScanCheck, WrittenKeys, plan_tasks, write_key};
 use super::{BoxError, Config, FilledStore, Workload, context};
 use crate::report::{Extra, Report, new_latency_histogram, record_latency};
 use crate::rng::SplitMix64;
@@ -64,7 +64,7 @@ pub(super) async fn run_read_sequential(
         scan = scan.rev();
     }
     let mut latency_ns = new_latency_histogram();
-    let mut check = EntryCheck::new(&store.live, config.key_size, config.value_size, reverse);
+    let mut check = ScanCheck::new(&store.live, config.key_size, config.value_size, reverse);
     let start = Instant::now();
     // NOTE: one clock read per entry, as db_bench's `FinishedOps` does: an
     // entry's latency runs from the previous entry's yield to its own, so
@@ -116,63 +116,6 @@ pub(super) async fn run_read_sequential(
             ),
         ],
     })
-}
-
-/// Checks the entries of a whole-store scan against the bench's model,
-/// every entry in full (no sampling): its key is `key_size` decimal digits
-/// naming a live key, it comes strictly after (before, in reverse) the
-/// previous one, and its value has `value_size` bytes.
-///
-/// NOTE: cheap enough not to weigh on the scan it checks (about 50
-/// instructions an entry against the scan's ~950): the key is parsed
-/// eight digits at a time and ordered by its number, which for keys of one
-/// width is their byte order, so no key is kept or compared as bytes. Value
-/// bytes are not checked (the model does not know which write of a key
-/// came last), only their length, as `readrandom` does.
-struct EntryCheck<'a> {
-    live: &'a LiveKeys,
-    key_size: usize,
-    value_size: usize,
-    reverse: bool,
-    /// The previous entry's key number.
-    previous: Option<u64>,
-    /// Entries whose key is not live or out of order, or whose value has the
-    /// wrong size.
-    unexpected: u64,
-}
-
-impl<'a> EntryCheck<'a> {
-    fn new(live: &'a LiveKeys, key_size: usize, value_size: usize, reverse: bool) -> Self {
-        EntryCheck {
-            live,
-            key_size,
-            value_size,
-            reverse,
-            previous: None,
-            unexpected: 0,
-        }
-    }
-
-    #[inline]
-    fn entry(&mut self, key: &[u8], value: &[u8]) {
-        let number = parse_key(key).filter(|_| key.len() == self.key_size);
-        let expected = number.is_some_and(|number| {
-            let in_order = self.previous.is_none_or(|previous| {
-                if self.reverse {
-                    number < previous
-                } else {
-                    number > previous
-                }
-            });
-            in_order && self.live.contains(number)
-        }) && value.len() == self.value_size;
-        self.unexpected += u64::from(!expected);
-        // NOTE: a key that does not parse leaves the previous number, so
-        // the next entry is still checked against the last good one.
-        if number.is_some() {
-            self.previous = number;
-        }
-    }
 }
 
 /// `seekrandom`: reopens `store` and times `--reads` short scans from random
@@ -295,51 +238,5 @@ impl SeekTask {
             counts.entries += read;
         }
         Ok((latency_ns, counts))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(number: u64) -> [u8; 16] {
-        let mut key = [0u8; 16];
-        write_key(&mut key, number);
-        key
-    }
-
-    #[test]
-    fn entry_check_counts_every_wrong_entry() {
-        let mut live = LiveKeys::new(1000);
-        for number in [3, 10, 99, 100, 998] {
-            live.insert(number);
-        }
-        let value = [0u8; 8];
-        for reverse in [false, true] {
-            let mut order = [3, 10, 99, 100, 998];
-            if reverse {
-                order.reverse();
-            }
-            let mut check = EntryCheck::new(&live, 16, 8, reverse);
-            for number in order {
-                check.entry(&key(number), &value);
-            }
-            assert_eq!(check.unexpected, 0, "reverse {reverse}");
-
-            let mut check = EntryCheck::new(&live, 16, 8, reverse);
-            let (first, second) = (order[0], order[1]);
-            check.entry(&key(first), &value);
-            check.entry(&key(first), &value); // repeated
-            check.entry(&key(second), &value[..7]); // short value
-            check.entry(&key(first), &value); // out of order
-            assert_eq!(check.unexpected, 3, "reverse {reverse}");
-            check.entry(&key(second), &value); // in order again after `first`
-            assert_eq!(check.unexpected, 3, "reverse {reverse}");
-            check.entry(&key(500), &value); // not live
-            check.entry(b"0000000000000x10", &value); // not a number
-            check.entry(b"00000000000000010", &value); // one digit too many
-            check.entry(&key(1001), &value); // outside the key space
-            assert_eq!(check.unexpected, 7, "reverse {reverse}");
-        }
     }
 }
