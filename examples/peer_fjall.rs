@@ -48,7 +48,8 @@
 //! - `readseq` / `readreverse`: one iteration of the whole reopened store
 //!   forward / backward from one thread; an operation is one entry, and the
 //!   count must be the number of live keys (`expected`); keys out of order,
-//!   not live, or values of the wrong size count as `unexpected`.
+//!   not live, or values of the wrong size count as `unexpected` (every
+//!   entry is checked, by the bench's own `ScanCheck`).
 //!
 //! As in ringdb's bench, each fill writes a fresh store in its own
 //! subdirectory of `--dir`; afterwards, untimed, it flushes the memtable,
