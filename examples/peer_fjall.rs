@@ -48,7 +48,8 @@
 //! - `readseq` / `readreverse`: one iteration of the whole reopened store
 //!   forward / backward from one thread; an operation is one entry, and the
 //!   count must be the number of live keys (`expected`); keys out of order,
-//!   not live, or values of the wrong size count as `unexpected`.
+//!   not live, or values of the wrong size count as `unexpected` (every
+//!   entry is checked, by the bench's own `ScanCheck`).
 //!
 //! As in ringdb's bench, each fill writes a fresh store in its own
 //! subdirectory of `--dir`; afterwards, untimed, it flushes the memtable,
@@ -79,7 +80,7 @@ use clap::{Parser, ValueEnum};
 use fjall::{CompressionType, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 use hdrhistogram::Histogram;
 
-use keys::{KeyOrder, LiveKeys, TaskPlan, WrittenKeys, parse_key, plan_tasks, write_key};
+use keys::{KeyOrder, LiveKeys, ScanCheck, TaskPlan, WrittenKeys, plan_tasks, write_key};
 use report::{Extra, Report, new_latency_histogram, record_latency};
 use rng::SplitMix64;
 
@@ -631,13 +632,7 @@ fn read_sequential(settings: &Settings, store: &FilledStore, reverse: bool) -> R
         (Workload::ReadSeq, Iteration::Forward)
     };
     let (keyspace, partition) = open_store(settings, &store.dir)?;
-    let mut check = EntryCheck {
-        live: &store.live,
-        value_size: settings.value_size,
-        reverse,
-        previous: None,
-        unexpected: 0,
-    };
+    let mut check = ScanCheck::new(&store.live, settings.key_size, settings.value_size, reverse);
     let start = Instant::now();
     let latency_ns = match iteration {
         Iteration::Forward => time_entries(partition.iter(), &mut check)?,
@@ -685,7 +680,7 @@ enum Iteration {
 /// ringdb's readseq) and checking each entry.
 fn time_entries(
     mut entries: impl Iterator<Item = fjall::Result<fjall::KvPair>>,
-    check: &mut EntryCheck<'_>,
+    check: &mut ScanCheck<'_>,
 ) -> Result<Histogram<u64>, BoxError> {
     let mut latency_ns = new_latency_histogram();
     loop {
@@ -695,36 +690,9 @@ fn time_entries(
         };
         record_latency(&mut latency_ns, entry_start.elapsed());
         let (key, value) = entry?;
-        check.entry(key, &value);
+        check.entry(&key, &value);
     }
     Ok(latency_ns)
-}
-
-/// Checks the entries of a whole-store iteration against the bench's model
-/// (as ringdb's scan workloads do).
-struct EntryCheck<'a> {
-    live: &'a LiveKeys,
-    value_size: usize,
-    reverse: bool,
-    previous: Option<fjall::Slice>,
-    /// Entries whose key is not live or out of order, or whose value has the
-    /// wrong size.
-    unexpected: u64,
-}
-
-impl EntryCheck<'_> {
-    fn entry(&mut self, key: fjall::Slice, value: &[u8]) {
-        let in_order = self.previous.as_ref().is_none_or(|previous| {
-            if self.reverse {
-                *key < **previous
-            } else {
-                *key > **previous
-            }
-        });
-        let live = parse_key(&key).is_some_and(|number| self.live.contains(number));
-        self.unexpected += u64::from(!(in_order && live && value.len() == self.value_size));
-        self.previous = Some(key);
-    }
 }
 
 /// Runs `work` once per item of `plans`, each on its own OS thread, and

@@ -9,6 +9,10 @@
 //! amortized apart from that O(n log n) rebuild, which happens at most once
 //! per n touches.
 //!
+//! Keys are hashed with [`IntegerHasher`], not std's SipHash: the caches'
+//! keys are file numbers and block offsets, and SipHash cost a block load
+//! about as much as the rest of the cache lookup and insert together.
+//!
 //! Ownership: not thread-safe by itself; each cache shard wraps one in a
 //! `std::sync::Mutex`.
 //!
@@ -19,7 +23,9 @@
 //!   tick; the queue holds at most `2 * map.len() + QUEUE_SLACK` slots.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+use crate::sst::bloom::fmix64;
 
 /// Stale queue slots tolerated on top of `2 * len` before a rebuild.
 const QUEUE_SLACK: usize = 64;
@@ -31,10 +37,62 @@ struct Slot<V> {
     tick: u64,
 }
 
+/// A hasher for small integer keys (file numbers, `(file number, block
+/// offset)` pairs): FxHash's rotate-xor-multiply step per word (with the
+/// golden-ratio multiplier), and MurmurHash3's finalizer so that every bit
+/// of the key reaches the bits `HashMap` picks buckets and tags with.
+///
+/// NOTE: not keyed, so not resistant to chosen collisions. The keys are
+/// numbers the store assigns (file numbers) or reads from a table it
+/// wrote and verified (block offsets); collisions would slow a cache, not
+/// break it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IntegerHasher {
+    state: u64,
+}
+
+impl IntegerHasher {
+    /// `2^64 / golden ratio`, rounded to odd (Fibonacci hashing's multiplier).
+    const MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+}
+
+impl Hasher for IntegerHasher {
+    #[inline]
+    fn write_u64(&mut self, word: u64) {
+        self.state = (self.state.rotate_left(5) ^ word).wrapping_mul(Self::MULTIPLIER);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, word: u32) {
+        self.write_u64(u64::from(word));
+    }
+
+    /// Any other key: eight bytes at a time, the last word zero-padded.
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            for (to, from) in word.iter_mut().zip(chunk) {
+                *to = *from;
+            }
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        fmix64(self.state)
+    }
+}
+
 /// A weighted LRU map.
 #[derive(Debug)]
 pub struct Lru<K, V> {
-    map: HashMap<K, Slot<V>>,
+    map: HashMap<K, Slot<V>, BuildHasherDefault<IntegerHasher>>,
     /// (key, tick) oldest first; slots whose tick is not the entry's are stale.
     order: VecDeque<(K, u64)>,
     next_tick: u64,
@@ -46,7 +104,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
     /// An empty map holding entries whose charges sum to at most `capacity`.
     pub fn new(capacity: usize) -> Self {
         Lru {
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             next_tick: 0,
             usage: 0,
@@ -146,7 +204,52 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
 
 #[cfg(test)]
 mod tests {
+    use std::hash::BuildHasher;
+
     use super::*;
+
+    #[test]
+    fn integer_hasher_separates_cache_keys() {
+        let build = BuildHasherDefault::<IntegerHasher>::default();
+        // Block keys of a few tables, offsets a block apart: no two collide,
+        // and the low bits (bucket) and top bits (tag) both vary.
+        let mut hashes: Vec<u64> = (1..=8u64)
+            .flat_map(|file| (0..1000u64).map(move |block| (file, block * 4096)))
+            .map(|key| build.hash_one(key))
+            .collect();
+        let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 0xfff).collect();
+        let top: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        assert!(low.len() > 3000, "{} distinct low 12 bits", low.len());
+        assert_eq!(top.len(), 128);
+        hashes.sort_unstable();
+        hashes.dedup();
+        assert_eq!(hashes.len(), 8000);
+        // The order of the words matters, and bytes hash like words.
+        assert_ne!(build.hash_one((1u64, 2u64)), build.hash_one((2u64, 1u64)));
+        let mut words = IntegerHasher::default();
+        words.write_u64(7);
+        let mut bytes = IntegerHasher::default();
+        bytes.write(&7u64.to_le_bytes());
+        assert_eq!(words.finish(), bytes.finish());
+    }
+
+    #[test]
+    fn block_keys_hit_and_miss_with_the_integer_hasher() {
+        let mut lru = Lru::new(1 << 20);
+        for file in 1..=20u64 {
+            for block in 0..50u64 {
+                lru.insert((file, block * 4133), file * 1000 + block, 1);
+            }
+        }
+        for file in 1..=20u64 {
+            for block in 0..50u64 {
+                assert_eq!(lru.get(&(file, block * 4133)), Some(&(file * 1000 + block)));
+                assert_eq!(lru.get(&(file, block * 4133 + 1)), None);
+            }
+        }
+        assert_eq!(lru.get(&(21, 0)), None);
+        assert_eq!(lru.len(), 1000);
+    }
 
     #[test]
     fn evicts_least_recently_used_first() {

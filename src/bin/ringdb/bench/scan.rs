@@ -8,9 +8,13 @@
 //! - `readseq` / `readreverse`: one scan of the whole store
 //!   (`db.scan::<&[u8], _>(..)`, `.rev()` for the reverse), from one task.
 //!   An operation is one entry; its latency is the time from the previous
-//!   entry's yield to its own (db_bench's method: one clock read per entry). Every entry is checked: its key must be a live key of the
-//!   bench's model, in strictly ascending (descending) order, its value of
-//!   `--value-size` bytes; the count must be the model's live key count.
+//!   entry's yield to its own (db_bench's method: one clock read per
+//!   entry). Every entry is checked, none sampled: its key must be a live
+//!   key of the bench's model (`--key-size` digits), in strictly ascending
+//!   (descending) order, its value of `--value-size` bytes (its bytes are
+//!   not checked); the count must be the model's live key count. Together
+//!   these mean the scan yielded exactly the live keys, each once, in
+//!   order.
 //! - `seekrandom`: `--reads` scans split over `--concurrency` tasks, each
 //!   starting at a key drawn like `readrandom`'s (so one that exists) and
 //!   reading the entry there plus up to `--seek-nexts` following ones
@@ -25,12 +29,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use ringdb::{Db, Stats, SyncMode};
 
-use super::keys::{LiveKeys, WrittenKeys, parse_key, plan_tasks, write_key};
+use super::keys::{LiveKeys, ScanCheck, WrittenKeys, plan_tasks, write_key};
 use super::{BoxError, Config, FilledStore, Workload, context};
 use crate::report::{Extra, Report, new_latency_histogram, record_latency};
 use crate::rng::SplitMix64;
@@ -61,7 +64,7 @@ pub(super) async fn run_read_sequential(
         scan = scan.rev();
     }
     let mut latency_ns = new_latency_histogram();
-    let mut check = EntryCheck::new(&store.live, config.value_size, reverse);
+    let mut check = ScanCheck::new(&store.live, config.key_size, config.value_size, reverse);
     let start = Instant::now();
     // NOTE: one clock read per entry, as db_bench's `FinishedOps` does: an
     // entry's latency runs from the previous entry's yield to its own, so
@@ -76,7 +79,7 @@ pub(super) async fn run_read_sequential(
         record_latency(&mut latency_ns, now - last);
         last = now;
         let (key, value) = entry.map_err(context("scan"))?;
-        check.entry(key, &value);
+        check.entry(&key, &value);
     }
     let elapsed = start.elapsed();
     let after = db.stats();
@@ -113,42 +116,6 @@ pub(super) async fn run_read_sequential(
             ),
         ],
     })
-}
-
-/// Checks the entries of a whole-store scan against the bench's model.
-struct EntryCheck<'a> {
-    live: &'a LiveKeys,
-    value_size: usize,
-    reverse: bool,
-    previous: Option<Bytes>,
-    /// Entries whose key is not live or out of order, or whose value has the
-    /// wrong size.
-    unexpected: u64,
-}
-
-impl<'a> EntryCheck<'a> {
-    fn new(live: &'a LiveKeys, value_size: usize, reverse: bool) -> Self {
-        EntryCheck {
-            live,
-            value_size,
-            reverse,
-            previous: None,
-            unexpected: 0,
-        }
-    }
-
-    fn entry(&mut self, key: Bytes, value: &[u8]) {
-        let in_order = self.previous.as_ref().is_none_or(|previous| {
-            if self.reverse {
-                key < *previous
-            } else {
-                key > *previous
-            }
-        });
-        let live = parse_key(&key).is_some_and(|number| self.live.contains(number));
-        self.unexpected += u64::from(!(in_order && live && value.len() == self.value_size));
-        self.previous = Some(key);
-    }
 }
 
 /// `seekrandom`: reopens `store` and times `--reads` short scans from random
