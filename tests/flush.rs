@@ -1,7 +1,8 @@
 //! Memtables flush to tables: data survives reopen through the manifest,
 //! deletes shadow flushed values, flushed WAL segments are removed, a get
 //! of an absent key that the bloom filters reject reads no data block, and
-//! damage in a table is corruption to a get or a scan, never wrong data.
+//! damage in a table is corruption to a get or a scan, never wrong data;
+//! a flush drops the versions no reader can see.
 
 mod common;
 
@@ -238,4 +239,41 @@ async fn a_scan_over_a_damaged_table_yields_the_entries_before_the_damage_then_o
     }
     // Some damage lay past a first batch of entries, which came out first.
     assert!(most_before_error > 16, "{most_before_error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_keeps_only_versions_some_reader_can_see() {
+    let store = TestStore::sim(21);
+    let db = store.open().await;
+    let value = |i: usize| format!("{i:04}").repeat(256); // 1 KiB
+    db.put(b"k", value(0)).await.unwrap();
+    let snapshot = db.snapshot();
+    for i in 1..1000 {
+        db.put(b"k", value(i)).await.unwrap();
+    }
+    db.flush().await.unwrap();
+    // Two versions of 1 KiB (the snapshot's and the newest), not 1,000.
+    let written = db.stats().flush_bytes_written;
+    assert!(written < 8 * 1024, "flush wrote {written} bytes");
+    assert_eq!(snapshot.get(b"k").await.unwrap().unwrap(), value(0).as_bytes());
+    assert_eq!(db.get(b"k").await.unwrap().unwrap(), value(999).as_bytes());
+    drop(snapshot);
+    db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_reads_as_of_its_creation_across_a_flush() {
+    use futures::TryStreamExt;
+    let store = TestStore::sim(22);
+    let db = store.open().await;
+    db.put(b"k", b"old").await.unwrap();
+    // Created, not yet polled: it must read as of now, even after the flush
+    // below keeps only the newest version of "k".
+    let scan = db.scan::<&[u8], _>(..);
+    db.put(b"k", b"new").await.unwrap();
+    db.flush().await.unwrap();
+    let rows: Vec<(bytes::Bytes, bytes::Bytes)> = scan.try_collect().await.unwrap();
+    assert_eq!(rows, vec![(bytes::Bytes::from("k"), bytes::Bytes::from("old"))]);
+    assert_eq!(db.get(b"k").await.unwrap().unwrap(), &b"new"[..]);
+    db.close().await.unwrap();
 }

@@ -136,6 +136,7 @@ impl Compactor {
             let file_numbers = versions.lock().await.file_numbers();
             let allocate = move || file_numbers.fetch_add(1, Ordering::AcqRel);
             let snapshots = self.snapshots.seqnos();
+            self.tree.raise_drop_horizon(self.queue.visible_seqno());
             let ctx = JobContext {
                 fs: &self.fs,
                 dir: &self.dir,

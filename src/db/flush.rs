@@ -26,11 +26,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::Mutex;
 
 use crate::db::commit::CommitQueue;
+use crate::db::snapshot::SnapshotList;
 use crate::db::tree::{ImmutableMemtable, Tree};
 use crate::io::{Fs, OpenMode};
+use crate::key::{InternalKey, SeqNo};
 use crate::manifest::{TableMeta, VersionEdit};
 use crate::memtable::Memtable;
 use crate::sst::{TableBuilder, TableOptions, table_path};
@@ -57,6 +60,7 @@ pub(crate) struct Flusher {
     pub queue: Arc<CommitQueue>,
     pub tree: Arc<Tree>,
     pub versions: Arc<Mutex<VersionSet>>,
+    pub snapshots: Arc<SnapshotList>,
     pub table_options: TableOptions,
     pub stats: Arc<FlushStats>,
     pub shutdown: Arc<AtomicBool>,
@@ -115,7 +119,11 @@ impl Flusher {
                 .await
                 .map_err(|e| Error::io("create table", &path, e))?;
             let mut builder = TableBuilder::new(file, path.clone(), self.table_options.clone());
-            for (key, value) in imm.memtable.iter() {
+            // NOTE: read after `request_sync` published every seqno of the
+            // memtable: a snapshot not in the list is at or above them all.
+            let snapshots = self.snapshots.seqnos();
+            self.tree.raise_drop_horizon(self.queue.visible_seqno());
+            for (key, value) in shadowed_versions_dropped(imm.memtable.iter(), &snapshots) {
                 builder.add(&key, &value).await?;
             }
             let properties = builder.finish().await?;
@@ -147,6 +155,30 @@ impl Flusher {
     }
 }
 
+/// The entries (in internal-key order) that some reader can still see: per
+/// user key, the newest version of each snapshot stripe (as in compaction,
+/// `compaction/job.rs`). Older versions in a stripe are hidden from every
+/// reader, whether the newest is a put or a tombstone; tombstones stay,
+/// since tables below may hold what they hide. RocksDB drops them at flush
+/// the same way.
+fn shadowed_versions_dropped<'a>(
+    entries: impl Iterator<Item = (InternalKey, Bytes)> + 'a,
+    snapshots: &'a [SeqNo],
+) -> impl Iterator<Item = (InternalKey, Bytes)> + 'a {
+    debug_assert!(snapshots.is_sorted());
+    let mut last: Option<(Bytes, usize)> = None;
+    entries.filter(move |(key, _)| {
+        let stripe = snapshots.partition_point(|&snapshot| snapshot < key.seqno());
+        let shadowed = last
+            .as_ref()
+            .is_some_and(|(user_key, last_stripe)| *user_key == key.user_key && *last_stripe == stripe);
+        if !shadowed {
+            last = Some((key.user_key.clone(), stripe));
+        }
+        !shadowed
+    })
+}
+
 /// Deletes WAL segments below `log_number`. Failures only leave files that
 /// the next open sweeps, so they are logged, not returned.
 pub(crate) async fn remove_obsolete_segments(fs: &Arc<dyn Fs>, dir: &std::path::Path, log_number: u64) {
@@ -166,5 +198,67 @@ pub(crate) async fn remove_obsolete_segments(fs: &Arc<dyn Fs>, dir: &std::path::
         if let Err(error) = fs.remove_file(&path).await {
             tracing::warn!(%error, path = %path.display(), "could not remove a flushed WAL segment");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::ValueKind;
+
+    fn entry(key: &str, seqno: SeqNo, kind: ValueKind) -> (InternalKey, Bytes) {
+        (
+            InternalKey::new(Bytes::from(key.to_owned()), seqno, kind),
+            Bytes::new(),
+        )
+    }
+
+    fn kept(entries: Vec<(InternalKey, Bytes)>, snapshots: &[SeqNo]) -> Vec<(String, SeqNo)> {
+        shadowed_versions_dropped(entries.into_iter(), snapshots)
+            .map(|(key, _)| (String::from_utf8(key.user_key.to_vec()).unwrap(), key.seqno()))
+            .collect()
+    }
+
+    #[test]
+    fn keeps_the_newest_version_of_each_snapshot_stripe() {
+        use ValueKind::{Delete, Put};
+        // Internal-key order: user key ascending, seqno descending.
+        let entries = vec![
+            entry("a", 9, Put),
+            entry("a", 7, Delete),
+            entry("a", 5, Put),
+            entry("a", 2, Put),
+            entry("b", 8, Delete),
+            entry("b", 3, Put),
+            entry("c", 4, Put),
+        ];
+        // No snapshot: only the newest of each key, tombstones included.
+        assert_eq!(
+            kept(entries.clone(), &[]),
+            vec![("a".into(), 9), ("b".into(), 8), ("c".into(), 4)]
+        );
+        // Snapshots at 5 and 7: stripes [0,5], (5,7], (7,inf).
+        assert_eq!(
+            kept(entries.clone(), &[5, 7]),
+            vec![
+                ("a".into(), 9),
+                ("a".into(), 7),
+                ("a".into(), 5),
+                ("b".into(), 8),
+                ("b".into(), 3),
+                ("c".into(), 4)
+            ]
+        );
+        // A snapshot at 6 sees a@5; one at 1 sees nothing of a (a@2 > 1).
+        assert_eq!(
+            kept(entries, &[1, 6]),
+            vec![
+                ("a".into(), 9),
+                ("a".into(), 5),
+                ("b".into(), 8),
+                ("b".into(), 3),
+                ("c".into(), 4)
+            ]
+        );
     }
 }

@@ -336,17 +336,18 @@ impl Db {
         let flush_stats = Arc::new(FlushStats::default());
         let shutdown = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let versions = Arc::new(tokio::sync::Mutex::new(versions));
+        let snapshots = Arc::new(SnapshotList::default());
         let flusher = Flusher {
             fs: Arc::clone(&fs),
             dir: dir.clone(),
             queue: Arc::clone(&queue),
             tree: Arc::clone(&tree),
             versions: Arc::clone(&versions),
+            snapshots: Arc::clone(&snapshots),
             table_options: options.table_options(),
             stats: Arc::clone(&flush_stats),
             shutdown: Arc::clone(&shutdown),
         };
-        let snapshots = Arc::new(SnapshotList::default());
         let compaction_options = options.compaction_options();
         let compactor = Arc::new(Compactor {
             fs: Arc::clone(&fs),
@@ -491,8 +492,7 @@ impl Db {
         let key = Bytes::copy_from_slice(key.as_ref());
         async move {
             // NOTE: the seqno first, then the super-version (see db/tree.rs).
-            let snapshot = shared.queue.visible_seqno();
-            let current = shared.tree.current();
+            let (snapshot, current) = shared.tree.read_view(|| shared.queue.visible_seqno());
             let lookup = get_at(&shared, &current, &key, snapshot).await?;
             // NOTE: a get served from memory never returns Pending; on tokio,
             // spend scheduling budget so a loop of gets lets other tasks run
@@ -548,19 +548,27 @@ impl Db {
     /// # Cancel safety
     /// Dropping the stream at any point is safe.
     pub fn scan<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(&self, range: R) -> Scan {
-        let seqno = self.shared.queue.visible_seqno();
+        let (seqno, view) = self.read_view();
         let (start, end) = owned_bounds(&range);
-        Scan::new(Arc::clone(&self.shared), seqno, start, end, None)
+        Scan::new(Arc::clone(&self.shared), seqno, Some(view), start, end, None)
+    }
+
+    /// A seqno to read at and the super-version to read, consistent with
+    /// each other (see `Tree::read_view`).
+    fn read_view(&self) -> (crate::key::SeqNo, Arc<tree::SuperVersion>) {
+        let shared = &self.shared;
+        shared.tree.read_view(|| shared.queue.visible_seqno())
     }
 
     /// The entries whose keys start with `prefix`, in key order.
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Scan {
-        let seqno = self.shared.queue.visible_seqno();
+        let (seqno, view) = self.read_view();
         let prefix = prefix.as_ref();
         let start = std::ops::Bound::Included(Bytes::copy_from_slice(prefix));
         Scan::new(
             Arc::clone(&self.shared),
             seqno,
+            Some(view),
             start,
             scan::prefix_end(prefix),
             None,
@@ -583,8 +591,10 @@ impl Db {
     /// # }).unwrap();
     /// ```
     pub fn snapshot(&self) -> Snapshot {
-        let seqno = self.shared.queue.visible_seqno();
-        self.shared.snapshots.acquire(seqno);
+        let seqno = self
+            .shared
+            .snapshots
+            .acquire_visible(|| self.shared.queue.visible_seqno());
         Snapshot {
             inner: Arc::new(SnapshotInner {
                 shared: Arc::clone(&self.shared),
@@ -812,6 +822,7 @@ impl Snapshot {
         Scan::new(
             Arc::clone(&self.inner.shared),
             self.inner.seqno,
+            None,
             start,
             end,
             Some(keep_alive),

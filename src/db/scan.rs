@@ -60,6 +60,10 @@ enum ScanState {
     Pending {
         shared: Arc<Shared>,
         seqno: SeqNo,
+        /// What `Db::scan` reads, loaded with its seqno (see
+        /// `Tree::read_view`); `None` for a snapshot's scan, which loads
+        /// it at the first poll.
+        view: Option<Arc<SuperVersion>>,
         start: Bound<Bytes>,
         end: Bound<Bytes>,
         direction: Direction,
@@ -87,6 +91,7 @@ impl Scan {
     pub(super) fn new(
         shared: Arc<Shared>,
         seqno: SeqNo,
+        view: Option<Arc<SuperVersion>>,
         start: Bound<Bytes>,
         end: Bound<Bytes>,
         keep_alive: Option<Arc<dyn Send + Sync>>,
@@ -96,6 +101,7 @@ impl Scan {
             state: ScanState::Pending {
                 shared,
                 seqno,
+                view,
                 start,
                 end,
                 direction: Direction::Forward,
@@ -150,13 +156,15 @@ impl Stream for Scan {
                 if let ScanState::Pending {
                     shared,
                     seqno,
+                    view,
                     start,
                     end,
                     direction,
                     keep_alive,
                 } = std::mem::replace(&mut this.state, placeholder)
                 {
-                    this.state = ScanState::Running(run(shared, seqno, start, end, direction, keep_alive));
+                    this.state =
+                        ScanState::Running(run(shared, seqno, view, start, end, direction, keep_alive));
                 }
             }
             let ScanState::Running(batches) = &mut this.state else {
@@ -176,25 +184,26 @@ impl Stream for Scan {
 fn run(
     shared: Arc<Shared>,
     seqno: SeqNo,
+    view: Option<Arc<SuperVersion>>,
     start: Bound<Bytes>,
     end: Bound<Bytes>,
     direction: Direction,
     keep_alive: Option<Arc<dyn Send + Sync>>,
 ) -> BoxStream<'static, Result<Batch>> {
     enum Phase {
-        Start(Arc<Shared>, Bound<Bytes>, Bound<Bytes>),
+        Start(Arc<Shared>, Option<Arc<SuperVersion>>, Bound<Bytes>, Bound<Bytes>),
         /// The iterator, what it reads, and the size of the next batch.
         Iterating(Box<DbIter>, Arc<SuperVersion>, usize),
         Done,
     }
-    let first = Phase::Start(shared, start, end);
+    let first = Phase::Start(shared, view, start, end);
     futures::stream::unfold(first, move |phase| {
         let keep_alive = keep_alive.clone();
         async move {
             let _keep_alive = keep_alive;
             let (mut iter, current, batch_entries) = match phase {
-                Phase::Start(shared, start, end) => {
-                    let current = shared.tree.current();
+                Phase::Start(shared, view, start, end) => {
+                    let current = view.unwrap_or_else(|| shared.tree.current());
                     match sources(&shared, &current).await {
                         Ok(sources) => (
                             Box::new(DbIter::new(sources, seqno, start, end, direction)),

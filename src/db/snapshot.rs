@@ -21,7 +21,19 @@ pub(crate) struct SnapshotList {
 }
 
 impl SnapshotList {
+    /// Registers a snapshot at the seqno `visible` returns, read under the
+    /// list's lock: so a flush or compaction that reads the list after its
+    /// input's seqnos were all published either sees the new snapshot or
+    /// knows it is at or above every input seqno (the "latest" stripe).
+    pub fn acquire_visible(&self, visible: impl FnOnce() -> SeqNo) -> SeqNo {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let seqno = visible();
+        *live.entry(seqno).or_insert(0) += 1;
+        seqno
+    }
+
     /// Registers a snapshot at `seqno`.
+    #[cfg(test)]
     pub fn acquire(&self, seqno: SeqNo) {
         *self
             .live

@@ -14,6 +14,7 @@
 //! - A reader loads the visible seqno *before* the super-version: every
 //!   write at or below that seqno is in the super-version it then loads.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::Notify;
@@ -62,6 +63,9 @@ pub(crate) struct Tree {
     pub imm_room: Notify,
     /// Wakes the compaction task: a flush or compaction changed the version.
     pub compaction_wakeup: Notify,
+    /// Readers at a seqno below this may miss versions that a flush or
+    /// compaction dropped (see [`Tree::read_view`]).
+    drop_horizon: AtomicU64,
 }
 
 impl Tree {
@@ -82,6 +86,34 @@ impl Tree {
             flush_wakeup: Notify::new(),
             imm_room: Notify::new(),
             compaction_wakeup: Notify::new(),
+            drop_horizon: AtomicU64::new(0),
+        }
+    }
+
+    /// Called by a flush or compaction right after it read the live
+    /// snapshots, with the visible seqno read after them, before it
+    /// installs its output. Every seqno of its input is at or below it.
+    pub fn raise_drop_horizon(&self, visible_seqno: SeqNo) {
+        self.drop_horizon.fetch_max(visible_seqno, Ordering::AcqRel);
+    }
+
+    /// A seqno and a super-version that a reader without a registered
+    /// snapshot may read together. Flush and compaction drop a version
+    /// when a newer one of the same key shares its snapshot stripe; for
+    /// the job, a reader at a seqno above all its input is in the newest
+    /// stripe, and one at a registered snapshot has its own. A reader that
+    /// loaded its seqno earlier, and then a super-version holding such a
+    /// job's output, could be neither: so when the seqno is below the
+    /// horizon (loaded after the super-version, which the job installed
+    /// after raising it), load both again. The seqno is loaded first, so
+    /// that every write it covers is in the super-version.
+    pub fn read_view(&self, visible_seqno: impl Fn() -> SeqNo) -> (SeqNo, Arc<SuperVersion>) {
+        loop {
+            let seqno = visible_seqno();
+            let current = self.current();
+            if seqno >= self.drop_horizon.load(Ordering::Acquire) {
+                return (seqno, current);
+            }
         }
     }
 
