@@ -374,12 +374,12 @@ impl Options {
                 self.wal_segment_size_bytes
             )));
         }
-        if let SyncMode::Interval(d) = self.sync_mode {
-            if d.is_zero() {
-                return Err(crate::Error::InvalidOptions(
-                    "SyncMode::Interval needs a non-zero interval".into(),
-                ));
-            }
+        if let SyncMode::Interval(d) = self.sync_mode
+            && d.is_zero()
+        {
+            return Err(crate::Error::InvalidOptions(
+                "SyncMode::Interval needs a non-zero interval".into(),
+            ));
         }
         Ok(())
     }

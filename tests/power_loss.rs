@@ -218,7 +218,7 @@ async fn power_loss_then_recovery_then_power_loss_again() {
 /// Whether op `n` of `task` in the mixed sweep is a buffered (not durable)
 /// write: every third, staggered by task.
 fn is_buffered(task: usize, n: u64) -> bool {
-    (n + task as u64) % 3 == 0
+    (n + task as u64).is_multiple_of(3)
 }
 
 /// The workload with every third write buffered: durable writes then land

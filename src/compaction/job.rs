@@ -217,7 +217,7 @@ async fn merge(
         }
         merge.next().await?;
         entries_read += 1;
-        if entries_read % YIELD_EVERY_ENTRIES == 0 {
+        if entries_read.is_multiple_of(YIELD_EVERY_ENTRIES) {
             writer.pace().await;
             tokio::task::yield_now().await;
         }

@@ -146,10 +146,10 @@ pub(crate) async fn replay_wal(
             }
             recovered.records += 1;
         }
-        if let SegmentEnd::Damaged { offset, reason } = scan.end {
-            if pending_damage.is_none() || !scan.records.is_empty() {
-                pending_damage = Some(PendingDamage { path, offset, reason });
-            }
+        if let SegmentEnd::Damaged { offset, reason } = scan.end
+            && (pending_damage.is_none() || !scan.records.is_empty())
+        {
+            pending_damage = Some(PendingDamage { path, offset, reason });
         }
     }
     if let Some(damage) = pending_damage {

@@ -118,14 +118,14 @@ pub async fn read_manifest(fs: &Arc<dyn Fs>, dir: &Path, number: u64) -> Result<
     let path = manifest_path(dir, number);
     let data = Bytes::from(read_all(fs, &path, "read manifest", u64::MAX).await?);
     let scan = scan_records(&data, number, |_| Some(1));
-    if let Some(first) = scan.records.first() {
-        if first.first_seqno != 0 {
-            return Err(Error::corruption(
-                &path,
-                first.offset,
-                "manifest does not start at edit 0",
-            ));
-        }
+    if let Some(first) = scan.records.first()
+        && first.first_seqno != 0
+    {
+        return Err(Error::corruption(
+            &path,
+            first.offset,
+            "manifest does not start at edit 0",
+        ));
     }
     if let SegmentEnd::Damaged { offset, reason } = &scan.end {
         // NOTE: each edit is synced before the next is written, so only the

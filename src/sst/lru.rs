@@ -147,11 +147,11 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
             let Some((key, tick)) = self.order.pop_front() else {
                 break;
             };
-            if self.map.get(&key).is_some_and(|slot| slot.tick == tick) {
-                if let Some(slot) = self.map.remove(&key) {
-                    self.usage -= slot.charge;
-                    removed.push(slot.value);
-                }
+            if self.map.get(&key).is_some_and(|slot| slot.tick == tick)
+                && let Some(slot) = self.map.remove(&key)
+            {
+                self.usage -= slot.charge;
+                removed.push(slot.value);
             }
         }
         debug_assert!(self.usage <= self.capacity);
@@ -303,7 +303,7 @@ mod tests {
             state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
             let key = ((state >> 33) % 30) as u32;
             let charge = ((state >> 20) % 5) as usize + 1;
-            if state % 3 == 0 {
+            if state.is_multiple_of(3) {
                 let hit = lru.get(&key).is_some();
                 let position = model.iter().position(|(k, _)| *k == key);
                 assert_eq!(hit, position.is_some());

@@ -101,13 +101,13 @@ pub fn scan_records(data: &Bytes, segment: u64, entries_of: fn(&[u8]) -> Option<
             // A valid record of an older life of this (recycled) file.
             break SegmentEnd::Clean;
         }
-        if let Some(expected) = next_seqno {
-            if header.first_seqno != expected {
-                break damaged(
-                    pos,
-                    format!("seqno {} where {expected} was expected", header.first_seqno),
-                );
-            }
+        if let Some(expected) = next_seqno
+            && header.first_seqno != expected
+        {
+            break damaged(
+                pos,
+                format!("seqno {} where {expected} was expected", header.first_seqno),
+            );
         }
         let Some(count) = entries_of(&payload).filter(|&c| c > 0) else {
             break damaged(pos, "record payload has no entries".to_string());

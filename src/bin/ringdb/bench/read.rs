@@ -192,10 +192,10 @@ impl GetTask {
     async fn run(self) -> Result<(Histogram<u64>, u64, u64), BoxError> {
         let mut rng = SplitMix64::for_stream(READ_SEED, self.stream);
         let mut key = vec![0u8; self.key_size + usize::from(self.missing)];
-        if self.missing {
-            if let Some(last) = key.last_mut() {
-                *last = MISSING_KEY_SUFFIX;
-            }
+        if self.missing
+            && let Some(last) = key.last_mut()
+        {
+            *last = MISSING_KEY_SUFFIX;
         }
         let number_width = self.key_size;
         let mut latency_ns = new_latency_histogram();
