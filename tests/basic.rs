@@ -1,5 +1,6 @@
 //! Behaviour of the public API, on every I/O backend: put, get, delete,
-//! batches, reopen, sync modes, size limits, close.
+//! batches, reopen, sync modes, size limits, close, one open store per
+//! directory.
 
 mod common;
 
@@ -227,4 +228,47 @@ fn public_futures_are_send_and_static() {
         assert_send_static(&db.sync());
         assert_send_static(&db.close());
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_opens_once_at_a_time_on_every_backend() {
+    for store in TestStore::all() {
+        let db = store.open().await;
+        db.put(b"k", b"v").await.unwrap();
+        let second = ringdb::Db::open(&store.dir, store.options.clone()).await;
+        match second {
+            Err(Error::Io { source, .. }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::WouldBlock, "{}", store.name);
+            }
+            other => panic!("{}: a second open must fail, got {other:?}", store.name),
+        }
+        // The refused open changed nothing; close releases the lock.
+        assert_eq!(db.get(b"k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        db.close().await.unwrap();
+        let again = store.open().await;
+        assert_eq!(
+            again.get(b"k").await.unwrap().as_deref(),
+            Some(&b"v"[..]),
+            "{}",
+            store.name
+        );
+        drop(again);
+        // Dropping every handle without close releases it too, once the
+        // store's own tasks have stopped (until then, opening is refused).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let reopened = loop {
+            match ringdb::Db::open(&store.dir, store.options.clone()).await {
+                Ok(db) => break db,
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::WouldBlock
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                Err(e) => panic!("{}: reopen after drop: {e:?}", store.name),
+            }
+        };
+        assert_eq!(reopened.get(b"k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        reopened.close().await.unwrap();
+    }
 }

@@ -114,6 +114,9 @@ struct Shared {
     shutdown: Arc<std::sync::atomic::AtomicBool>,
     wal_done: Mutex<Option<oneshot::Receiver<()>>>,
     background_done: Mutex<Option<oneshot::Receiver<()>>>,
+    /// The store's `LOCK`, held until close (or until the last handle is
+    /// dropped): one open store per directory.
+    lock: Mutex<Option<Arc<crate::io::FileLock>>>,
 }
 
 impl Shared {
@@ -253,6 +256,9 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// The file whose `flock` marks a store as open (as in LevelDB and RocksDB).
+const LOCK_FILE: &str = "LOCK";
+
 impl Db {
     /// Opens (or creates) the store in `path`, replaying its WAL.
     ///
@@ -276,6 +282,19 @@ impl Db {
                 .await
                 .map_err(|e| Error::io("create directory", &dir, e))?;
         }
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = fs.lock_file(&lock_path).await.map_err(|e| {
+            let context = if e.kind() == std::io::ErrorKind::WouldBlock {
+                "lock the store: another process or another open Db is using it"
+            } else {
+                "lock the store"
+            };
+            Error::io(context, &lock_path, e)
+        })?;
+        // NOTE: the WAL task and the background thread hold the lock too:
+        // a store dropped without `close` keeps it until they have stopped
+        // touching the directory.
+        let lock = Arc::new(lock);
         let replayed = recover_manifest(&fs, &dir).await?;
         let memtable = Arc::new(Memtable::new());
         let recovered =
@@ -317,8 +336,10 @@ impl Db {
             &options,
         );
         let (wal_done_tx, wal_done) = oneshot::channel();
+        let wal_lock = Arc::clone(&lock);
         fs.spawn(Box::pin(async move {
             writer.run().await;
+            drop(wal_lock);
             let _ = wal_done_tx.send(());
         }))
         .map_err(|e| Error::io("start wal task", &dir, e))?;
@@ -369,8 +390,10 @@ impl Db {
         });
         let (background_done_tx, background_done) = oneshot::channel();
         let compaction_task = Arc::clone(&compactor).run();
+        let background_lock = Arc::clone(&lock);
         let background = spawn_background_thread(async move {
             futures::join!(flusher.run(), compaction_task);
+            drop(background_lock);
             let _ = background_done_tx.send(());
         })
         .map_err(|e| Error::io("start background thread", &dir, e))?;
@@ -392,6 +415,7 @@ impl Db {
                 shutdown,
                 wal_done: Mutex::new(Some(wal_done)),
                 background_done: Mutex::new(Some(background_done)),
+                lock: Mutex::new(Some(lock)),
             }),
         })
     }
@@ -707,6 +731,9 @@ impl Db {
             if let Some(done) = done {
                 let _ = done.await;
             }
+            // NOTE: the WAL task and the background thread have stopped and
+            // dropped their share: this releases the lock.
+            drop(shared.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
             match shared.queue.poisoned() {
                 Some(cause) => Err(Error::Poisoned {
                     cause: Arc::new(cause.clone()),

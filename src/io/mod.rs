@@ -34,6 +34,41 @@ pub mod sim;
 pub mod threads;
 pub mod uring;
 
+/// An exclusive lock on a file (a store's `LOCK`), released when dropped.
+pub struct FileLock {
+    _held: Box<dyn Send + Sync>,
+}
+
+impl FileLock {
+    /// A lock that `held` keeps until it is dropped.
+    pub fn new(held: Box<dyn Send + Sync>) -> Self {
+        FileLock { _held: held }
+    }
+}
+
+impl fmt::Debug for FileLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FileLock")
+    }
+}
+
+/// The lock of the real filesystems: `flock(LOCK_EX | LOCK_NB)` on an open
+/// descriptor (`File::try_lock`), so the kernel releases it when the file
+/// is closed, or when the process dies (a SIGKILLed store leaves no stale
+/// lock behind). Blocking system calls: run it off the async threads.
+pub(crate) fn lock_file_blocking(path: &Path) -> io::Result<FileLock> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(FileLock::new(Box::new(file))),
+        Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::from(io::ErrorKind::WouldBlock)),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// How to open a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
@@ -94,6 +129,12 @@ pub trait Fs: Send + Sync + fmt::Debug {
 
     /// Names (not paths) of the entries in a directory, in no set order.
     async fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+
+    /// Takes an exclusive lock on the file at `path` (created if missing)
+    /// until the returned guard is dropped. Fails with
+    /// [`io::ErrorKind::WouldBlock`] while anyone else holds it: another
+    /// process, or another open store in this one.
+    async fn lock_file(&self, path: &Path) -> io::Result<FileLock>;
 
     /// Runs a long-lived task of the store (the WAL writer) on a thread the
     /// backend owns. On io_uring that is the ring thread, so the task's

@@ -68,6 +68,18 @@ pub enum TearMode {
     Random,
 }
 
+/// A held `lock_file` lock of the sim; dropping it releases the path.
+struct SimLock {
+    state: Arc<Mutex<State>>,
+    path: PathBuf,
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        lock(&self.state).locks.remove(&self.path);
+    }
+}
+
 /// The simulated disk. Cheap to share as `Arc<SimFs>` (or `Arc<dyn Fs>`).
 pub struct SimFs {
     state: Arc<Mutex<State>>,
@@ -202,6 +214,8 @@ struct State {
     /// an `O_DSYNC` handle) first waits a random time below `max`, so that
     /// several can be in flight at once and complete in any order.
     durable_op_delay: Option<std::time::Duration>,
+    /// Paths locked by `lock_file` (held by a `SimLock`).
+    locks: std::collections::BTreeSet<PathBuf>,
     dirs: BTreeMap<PathBuf, Dir>,
     inodes: BTreeMap<InodeId, Inode>,
     next_inode: InodeId,
@@ -297,6 +311,7 @@ impl State {
             faults: BTreeMap::new(),
             failing_syncs: Vec::new(),
             durable_op_delay: None,
+            locks: std::collections::BTreeSet::new(),
             dirs,
             inodes: BTreeMap::new(),
             next_inode: 0,
@@ -899,6 +914,20 @@ impl Fs for SimFs {
 
     async fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         self.lock().list_dir(path)
+    }
+
+    async fn lock_file(&self, path: &Path) -> io::Result<super::FileLock> {
+        // NOTE: a lock belongs to the running process, not the disk: it
+        // takes no op index, and the disk a crash leaves has none held.
+        let mut state = self.lock();
+        state.check_alive()?;
+        if !state.locks.insert(path.to_path_buf()) {
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
+        }
+        Ok(super::FileLock::new(Box::new(SimLock {
+            state: Arc::clone(&self.state),
+            path: path.to_path_buf(),
+        })))
     }
 
     fn spawn(&self, task: BoxFuture<'static, ()>) -> io::Result<()> {

@@ -225,6 +225,11 @@ impl Fs for ThreadsFs {
         self.pool.run(move || read_dir_names(&path)).await
     }
 
+    async fn lock_file(&self, path: &Path) -> io::Result<super::FileLock> {
+        let path = path.to_path_buf();
+        self.pool.run(move || super::lock_file_blocking(&path)).await
+    }
+
     fn spawn(&self, task: BoxFuture<'static, ()>) -> io::Result<()> {
         // NOTE: the runtime is built on the new thread (so that it is also
         // dropped there, never inside a caller's async context) and reports

@@ -576,6 +576,21 @@ impl Fs for UringFs {
             .map_err(|_| io::Error::other("the ringdb-list-dir thread panicked"))?
     }
 
+    async fn lock_file(&self, path: &Path) -> io::Result<super::FileLock> {
+        // NOTE: io_uring has no flock either; as for `list_dir`, a helper
+        // thread (once per open).
+        let path = path.to_path_buf();
+        let (reply, result) = oneshot::channel();
+        thread::Builder::new()
+            .name("ringdb-lock".to_owned())
+            .spawn(move || {
+                let _ = reply.send(super::lock_file_blocking(&path));
+            })?;
+        result
+            .await
+            .map_err(|_| io::Error::other("the ringdb-lock thread panicked"))?
+    }
+
     fn spawn(&self, task: BoxFuture<'static, ()>) -> io::Result<()> {
         // NOTE: the unbounded control channel never blocks, so this works
         // from sync code and from inside any runtime alike.
