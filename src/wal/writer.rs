@@ -458,7 +458,7 @@ impl WalWriter {
     /// collecting until the first ends). Never across a segment, over
     /// unsynced plain writes, or where the prefill would need a sync.
     fn may_overlap(&self) -> bool {
-        let [running] = self.inflight.as_slices().0 else {
+        let (Some(running), 1) = (self.inflight.front(), self.inflight.len()) else {
             return false;
         };
         if !running.dsync || self.segment.dirty {
