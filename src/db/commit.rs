@@ -246,6 +246,8 @@ impl CommitQueue {
         })?;
         let record_len = (HEADER_SIZE_BYTES + payload.len()) as u64;
         let wake;
+        // NOTE: allocated before the commit lock, which every writer takes.
+        let channel = durable.then(oneshot::channel);
         let (receiver, seqno_end) = {
             let mut state = self.lock();
             self.refuse(&state)?;
@@ -266,8 +268,7 @@ impl CommitQueue {
             header.encode(payload_crc, &payload, &mut chunk.buf);
             chunk.records += 1;
             chunk.last_seqno = last_seqno;
-            let receiver = durable.then(|| {
-                let (tx, rx) = oneshot::channel();
+            let receiver = channel.map(|(tx, rx)| {
                 chunk.waiters.push(tx);
                 rx
             });
