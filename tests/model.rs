@@ -67,7 +67,7 @@ fn option_sets() -> Vec<(&'static str, MakeOptions)> {
     vec![
         ("defaults", default_options as MakeOptions),
         ("tiny", tiny_options),
-        ("tiny-lz4-nofilter-nocache", tiny_lz4_options),
+        ("tiny-lz4-nofilter-nocache-static", tiny_lz4_options),
     ]
 }
 
@@ -89,12 +89,15 @@ fn tiny_options(sim: Arc<SimFs>) -> Options {
     options
 }
 
-/// `tiny_options` with LZ4 blocks, no bloom filters and no block cache.
+/// `tiny_options` with LZ4 blocks, no bloom filters, no block cache, and
+/// static level targets (level 1 sized by `max_bytes_for_level_base`, not
+/// the data).
 fn tiny_lz4_options(sim: Arc<SimFs>) -> Options {
     tiny_options(sim)
         .compression(Compression::Lz4)
         .bloom_bits_per_key(0)
         .block_cache_size_bytes(0)
+        .dynamic_level_bytes(false)
 }
 
 // ---------------------------------------------------------------------------
