@@ -80,12 +80,15 @@ use clap::{Parser, ValueEnum};
 use fjall::{CompressionType, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 use hdrhistogram::Histogram;
 
+use fixtures::{ValuePool, fresh_subdir, store_size_bytes};
 use keys::{KeyOrder, LiveKeys, ScanCheck, TaskPlan, WrittenKeys, plan_tasks, write_key};
 use report::{Extra, Report, new_latency_histogram, record_latency};
 use rng::SplitMix64;
 
 // NOTE: ringdb's bench modules, compiled as they are, so that the keys,
 // values and output cannot drift from the bench this one is compared with.
+#[path = "../src/bin/ringdb/bench/fixtures.rs"]
+mod fixtures;
 #[path = "../src/bin/ringdb/bench/keys.rs"]
 #[allow(dead_code, reason = "the peer runs a subset of ringdb's workloads")]
 mod keys;
@@ -102,9 +105,6 @@ const BENCH_SEED: u64 = 0x5EED_0000_B0BC;
 
 /// The seed of the reads' key choices (ringdb's `READ_SEED`).
 const READ_SEED: u64 = 0x5EED_0000_5EAD;
-
-/// Random bytes that values are sliced from (ringdb's `VALUE_POOL_BYTES`).
-const VALUE_POOL_BYTES: usize = 1024 * 1024;
 
 /// The block cache ringdb's bench defaults to: 256 MiB.
 const DEFAULT_CACHE_SIZE_BYTES: u64 = 256 * 1024 * 1024;
@@ -725,57 +725,4 @@ fn merge(histograms: Vec<Histogram<u64>>) -> Result<Histogram<u64>, BoxError> {
         merged.add(histogram)?;
     }
     Ok(merged)
-}
-
-/// Cheap pseudo-random values, exactly ringdb's bench's `ValuePool`: one
-/// random buffer made up front, of which each value is a slice at a
-/// different offset.
-struct ValuePool {
-    data: Vec<u8>,
-    value_size: usize,
-}
-
-impl ValuePool {
-    fn new(value_size: usize, seed: u64) -> Self {
-        let mut data = vec![0u8; value_size + VALUE_POOL_BYTES];
-        SplitMix64::new(seed).fill(&mut data);
-        ValuePool { data, value_size }
-    }
-
-    /// The value of operation `i`.
-    fn value(&self, i: u64) -> &[u8] {
-        // NOTE: a stride coprime to the pool size walks every offset before
-        // repeating, so neighbouring values differ and do not compress away.
-        const STRIDE: u64 = 7919;
-        let offset = (i.wrapping_mul(STRIDE) % VALUE_POOL_BYTES as u64) as usize;
-        &self.data[offset..offset + self.value_size]
-    }
-}
-
-/// The bytes of every file under `dir`: the store's size on disk, including
-/// the journal's preallocated length.
-fn store_size_bytes(dir: &Path) -> std::io::Result<u64> {
-    let mut total = 0;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let metadata = entry.metadata()?;
-        total += if metadata.is_dir() {
-            store_size_bytes(&entry.path())?
-        } else {
-            metadata.len()
-        };
-    }
-    Ok(total)
-}
-
-/// Empties (or creates) `root/name` and returns its path.
-fn fresh_subdir(root: &Path, name: &str) -> std::io::Result<PathBuf> {
-    let dir = root.join(name);
-    match fs::remove_dir_all(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

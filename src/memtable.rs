@@ -40,7 +40,9 @@ const INLINE_KEY_BYTES: usize = 30;
 /// A user key as the skiplist stores it: short keys inline, so that a
 /// comparison during a search reads the node it already loaded instead of
 /// following a pointer to the key's bytes (a second cache miss per node
-/// visited in a large memtable: 40% of a random put's time before).
+/// visited in a large memtable). perf of a 1M-key `fillrandom`: skiplist
+/// search plus `memcmp` were about 60% of the writer thread's samples with
+/// shared keys; `memcmp` fell from 17.8% to 3.3% of all samples inline.
 #[derive(Debug, Clone)]
 enum UserKey {
     Inline { len: u8, bytes: [u8; INLINE_KEY_BYTES] },

@@ -48,9 +48,10 @@ use clap::{Args, ValueEnum};
 use ringdb::{Compression, IoBackend, Options, SyncMode};
 
 use crate::report::Report;
-use crate::rng::SplitMix64;
+use fixtures::{ValuePool, fresh_subdir, store_size_bytes};
 use keys::{KeyOrder, LiveKeys, WrittenKeys};
 
+mod fixtures;
 mod keys;
 mod rawsync;
 mod read;
@@ -63,9 +64,6 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// The seed of every key and value generator in the benchmarks.
 const BENCH_SEED: u64 = 0x5EED_0000_B0BC;
-
-/// Random bytes that values are sliced from, on top of one value's size.
-const VALUE_POOL_BYTES: usize = 1024 * 1024;
 
 /// Most concurrent tasks a benchmark spawns.
 const MAX_CONCURRENCY: usize = 65_536;
@@ -489,65 +487,6 @@ async fn existing_store(
 /// Prefixes an error with the step that failed.
 fn context<E: std::fmt::Display>(step: &'static str) -> impl FnOnce(E) -> BoxError {
     move |e| format!("{step}: {e}").into()
-}
-
-/// Cheap pseudo-random values: one random buffer made up front, of which
-/// each value is a slice at a different offset.
-#[derive(Debug)]
-struct ValuePool {
-    data: Vec<u8>,
-    value_size: usize,
-}
-
-impl ValuePool {
-    fn new(value_size: usize, seed: u64) -> Self {
-        let mut data = vec![0u8; value_size + VALUE_POOL_BYTES];
-        SplitMix64::new(seed).fill(&mut data);
-        ValuePool { data, value_size }
-    }
-
-    /// The value of operation `i`.
-    #[expect(
-        clippy::indexing_slicing,
-        reason = "offset + value_size <= data.len() by construction"
-    )]
-    fn value(&self, i: u64) -> &[u8] {
-        // NOTE: a stride coprime to the pool size walks every offset before
-        // repeating, so neighbouring values differ and do not compress away.
-        const STRIDE: u64 = 7919;
-        let offset = (i.wrapping_mul(STRIDE) % VALUE_POOL_BYTES as u64) as usize;
-        &self.data[offset..offset + self.value_size]
-    }
-}
-
-/// The bytes of every file under `dir`: the store's size on disk, including
-/// the current WAL segment's zero-filled window.
-fn store_size_bytes(dir: &Path) -> std::io::Result<u64> {
-    let mut total = 0;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let metadata = entry.metadata()?;
-        total += if metadata.is_dir() {
-            store_size_bytes(&entry.path())?
-        } else {
-            metadata.len()
-        };
-    }
-    Ok(total)
-}
-
-/// Empties (or creates) `root/name` and returns its path.
-fn fresh_subdir(root: &Path, name: &str) -> std::io::Result<PathBuf> {
-    let dir = root.join(name);
-    // NOTE: like db_bench without --use_existing_db, a workload starts from an
-    // empty store: whatever an earlier run left in its subdirectory goes.
-    match fs::remove_dir_all(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 #[cfg(test)]
