@@ -67,6 +67,14 @@ pub struct Options {
     /// overlap the running sync, then one fdatasync covers them: larger
     /// groups, more throughput when many writers wait). Default: 32.
     pub wal_pipeline_min_writers: usize,
+    /// With the disk idle, a durable write may wait up to this long (and
+    /// never longer than the last WAL sync took) for as many writers as the
+    /// last sync saw, so that a few writers that put again as soon as they
+    /// are acknowledged share one sync instead of two. A single writer
+    /// never waits, and loads whose writers do not come back turn the wait
+    /// off by themselves (see `docs/design.md`). `Duration::ZERO` never
+    /// waits. Default: 200 µs.
+    pub wal_max_group_hold: Duration,
     /// Writes nobody waits for (`SyncMode::Buffered` and `Interval`) stay in
     /// the commit queue up to this long, or until 64 KiB collect or a
     /// durable write or `sync` arrives, and then go to the OS with one
@@ -150,6 +158,7 @@ impl Default for Options {
             sync_mode: SyncMode::Always,
             wal_segment_size_bytes: 64 * 1024 * 1024,
             wal_pipeline_min_writers: 32,
+            wal_max_group_hold: Duration::from_micros(200),
             wal_buffer_delay: Duration::from_millis(1),
             io_backend: IoBackend::Auto,
             create_if_missing: true,
@@ -181,6 +190,7 @@ impl std::fmt::Debug for Options {
             .field("sync_mode", &self.sync_mode)
             .field("wal_segment_size_bytes", &self.wal_segment_size_bytes)
             .field("wal_pipeline_min_writers", &self.wal_pipeline_min_writers)
+            .field("wal_max_group_hold", &self.wal_max_group_hold)
             .field("wal_buffer_delay", &self.wal_buffer_delay)
             .field("io_backend", &self.io_backend)
             .field("create_if_missing", &self.create_if_missing)
@@ -225,6 +235,12 @@ impl Options {
     /// Sets [`Options::wal_pipeline_min_writers`].
     pub fn wal_pipeline_min_writers(mut self, writers: usize) -> Self {
         self.wal_pipeline_min_writers = writers;
+        self
+    }
+
+    /// Sets [`Options::wal_max_group_hold`].
+    pub fn wal_max_group_hold(mut self, hold: Duration) -> Self {
+        self.wal_max_group_hold = hold;
         self
     }
 

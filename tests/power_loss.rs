@@ -35,6 +35,8 @@ thread_local! {
     static PIPELINE_MIN_WRITERS: std::cell::Cell<usize> = const { std::cell::Cell::new(32) };
     /// `Some(max)`: the sweep's disks delay each durable op by up to `max`.
     static DURABLE_OP_DELAY: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
+    /// The longest a durable write waits for more writers (default 200 µs).
+    static GROUP_HOLD: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::from_micros(200)) };
     /// The WAL buffer delay of the running sweep (default 1 ms).
     static BUFFER_DELAY: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::from_millis(1)) };
 }
@@ -43,6 +45,7 @@ fn options(sim: &Arc<SimFs>) -> Options {
     Options::default()
         .wal_pipeline_min_writers(PIPELINE_MIN_WRITERS.with(|n| n.get()))
         .wal_buffer_delay(BUFFER_DELAY.with(|delay| delay.get()))
+        .wal_max_group_hold(GROUP_HOLD.with(|hold| hold.get()))
         .fs(sim.clone())
         .wal_segment_size_bytes(SEGMENT_SIZE_BYTES)
         .write_buffer_size_bytes(WRITE_BUFFER_SIZE_BYTES.with(|size| size.get()))
@@ -145,8 +148,13 @@ async fn sweep_power_loss(write_buffer_size_bytes: Option<u64>) {
         assert!(stats.flushes >= 3 && stats.compactions >= 1, "{stats:?}");
     }
     if DURABLE_OP_DELAY.with(|cell| cell.get()).is_some() {
-        // The slow disk must make the WAL queue a second durable write.
-        assert!(stats.wal_overlapped_writes > 0, "{stats:?}");
+        if GROUP_HOLD.with(|hold| hold.get()).is_zero() {
+            // The slow disk must make the WAL queue a second durable write.
+            assert!(stats.wal_overlapped_writes > 0, "{stats:?}");
+        } else {
+            // ... or hold durable writes for the writers the last released.
+            assert!(stats.wal_held_writes > 0, "{stats:?}");
+        }
     }
 
     let mut crashes_with_acked_writes = 0;
@@ -318,7 +326,18 @@ async fn power_loss_at_every_mutating_operation_slow_disk() {
     // NOTE: the order in which two in-flight operations complete depends on
     // timers, so one round may not catch an out-of-order acknowledgement
     // (removing the ordering caught it in about one round of three).
+    // Without holds, which would merge the writers into one group.
+    GROUP_HOLD.with(|hold| hold.set(Duration::ZERO));
     for max_delay_us in [300, 1000, 3000] {
+        DURABLE_OP_DELAY.with(|cell| cell.set(Some(Duration::from_micros(max_delay_us))));
+        sweep_power_loss(None).await;
+    }
+}
+
+/// The slow disk with holds on: durable writes wait for more writers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_loss_at_every_mutating_operation_slow_disk_holding() {
+    for max_delay_us in [300, 1000] {
         DURABLE_OP_DELAY.with(|cell| cell.set(Some(Duration::from_micros(max_delay_us))));
         sweep_power_loss(None).await;
     }

@@ -68,6 +68,10 @@ pub(crate) struct WalStats {
     pub writes: AtomicU64,
     /// Durable writes started while another was in flight.
     pub overlapped_writes: AtomicU64,
+    /// Durable writes that waited for more writers ([`crate::wal::hold`]).
+    pub held_writes: AtomicU64,
+    /// Of those, the ones whose wait ran out first.
+    pub holds_ran_out: AtomicU64,
     /// Bytes of records written.
     pub bytes_written: AtomicU64,
 }
@@ -181,6 +185,11 @@ impl CommitQueue {
             return Err(Error::Closed);
         }
         Ok(())
+    }
+
+    /// Durable writers (and `sync` callers) queued for the WAL task.
+    pub fn queued_waiters(&self) -> usize {
+        self.lock().queued_waiters
     }
 
     /// Bytes queued for the WAL task (a hint: read without the lock).

@@ -52,6 +52,11 @@ pub struct Stats {
     /// Durable WAL writes started while another was still in flight (see
     /// `docs/design.md`, group commit).
     pub wal_overlapped_writes: u64,
+    /// Durable WAL writes that waited, with the disk idle, for the writers
+    /// the previous one released (see `Options::wal_max_group_hold`).
+    pub wal_held_writes: u64,
+    /// Of those, the ones whose wait ran out before the writers came.
+    pub wal_holds_ran_out: u64,
     /// Bytes of WAL records written.
     pub wal_bytes_written: u64,
     /// Approximate bytes held by the memtable.
@@ -755,6 +760,8 @@ impl Db {
             wal_synced_batches: wal.synced_records.load(Ordering::Relaxed),
             wal_writes: wal.writes.load(Ordering::Relaxed),
             wal_overlapped_writes: wal.overlapped_writes.load(Ordering::Relaxed),
+            wal_held_writes: wal.held_writes.load(Ordering::Relaxed),
+            wal_holds_ran_out: wal.holds_ran_out.load(Ordering::Relaxed),
             wal_bytes_written: wal.bytes_written.load(Ordering::Relaxed),
             memtable_size_bytes: current.memtable.approximate_size_bytes(),
             visible_seqno: self.shared.queue.visible_seqno(),

@@ -3,8 +3,10 @@
 //! - [`format`]: the record layout, byte by byte (also in `docs/format.md`).
 //! - [`reader`]: scanning a segment at recovery; untrusted input.
 //! - [`writer`]: the WAL task: group commit, fdatasync, segment rotation.
+//! - [`hold`]: when a durable write waits for the writers the last one released.
 
 pub mod format;
+pub mod hold;
 pub mod reader;
 pub mod writer;
 
