@@ -9,8 +9,8 @@
 //! them. Holding the next write until the released writers are back merges
 //! the two groups: one flush covers all of them. Measured on the 2-vCPU
 //! machine (`ringdb bench --benchmarks fillsync --concurrency 16`, runs
-//! alternated with the binary without the hold): groups 7.7 → 16.0, puts/s
-//! 57k → 74k, p50 273 → 205 µs.
+//! alternated with the binary without the hold, medians of 3): groups
+//! 7.7 → 16.0, puts/s 54k → 74k, p50 285 → 199 µs.
 //!
 //! The rule, kept cheap and bounded:
 //! - Wait for as many writers as were resolved or waiting when the last
