@@ -6,7 +6,6 @@
 //! outcome does not depend on how loaded the machine is.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ringdb::io::sim::SimFs;
