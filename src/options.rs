@@ -68,9 +68,9 @@ pub struct Options {
     /// groups, more throughput when many writers wait). Default: 32.
     pub wal_pipeline_min_writers: usize,
     /// With the disk idle, a durable write may wait up to this long (and
-    /// never longer than the last WAL sync took) for as many writers as the
-    /// last sync saw, so that a few writers that put again as soon as they
-    /// are acknowledged share one sync instead of two. A single writer
+    /// never longer than twice the last WAL sync took) for as many writers
+    /// as the last sync saw, so that a few writers that put again as soon
+    /// as they are acknowledged share one sync instead of two. A single writer
     /// never waits, and loads whose writers do not come back turn the wait
     /// off by themselves (see `docs/design.md`). `Duration::ZERO` never
     /// waits. Default: 200 µs.

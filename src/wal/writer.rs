@@ -28,7 +28,7 @@
 //! With the disk idle, a durable write may still wait a little for the
 //! writers the last one released, so that a closed loop of a few writers
 //! forms one group instead of two alternating halves ([`GroupHold`]: at most
-//! the last sync's duration and [`crate::Options::wal_max_group_hold`]).
+//! twice the last sync's duration and [`crate::Options::wal_max_group_hold`]).
 //!
 //! Writes nobody waits for are not taken one by one: while fewer than
 //! [`WAL_BUFFER_BYTES`] of them are queued, nobody waits and the store is
