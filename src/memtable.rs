@@ -116,11 +116,49 @@ impl MemKey {
 
 impl Ord for MemKey {
     fn cmp(&self, other: &Self) -> KeyOrdering {
-        self.user_key
-            .as_slice()
-            .cmp(other.user_key.as_slice())
-            .then_with(|| other.trailer.cmp(&self.trailer))
+        let by_user_key = match (&self.user_key, &other.user_key) {
+            (
+                UserKey::Inline { len, bytes },
+                UserKey::Inline {
+                    len: other_len,
+                    bytes: other_bytes,
+                },
+            ) => cmp_inline(bytes, *len, other_bytes, *other_len),
+            _ => self.user_key.as_slice().cmp(other.user_key.as_slice()),
+        };
+        by_user_key.then_with(|| other.trailer.cmp(&self.trailer))
     }
+}
+
+/// Orders two inline user keys as their bytes order. Their arrays are
+/// zero-padded, so comparing the arrays and then the lengths is the
+/// byte order: a key that is a prefix of another ties with it up to the
+/// shorter length and then loses on length. The arrays go 8 bytes at a
+/// time as big-endian words: a search compares a node or two per level,
+/// and a call to `memcmp` per comparison cost more than the keys' bytes.
+/// Callgrind, `RINGDB_IO=threads ringdb bench --benchmarks fillrandom --num
+/// 200000`: `memcmp` was 8.7% of instructions, and the total fell 6.4%
+/// (1.607G to 1.504G). Wall time moved less (1M keys, 4 alternating runs:
+/// median 345k to 352k puts/s): a search waits on cache misses, not on
+/// instructions.
+fn cmp_inline(
+    bytes: &[u8; INLINE_KEY_BYTES],
+    len: u8,
+    other_bytes: &[u8; INLINE_KEY_BYTES],
+    other_len: u8,
+) -> KeyOrdering {
+    const WORD_BYTES: usize = 8;
+    let words = bytes.chunks_exact(WORD_BYTES);
+    let other_words = other_bytes.chunks_exact(WORD_BYTES);
+    let (rest, other_rest) = (words.remainder(), other_words.remainder());
+    for (word, other_word) in words.zip(other_words) {
+        let word = <[u8; WORD_BYTES]>::try_from(word).map_or(0, u64::from_be_bytes);
+        let other_word = <[u8; WORD_BYTES]>::try_from(other_word).map_or(0, u64::from_be_bytes);
+        if word != other_word {
+            return word.cmp(&other_word);
+        }
+    }
+    rest.cmp(other_rest).then(len.cmp(&other_len))
 }
 
 impl PartialOrd for MemKey {
