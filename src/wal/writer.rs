@@ -321,7 +321,7 @@ impl WalWriter {
             unsynced_records: 0,
             unsynced_last_seqno,
             last_sync_started: Instant::now(),
-            hold: GroupHold::new(options.wal_max_group_hold),
+            hold: GroupHold::new(options.wal_max_group_hold, options.wal_pipeline_min_writers),
         }
     }
 
