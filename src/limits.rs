@@ -27,6 +27,10 @@ pub const RING_ENTRIES: u32 = 256;
 pub const IO_POOL_THREADS: usize = 4;
 /// Bytes written per zero-filling write when a WAL segment is preallocated.
 pub const PREALLOCATE_CHUNK_BYTES: usize = 1024 * 1024;
+/// Alignment of offsets, lengths and memory for writes through an
+/// [`crate::io::OpenMode::ReadWriteDirect`] handle (`O_DIRECT`): a page, which is
+/// a multiple of every disk's logical block size we expect (512 or 4,096).
+pub const DIRECT_IO_ALIGN_BYTES: usize = 4096;
 /// Largest read recovery issues against a WAL segment at once.
 pub const WAL_READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// The WAL task keeps a segment zero-filled (and synced) this far past its

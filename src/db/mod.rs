@@ -313,6 +313,7 @@ impl Db {
             segment_number,
             options.wal_segment_size_bytes,
             crate::limits::WAL_PREFILL_WINDOW_BYTES,
+            options.wal_direct_writes,
         )
         .await?;
         tracing::debug!(

@@ -30,6 +30,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
+pub use crate::limits::DIRECT_IO_ALIGN_BYTES;
+
 pub mod sim;
 pub mod threads;
 pub mod uring;
@@ -85,6 +87,54 @@ pub enum OpenMode {
     /// a write and an fdatasync of its bytes would take two. Writes through
     /// other handles are not covered.
     ReadWriteDsync,
+    /// Read and write; the file must exist. `O_DIRECT | O_DSYNC`: every
+    /// write through this handle bypasses the page cache and is durable
+    /// when it completes, and the kernel issues it at once instead of
+    /// handing it to a worker thread. The offset and length of each write
+    /// must be multiples of [`DIRECT_IO_ALIGN_BYTES`] (else `EINVAL`); the
+    /// backend copies the buffer into aligned memory. Opening fails with
+    /// `EINVAL` where the filesystem has no `O_DIRECT` (tmpfs before Linux
+    /// 6.6): callers fall back to [`OpenMode::ReadWriteDsync`]. Never read
+    /// through it.
+    ReadWriteDirect,
+}
+
+/// Whether a write at `offset` of `len` bytes is allowed through a
+/// [`OpenMode::ReadWriteDirect`] handle.
+pub fn direct_write_aligned(offset: u64, len: usize) -> bool {
+    offset.is_multiple_of(DIRECT_IO_ALIGN_BYTES as u64) && len.is_multiple_of(DIRECT_IO_ALIGN_BYTES)
+}
+
+/// A copy of a buffer in memory aligned to [`DIRECT_IO_ALIGN_BYTES`], for
+/// an `O_DIRECT` write: the copy is `vec[range]`.
+pub(crate) struct AlignedCopy {
+    pub vec: Vec<u8>,
+    pub range: std::ops::Range<usize>,
+}
+
+impl AlignedCopy {
+    pub fn of(buf: &[u8]) -> Self {
+        let mut vec = vec![0u8; buf.len() + DIRECT_IO_ALIGN_BYTES];
+        let misalignment = vec.as_ptr() as usize % DIRECT_IO_ALIGN_BYTES;
+        let start = (DIRECT_IO_ALIGN_BYTES - misalignment) % DIRECT_IO_ALIGN_BYTES;
+        let range = start..start + buf.len();
+        // NOTE: `vec` has room for `buf` at any start below the alignment.
+        if let Some(copy) = vec.get_mut(range.clone()) {
+            copy.copy_from_slice(buf);
+        }
+        AlignedCopy { vec, range }
+    }
+
+    /// The aligned copy.
+    pub fn bytes(&self) -> &[u8] {
+        self.vec.get(self.range.clone()).unwrap_or_default()
+    }
+}
+
+/// The error of a misaligned write through a direct handle, as the kernel
+/// gives it.
+pub(crate) fn misaligned_direct_write() -> io::Error {
+    io::Error::from_raw_os_error(libc::EINVAL)
 }
 
 /// An open file.

@@ -92,8 +92,11 @@ struct SimFile {
     inode: InodeId,
     path: PathBuf,
     writable: bool,
-    /// Opened with [`OpenMode::ReadWriteDsync`]: writes are durable at once.
+    /// Opened with [`OpenMode::ReadWriteDsync`] or
+    /// [`OpenMode::ReadWriteDirect`]: writes are durable at once.
     dsync: bool,
+    /// Opened with [`OpenMode::ReadWriteDirect`]: misaligned writes fail.
+    direct: bool,
 }
 
 type InodeId = u64;
@@ -406,7 +409,10 @@ impl State {
                 format!("{}: file exists (sim)", path.display()),
             )),
             (Some(inode), _) => Ok(inode),
-            (None, OpenMode::Read | OpenMode::ReadWrite | OpenMode::ReadWriteDsync) => Err(not_found(path)),
+            (
+                None,
+                OpenMode::Read | OpenMode::ReadWrite | OpenMode::ReadWriteDsync | OpenMode::ReadWriteDirect,
+            ) => Err(not_found(path)),
             (None, OpenMode::CreateReadWrite | OpenMode::CreateNew) => {
                 let inode = self.new_inode(Vec::new());
                 self.record(&dir, EntryOp::Link { name, inode })?;
@@ -887,7 +893,8 @@ impl Fs for SimFs {
             inode,
             path: path.to_path_buf(),
             writable: mode != OpenMode::Read,
-            dsync: mode == OpenMode::ReadWriteDsync,
+            dsync: matches!(mode, OpenMode::ReadWriteDsync | OpenMode::ReadWriteDirect),
+            direct: mode == OpenMode::ReadWriteDirect,
         }))
     }
 
@@ -960,6 +967,12 @@ impl File for SimFile {
         if !self.writable {
             state.check_alive()?;
             return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        // NOTE: as the kernel refuses a misaligned `O_DIRECT` write, so the
+        // sim catches a WAL writer that would send one.
+        if self.direct && !super::direct_write_aligned(offset, buf.len()) {
+            state.check_alive()?;
+            return Err(super::misaligned_direct_write());
         }
         if self.dsync {
             state.write_durable(self.inode, &self.path, offset, &buf)?;
@@ -1247,6 +1260,34 @@ mod tests {
         let other = durable_file(&after, "MANIFEST", b"m");
         after.fail_next_sync(".log");
         block_on(other.sync_data()).unwrap();
+    }
+
+    /// A direct handle's writes are durable at once, and a misaligned one is
+    /// refused with `EINVAL` and changes nothing, as the kernel does.
+    #[test]
+    fn direct_writes_are_durable_and_must_be_aligned() {
+        const ALIGN: usize = crate::io::DIRECT_IO_ALIGN_BYTES;
+        let fs = disk(9);
+        let plain = durable_file(&fs, "000001.log", &[0; 2 * ALIGN]);
+        let direct = block_on(fs.open(path("/db/000001.log"), OpenMode::ReadWriteDirect)).unwrap();
+        block_on(async {
+            for (len, offset) in [(ALIGN, 1), (10, 0), (ALIGN + 10, ALIGN as u64)] {
+                let error = direct.write_all_at(vec![7; len], offset).await.unwrap_err();
+                assert_eq!(error.raw_os_error(), Some(libc::EINVAL), "len {len} at {offset}");
+            }
+            direct.write_all_at(vec![9; ALIGN], ALIGN as u64).await.unwrap();
+            plain.write_all_at(b"lost".to_vec(), 0).await.unwrap();
+        });
+        let image = fs
+            .recover_with(TearMode::DropAll)
+            .read_file(path("/db/000001.log"))
+            .unwrap();
+        assert_eq!(
+            image[..ALIGN],
+            vec![0; ALIGN][..],
+            "misaligned writes changed nothing"
+        );
+        assert_eq!(image[ALIGN..], vec![9; ALIGN][..], "the direct write is durable");
     }
 
     #[test]

@@ -76,11 +76,13 @@ enum Request {
         mode: OpenMode,
         reply: Reply<UringFile>,
     },
-    /// Write all of `buf` at `offset`; the reply returns `buf`.
+    /// Write all of `buf` at `offset`; the reply returns `buf`. `direct`:
+    /// the file is `O_DIRECT`, so the ring writes an aligned copy.
     Write {
         file_id: u64,
         buf: Vec<u8>,
         offset: u64,
+        direct: bool,
         reply: Reply<Vec<u8>>,
     },
     /// Read up to `len` bytes at `offset`; short only at the end of the file.
@@ -365,9 +367,15 @@ impl Ring {
                 file_id,
                 buf,
                 offset,
+                direct,
                 reply,
             } => {
-                let _ = reply.send(self.write_all_at(file_id, buf, offset).await);
+                let result = if direct {
+                    self.write_direct(file_id, buf, offset).await
+                } else {
+                    self.write_all_at(file_id, buf, offset).await
+                };
+                let _ = reply.send(result);
             }
             Request::Read {
                 file_id,
@@ -431,7 +439,13 @@ impl Ring {
         self.next_file_id.set(id.wrapping_add(1));
         let previous = self.files.borrow_mut().insert(id, Rc::new(file));
         assert!(previous.is_none(), "file id {id} reused");
-        Ok(UringFile { id, path, handle })
+        let direct = mode == OpenMode::ReadWriteDirect;
+        Ok(UringFile {
+            id,
+            path,
+            handle,
+            direct,
+        })
     }
 
     /// Writes all of `buf` at `offset`, then returns `buf`.
@@ -442,6 +456,19 @@ impl Ring {
         let (result, buf) = file.write_all_at(buf, offset).await;
         result?;
         debug_assert_eq!(buf.len(), len, "the buffer comes back whole");
+        Ok(buf)
+    }
+
+    /// Writes all of `buf` at `offset` through an `O_DIRECT` file, from an
+    /// aligned copy (the caller checked offset and length), then returns
+    /// `buf`.
+    async fn write_direct(&self, file_id: u64, buf: Vec<u8>, offset: u64) -> io::Result<Vec<u8>> {
+        let file = self.file(file_id)?;
+        let aligned = super::AlignedCopy::of(&buf);
+        // NOTE: a slice of the aligned copy: tokio-uring owns the whole
+        // `Vec` until the kernel has completed the write.
+        let (result, _aligned) = file.write_all_at(aligned.vec.slice(aligned.range), offset).await;
+        result?;
         Ok(buf)
     }
 
@@ -504,6 +531,10 @@ fn open_options(mode: OpenMode) -> tokio_uring::fs::OpenOptions {
         OpenMode::CreateReadWrite => options.read(true).write(true).create(true),
         OpenMode::CreateNew => options.read(true).write(true).create_new(true),
         OpenMode::ReadWriteDsync => options.read(true).write(true).custom_flags(libc::O_DSYNC),
+        OpenMode::ReadWriteDirect => options
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_DSYNC | libc::O_DIRECT),
     };
     options
 }
@@ -614,6 +645,8 @@ struct UringFile {
     path: PathBuf,
     /// The channels into its ring thread.
     handle: Arc<Handle>,
+    /// Opened with [`OpenMode::ReadWriteDirect`]: writes need aligned memory.
+    direct: bool,
 }
 
 impl fmt::Debug for UringFile {
@@ -637,12 +670,16 @@ impl Drop for UringFile {
 #[async_trait]
 impl File for UringFile {
     async fn write_all_at(&self, buf: Vec<u8>, offset: u64) -> io::Result<Vec<u8>> {
-        let file_id = self.id;
+        let (file_id, direct) = (self.id, self.direct);
+        if direct && !super::direct_write_aligned(offset, buf.len()) {
+            return Err(super::misaligned_direct_write());
+        }
         self.handle
             .call(|reply| Request::Write {
                 file_id,
                 buf,
                 offset,
+                direct,
                 reply,
             })
             .await
@@ -719,6 +756,12 @@ mod tests {
     async fn write_read_len_sync() {
         let dir = tempfile::tempdir().unwrap();
         conformance::write_read_len_sync(&*fs(), dir.path()).await;
+    }
+
+    #[tokio::test]
+    async fn direct_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        conformance::direct_handle(&*fs(), dir.path()).await;
     }
 
     #[tokio::test]

@@ -16,6 +16,14 @@
 //! bytes; completions are settled oldest first, so a group resolves only
 //! after every earlier one has.
 //!
+//! The durable handle is also `O_DIRECT` where the filesystem allows it
+//! ([`crate::Options::wal_direct_writes`]): the kernel then sends the write
+//! to the disk from this thread's submission instead of an io-wq worker.
+//! Such a write covers whole 4 KiB blocks, so it starts with the records
+//! already written in the last, partly filled block ([`Tail`]) and ends with
+//! the zeros the prefill left; while it is in flight nothing else writes
+//! to that block.
+//!
 //! Why one `O_DSYNC` write and not a write then an fdatasync: both run in
 //! the kernel's io_uring worker, and the pair costs a second trip through
 //! the ring (CQE, wake, SQE) between them, about a cross-CPU wake (20-40 µs
@@ -73,7 +81,8 @@ use crate::db::commit::{Chunk, CommitQueue, Waiter};
 use crate::io::{File, Fs, OpenMode};
 use crate::key::SeqNo;
 use crate::limits::{
-    MAX_GROUP_SIZE_BYTES, PREALLOCATE_CHUNK_BYTES, WAL_BUFFER_BYTES, WAL_PREFILL_WINDOW_BYTES,
+    DIRECT_IO_ALIGN_BYTES, MAX_GROUP_SIZE_BYTES, PREALLOCATE_CHUNK_BYTES, WAL_BUFFER_BYTES,
+    WAL_PREFILL_WINDOW_BYTES,
 };
 use crate::wal::hold::GroupHold;
 
@@ -89,8 +98,13 @@ pub(crate) struct OpenSegment {
     path: PathBuf,
     /// Plain handle: zero-fill, writes nobody waits for, fdatasync.
     file: Arc<dyn File>,
-    /// `O_DSYNC` handle to the same file: durable writes.
+    /// `O_DSYNC` handle to the same file, `O_DIRECT` too where `direct`:
+    /// durable writes.
     dsync_file: Arc<dyn File>,
+    /// `dsync_file` is `O_DIRECT`: durable writes rewrite whole blocks.
+    direct: bool,
+    /// The last, partly filled block, where the next record goes.
+    tail: Tail,
     /// Bytes `[0, prefilled_to)` hold records or zeros.
     prefilled_to: u64,
     /// Bytes `[0, synced_to)` are durable (zeros or records); the prefill
@@ -105,20 +119,22 @@ pub(crate) struct OpenSegment {
 
 impl OpenSegment {
     /// Creates segment `number`, zero-fills its first `prefill_bytes`, and
-    /// makes file and directory entry durable.
+    /// makes file and directory entry durable. With `direct`, durable writes
+    /// go through an `O_DIRECT` handle where the filesystem has one.
     pub async fn create(
         fs: &Arc<dyn Fs>,
         dir: &std::path::Path,
         number: u64,
         size_bytes: u64,
         prefill_bytes: u64,
+        direct: bool,
     ) -> Result<Self> {
         Self::create_until(
             fs,
             dir,
             number,
-            size_bytes,
-            prefill_bytes,
+            (size_bytes, prefill_bytes),
+            direct,
             &AtomicBool::new(false),
         )
         .await
@@ -130,8 +146,8 @@ impl OpenSegment {
         fs: &Arc<dyn Fs>,
         dir: &std::path::Path,
         number: u64,
-        size_bytes: u64,
-        prefill_bytes: u64,
+        (size_bytes, prefill_bytes): (u64, u64),
+        direct: bool,
         stop: &AtomicBool,
     ) -> Result<Self> {
         let path = segment_path(dir, number);
@@ -139,15 +155,32 @@ impl OpenSegment {
             .open(&path, OpenMode::CreateNew)
             .await
             .map_err(|e| Error::io("create wal segment", &path, e))?;
-        let dsync_file = fs
-            .open(&path, OpenMode::ReadWriteDsync)
-            .await
-            .map_err(|e| Error::io("open wal segment for durable writes", &path, e))?;
+        let direct_file = match direct {
+            true => match fs.open(&path, OpenMode::ReadWriteDirect).await {
+                Ok(file) => Some(file),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    tracing::warn!(path = %path.display(), "no O_DIRECT here; durable WAL writes use O_DSYNC");
+                    None
+                }
+                Err(e) => return Err(Error::io("open wal segment for direct writes", &path, e)),
+            },
+            false => None,
+        };
+        let direct = direct_file.is_some();
+        let dsync_file = match direct_file {
+            Some(file) => file,
+            None => fs
+                .open(&path, OpenMode::ReadWriteDsync)
+                .await
+                .map_err(|e| Error::io("open wal segment for durable writes", &path, e))?,
+        };
         let mut segment = OpenSegment {
             number,
             path,
             file,
             dsync_file,
+            direct,
+            tail: Tail::default(),
             prefilled_to: 0,
             synced_to: 0,
             dirty: false,
@@ -225,12 +258,57 @@ impl OpenSegment {
     }
 }
 
+/// The records written since the last block boundary, which a direct write
+/// must write again: `bytes` lie at `[start, start + bytes.len())`, and the
+/// next record goes at the end.
+#[derive(Debug, Default)]
+struct Tail {
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl Tail {
+    /// Where the next write goes.
+    fn end(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+
+    /// Notes `written`, written at the end.
+    fn note_written(&mut self, offset: u64, written: &[u8]) {
+        debug_assert_eq!(self.end(), offset, "writes are contiguous");
+        self.bytes.extend_from_slice(written);
+        let end = self.end();
+        let block_start = end - end % DIRECT_IO_ALIGN_BYTES as u64;
+        // NOTE: `block_start >= start`: the end only grows.
+        let whole_blocks = usize::try_from(block_start - self.start).unwrap_or(usize::MAX);
+        self.bytes.drain(..whole_blocks.min(self.bytes.len()));
+        self.start = block_start;
+    }
+
+    /// A direct write of the records `buf`, which go at the end: the tail,
+    /// `buf`, and zeros up to the next block boundary, and the offset where
+    /// they go. The zeros are what the prefill left there, so the file reads
+    /// as after a plain write of `buf`. Notes `buf` as written.
+    fn direct_write(&mut self, offset: u64, buf: &[u8]) -> (Vec<u8>, u64) {
+        let start = self.start;
+        let mut out = Vec::with_capacity(self.bytes.len() + buf.len() + DIRECT_IO_ALIGN_BYTES);
+        out.extend_from_slice(&self.bytes);
+        out.extend_from_slice(buf);
+        out.resize(out.len().next_multiple_of(DIRECT_IO_ALIGN_BYTES), 0);
+        self.note_written(offset, buf);
+        (out, start)
+    }
+}
+
 /// A durable write or an fdatasync in flight, and what it covers.
 struct InflightSync {
     /// Resolves to the written buffer (for reuse), or `None` for a sync.
     handle: JoinHandle<io::Result<Option<Vec<u8>>>>,
     /// An `O_DSYNC` write (true) or an fdatasync.
     dsync: bool,
+    /// A write through the `O_DIRECT` handle: it rewrites the blocks it
+    /// covers, so nothing else may write to them until it completes.
+    direct: bool,
     /// What it is, for the error: a durable write or an fdatasync.
     what: &'static str,
     started: Instant,
@@ -283,6 +361,8 @@ pub(crate) struct WalWriter {
     last_sync_started: Instant,
     /// Whether the next durable write waits for more writers.
     hold: GroupHold,
+    /// [`crate::Options::wal_direct_writes`], for the segments to come.
+    direct_writes: bool,
 }
 
 impl WalWriter {
@@ -322,6 +402,7 @@ impl WalWriter {
             unsynced_last_seqno,
             last_sync_started: Instant::now(),
             hold: GroupHold::new(options.wal_max_group_hold, options.wal_pipeline_min_writers),
+            direct_writes: options.wal_direct_writes,
         }
     }
 
@@ -363,9 +444,10 @@ impl WalWriter {
         let fs = Arc::clone(&self.fs);
         let dir = self.dir.clone();
         let (number, size_bytes) = (self.segment.number + 1, self.segment_size_bytes);
+        let direct = self.direct_writes;
         let stop = Arc::clone(&self.stop_spare);
         self.spare = Some(tokio::spawn(async move {
-            OpenSegment::create_until(&fs, &dir, number, size_bytes, size_bytes, &stop).await
+            OpenSegment::create_until(&fs, &dir, number, (size_bytes, size_bytes), direct, &stop).await
         }));
     }
 
@@ -423,6 +505,9 @@ impl WalWriter {
     /// (or, after plain writes, a write and an fdatasync).
     async fn write_pending(&mut self) -> Result<()> {
         while let Some(front) = self.pending.front() {
+            if self.direct_write_owns_tail() {
+                return Ok(());
+            }
             let needs_durability = !front.waiters.is_empty();
             let front_segment = front.segment;
             let overlap = needs_durability && !self.inflight.is_empty() && !self.pipelining;
@@ -475,6 +560,16 @@ impl WalWriter {
             self.start_sync();
         }
         Ok(())
+    }
+
+    /// A direct write in flight rewrites the last, partly filled block, where
+    /// the next write would go. No write may start there until it completes:
+    /// the disk may complete two writes of one block in either order, and a
+    /// write through the page cache there could be overwritten by the older
+    /// copy. (A direct write that ended on a block boundary leaves nothing
+    /// shared.)
+    fn direct_write_owns_tail(&self) -> bool {
+        !self.segment.tail.bytes.is_empty() && self.inflight.iter().any(|op| op.direct)
     }
 
     /// Waiters and bytes in `pending`.
@@ -571,6 +666,7 @@ impl WalWriter {
                 .prefill_ahead_of(end, self.segment_size_bytes, false)
                 .await?;
             let len = buf.len() as u64;
+            self.segment.tail.note_written(offset, &buf);
             let buf = self
                 .segment
                 .file
@@ -600,10 +696,16 @@ impl WalWriter {
             self.inflight.is_empty() || (!self.segment.dirty && !buf.is_empty()),
             "a second operation in flight is only ever an O_DSYNC write"
         );
-        if self.segment.dirty || buf.is_empty() {
+        // NOTE: pipelining, what arrives during this operation is written
+        // through the page cache at once, which may not share a block with
+        // a direct write in flight: so pipelining takes the plain path, as
+        // the `O_DSYNC` handle's writes would have after the first.
+        let pipelined = self.pipelining && self.segment.direct;
+        if self.segment.dirty || buf.is_empty() || pipelined {
             // NOTE: plain writes are waiting for a sync (an `O_DSYNC` write
             // would cover only its own bytes), or this is a bare `sync`
-            // request: write through the plain handle, then fdatasync.
+            // request, or pipelining: write through the plain handle, then
+            // fdatasync.
             // NOTE: waiters are registered before the write so that a
             // failed write fails them (in `run`) instead of dropping them.
             self.unsynced_waiters.extend(waiters);
@@ -616,7 +718,11 @@ impl WalWriter {
             }
             return Ok(());
         }
-        let end = offset + buf.len() as u64;
+        let mut end = offset + buf.len() as u64;
+        if self.segment.direct {
+            // NOTE: a direct write reaches to the next block boundary.
+            end = end.next_multiple_of(DIRECT_IO_ALIGN_BYTES as u64);
+        }
         if let Err(error) = self
             .segment
             .prefill_ahead_of(end, self.segment_size_bytes, true)
@@ -626,7 +732,16 @@ impl WalWriter {
             return Err(error);
         }
         let file = Arc::clone(&self.segment.dsync_file);
+        let direct = self.segment.direct;
         let len = buf.len() as u64;
+        let (buf, offset) = if direct {
+            let (out, start) = self.segment.tail.direct_write(offset, &buf);
+            self.queue.recycle_buffer(buf);
+            (out, start)
+        } else {
+            self.segment.tail.note_written(offset, &buf);
+            (buf, offset)
+        };
         if !self.inflight.is_empty() {
             self.queue.stats.overlapped_writes.fetch_add(1, Ordering::Relaxed);
         }
@@ -637,6 +752,7 @@ impl WalWriter {
         self.inflight.push_back(InflightSync {
             handle,
             dsync: true,
+            direct,
             what: "durable write of wal segment",
             path: self.segment.path.clone(),
             started: Instant::now(),
@@ -767,7 +883,15 @@ impl WalWriter {
             })?,
             None => {
                 let size = self.segment_size_bytes;
-                OpenSegment::create(&self.fs, &self.dir, number, size, WAL_PREFILL_WINDOW_BYTES).await?
+                OpenSegment::create(
+                    &self.fs,
+                    &self.dir,
+                    number,
+                    size,
+                    WAL_PREFILL_WINDOW_BYTES,
+                    self.direct_writes,
+                )
+                .await?
             }
         };
         assert_eq!(spare.number, number, "the spare is the next segment");
@@ -786,6 +910,7 @@ impl WalWriter {
         self.inflight.push_back(InflightSync {
             handle,
             dsync: false,
+            direct: false,
             what: "sync wal segment",
             started: Instant::now(),
             path: self.segment.path.clone(),
@@ -860,6 +985,57 @@ impl WalWriter {
         let inflight: Vec<Waiter> = self.inflight.drain(..).flat_map(|i| i.waiters).collect();
         for waiter in held.into_iter().chain(inflight) {
             let _ = waiter.send(Err(error.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DIRECT_IO_ALIGN_BYTES, Tail};
+    use crate::test_rng::Rng;
+
+    /// Writes of random sizes, some plain (`note_written`) and some direct,
+    /// applied to a model file: each direct write is aligned, and the file
+    /// always reads as the records written so far followed by zeros.
+    #[test]
+    fn direct_writes_rewrite_the_tail_and_keep_the_file_as_written() {
+        const ALIGN: usize = DIRECT_IO_ALIGN_BYTES;
+        let mut rng = Rng(7);
+        for round in 0..50 {
+            let mut tail = Tail::default();
+            let mut file = vec![0u8; 64 * ALIGN];
+            let mut expected: Vec<u8> = Vec::new();
+            while expected.len() < 40 * ALIGN {
+                let len = match rng.below(4) {
+                    0 => 1 + rng.below(40) as usize,
+                    1 => 1 + rng.below(ALIGN as u64 * 3) as usize,
+                    2 => ALIGN - expected.len() % ALIGN,
+                    _ => 100 + rng.below(200) as usize,
+                };
+                let record: Vec<u8> = (0..len).map(|i| (round + i + expected.len()) as u8 | 1).collect();
+                let offset = expected.len() as u64;
+                if rng.below(3) == 0 {
+                    tail.note_written(offset, &record);
+                    file[offset as usize..offset as usize + len].copy_from_slice(&record);
+                } else {
+                    let (out, start) = tail.direct_write(offset, &record);
+                    assert_eq!(start % ALIGN as u64, 0, "aligned offset");
+                    assert_eq!(out.len() % ALIGN, 0, "aligned length");
+                    assert!(
+                        start <= offset && start + ALIGN as u64 > offset,
+                        "starts in the last block"
+                    );
+                    file[start as usize..start as usize + out.len()].copy_from_slice(&out);
+                }
+                expected.extend_from_slice(&record);
+                assert_eq!(tail.end(), expected.len() as u64);
+                assert!(tail.bytes.len() < ALIGN, "the tail is less than a block");
+                assert_eq!(&file[..expected.len()], &expected[..], "round {round}");
+                assert!(
+                    file[expected.len()..].iter().all(|&b| b == 0),
+                    "zeros after the records"
+                );
+            }
         }
     }
 }
