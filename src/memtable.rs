@@ -199,10 +199,28 @@ impl Memtable {
 
     /// Adds one version of a key.
     pub fn insert(&self, key: Bytes, seqno: SeqNo, kind: ValueKind, value: Bytes) {
-        let size = key.len() as u64 + value.len() as u64 + ENTRY_OVERHEAD_BYTES;
+        let size = Self::entry_size_bytes(&key, &value);
         self.map
             .insert(MemKey::new(&InternalKey::new(key, seqno, kind)), value);
         self.size_bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// The bytes [`Memtable::insert`] accounts for one entry.
+    pub fn entry_size_bytes(key: &[u8], value: &[u8]) -> u64 {
+        key.len() as u64 + value.len() as u64 + ENTRY_OVERHEAD_BYTES
+    }
+
+    /// Accounts for entries that [`Memtable::insert_once`] adds later.
+    pub fn account(&self, size_bytes: u64) {
+        self.size_bytes.fetch_add(size_bytes, Ordering::Relaxed);
+    }
+
+    /// Adds one version of a key unless it is there already, without size
+    /// accounting (see [`Memtable::account`]): two threads may insert the
+    /// same entry, and readers see one of the identical copies.
+    pub fn insert_once(&self, key: Bytes, seqno: SeqNo, kind: ValueKind, value: Bytes) {
+        self.map
+            .get_or_insert(MemKey::new(&InternalKey::new(key, seqno, kind)), value);
     }
 
     /// The newest version of `key` with a seqno at most `snapshot`.

@@ -27,9 +27,13 @@ async fn closed_loop(hold: Duration) -> f64 {
             let db = db.clone();
             tokio::spawn(async move {
                 for put in 0..PUTS_PER_WRITER {
-                    db.put(format!("w{writer}-{put:03}"), format!("v{put}"))
-                        .await
-                        .unwrap();
+                    let key = format!("w{writer}-{put:03}");
+                    db.put(key.clone(), format!("v{put}")).await.unwrap();
+                    // Acknowledged means readable at once: held writers
+                    // leave their memtable inserts to the WAL task, which
+                    // must do them before it publishes.
+                    let value = db.get(key).await.unwrap();
+                    assert_eq!(value.as_deref(), Some(format!("v{put}").as_bytes()));
                 }
             })
         })

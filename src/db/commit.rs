@@ -3,33 +3,46 @@
 //! A writer, on its own task and thread, takes the commit lock once:
 //! assigns seqnos, picks the WAL segment and offset of its record, appends the
 //! framed record to the open chunk, inserts its entries into the memtable
-//! (invisible until published) and, for a durable write, leaves a oneshot in
-//! the chunk. The WAL task takes whole chunks (the group), writes each with
+//! (invisible until published; or defers that, below) and, for a durable
+//! write, leaves a oneshot in the chunk. The WAL task takes whole chunks (the group), writes each with
 //! one write, syncs, publishes the group's last seqno and resolves the
 //! oneshots. A non-durable write publishes itself before it unlocks: it never
 //! waits for another thread, and wakes the WAL task only when its bytes are
 //! the first queued or fill the WAL buffer ([`WAL_BUFFER_BYTES`]): a write
 //! (and a cross-thread wake) per put would cost more than the put.
 //!
+//! Deferred inserts: while the WAL task holds durable writes for more
+//! writers ([`crate::wal::hold`]), a durable writer leaves its memtable
+//! insert to the WAL task, which does it while it waits anyway: a few
+//! closed-loop writers run one after another on one runtime thread, so every
+//! insert they skip shortens the time until the last of them is queued.
+//! Whoever publishes a seqno first inserts every deferred batch below it:
+//! the WAL task before it publishes a sync, a non-durable writer (under the
+//! lock) before it publishes itself. Both may insert the same batch at
+//! once: [`Memtable::insert_once`] keeps one copy, and its size was
+//! accounted at commit.
+//!
 //! Ownership: `CommitState` is behind the commit lock; the WAL task owns a
 //! chunk from the moment it takes it.
 //!
 //! Invariants:
-//! - Seqnos are assigned, memtable inserts done and chunks appended in one
-//!   critical section, so chunk order = seqno order = WAL byte order.
+//! - Seqnos are assigned, memtable inserts done (or deferred) and chunks
+//!   appended in one critical section, so chunk order = seqno order = WAL
+//!   byte order.
 //! - `visible_seqno` only grows, and every seqno at or below it is in the
-//!   memtable (inserted under the lock before it could be published).
+//!   memtable: inserted under the lock before it could be published, or a
+//!   deferred insert done before the seqno was published.
 //! - Once `poisoned` or `closed` is set (under the lock), no chunk is added,
 //!   and the queued ones have been failed or will be drained by the WAL task.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, oneshot};
 
-use crate::batch::decode_payload;
+use crate::batch::{BatchEntry, decode_payload};
 use crate::db::tree::Tree;
 use crate::key::SeqNo;
 use crate::limits::{MAX_GROUP_SIZE_BYTES, WAL_BUFFER_BYTES};
@@ -55,6 +68,29 @@ pub(crate) struct Chunk {
     pub last_seqno: SeqNo,
     /// Who waits for these bytes to be durable.
     pub waiters: Vec<Waiter>,
+}
+
+/// A durable batch whose memtable insert was left to the WAL task.
+struct DeferredInsert {
+    memtable: Arc<Memtable>,
+    first_seqno: SeqNo,
+    entries: Vec<BatchEntry>,
+    /// Every entry is in the memtable.
+    done: AtomicBool,
+}
+
+impl DeferredInsert {
+    /// Inserts the entries, unless that was done already.
+    fn apply(&self) {
+        if self.done.load(Ordering::Acquire) {
+            return;
+        }
+        for (seqno, entry) in (self.first_seqno..).zip(&self.entries) {
+            self.memtable
+                .insert_once(entry.key.clone(), seqno, entry.kind, entry.value.clone());
+        }
+        self.done.store(true, Ordering::Release);
+    }
 }
 
 /// Counters the WAL task and writers keep.
@@ -87,6 +123,8 @@ struct CommitState {
     free_buffers: Vec<Vec<u8>>,
     memtable: Arc<Memtable>,
     closed: bool,
+    /// Deferred inserts in seqno order, until someone has done them.
+    deferred: VecDeque<Arc<DeferredInsert>>,
 }
 
 /// Shared between writers, readers and the WAL task.
@@ -99,6 +137,12 @@ pub(crate) struct CommitQueue {
     /// Bytes queued and not yet taken by the WAL task. Changed only under
     /// the commit lock; read without it by the backpressure check.
     queued_bytes: AtomicUsize,
+    /// Set by the WAL task while it holds durable writes: durable writers
+    /// then defer their memtable inserts to it.
+    defer_inserts: AtomicBool,
+    /// Entries in `CommitState::deferred` (changed under the lock; read
+    /// without it, so that a WAL task with nothing deferred skips the lock).
+    deferred_count: AtomicUsize,
     visible_seqno: AtomicU64,
     poisoned: OnceLock<Error>,
     segment_size_bytes: u64,
@@ -140,10 +184,13 @@ impl CommitQueue {
                 free_buffers: Vec::new(),
                 memtable,
                 closed: false,
+                deferred: VecDeque::new(),
             }),
             wal_wakeup: Notify::new(),
             room: Notify::new(),
             queued_bytes: AtomicUsize::new(0),
+            defer_inserts: AtomicBool::new(false),
+            deferred_count: AtomicUsize::new(0),
             visible_seqno: AtomicU64::new(next_seqno.saturating_sub(1)),
             poisoned: OnceLock::new(),
             segment_size_bytes: options.wal_segment_size_bytes,
@@ -168,6 +215,53 @@ impl CommitQueue {
     /// Makes every seqno up to `seqno` visible.
     pub fn publish(&self, seqno: SeqNo) {
         self.visible_seqno.fetch_max(seqno, Ordering::AcqRel);
+    }
+
+    /// Whether durable writers leave their memtable inserts to the WAL task
+    /// (which does them before it publishes their seqnos).
+    pub fn set_defer_inserts(&self, defer: bool) {
+        self.defer_inserts.store(defer, Ordering::Relaxed);
+    }
+
+    /// Does every deferred insert of a seqno at or below `seqno`: the WAL
+    /// task calls it before it publishes `seqno`, and while it holds.
+    pub fn apply_deferred_through(&self, seqno: SeqNo) {
+        if self.deferred_count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        // NOTE: applied outside the lock, and popped only once done: a
+        // non-durable writer that comes meanwhile applies them too (under
+        // the lock) before it publishes past them.
+        let due: Vec<Arc<DeferredInsert>> = {
+            let state = self.lock();
+            state
+                .deferred
+                .iter()
+                .take_while(|insert| insert.first_seqno <= seqno)
+                .cloned()
+                .collect()
+        };
+        for insert in &due {
+            insert.apply();
+        }
+        let mut state = self.lock();
+        while state
+            .deferred
+            .front()
+            .is_some_and(|insert| insert.done.load(Ordering::Acquire))
+        {
+            state.deferred.pop_front();
+        }
+        self.deferred_count.store(state.deferred.len(), Ordering::Release);
+    }
+
+    /// Under the lock, before a non-durable write publishes: does every
+    /// deferred insert (all have lower seqnos).
+    fn apply_all_deferred(&self, state: &mut CommitState) {
+        for insert in state.deferred.drain(..) {
+            insert.apply();
+        }
+        self.deferred_count.store(0, Ordering::Release);
     }
 
     /// The error that stopped writes, if any.
@@ -287,10 +381,27 @@ impl CommitQueue {
             wake = durable
                 || before == 0
                 || (before < WAL_BUFFER_BYTES && before + record_len as usize >= WAL_BUFFER_BYTES);
-            for (seqno, entry) in (first_seqno..).zip(entries) {
-                state.memtable.insert(entry.key, seqno, entry.kind, entry.value);
+            if durable && self.defer_inserts.load(Ordering::Relaxed) {
+                let size = entries
+                    .iter()
+                    .map(|e| Memtable::entry_size_bytes(&e.key, &e.value))
+                    .sum();
+                state.memtable.account(size);
+                let memtable = Arc::clone(&state.memtable);
+                state.deferred.push_back(Arc::new(DeferredInsert {
+                    memtable,
+                    first_seqno,
+                    entries,
+                    done: AtomicBool::new(false),
+                }));
+                self.deferred_count.store(state.deferred.len(), Ordering::Release);
+            } else {
+                for (seqno, entry) in (first_seqno..).zip(entries) {
+                    state.memtable.insert(entry.key, seqno, entry.kind, entry.value);
+                }
             }
             if !durable {
+                self.apply_all_deferred(&mut state);
                 self.publish(last_seqno);
             }
             (receiver, last_seqno)
@@ -414,5 +525,101 @@ impl CommitQueue {
             failed += 1;
         }
         failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::CommitQueue;
+    use crate::WriteBatch;
+    use crate::db::tree::Tree;
+    use crate::memtable::{Lookup, Memtable};
+
+    fn queue() -> (CommitQueue, Arc<Memtable>) {
+        let options = crate::Options::default();
+        let memtable = Arc::new(Memtable::new());
+        let tree = Arc::new(Tree::new(
+            Arc::clone(&memtable),
+            Arc::new(crate::version::Version::default()),
+            options.compaction_options(),
+        ));
+        (
+            CommitQueue::new(1, 1, &options, Arc::clone(&memtable), tree),
+            memtable,
+        )
+    }
+
+    fn commit(queue: &CommitQueue, key: &str, durable: bool) {
+        let mut batch = WriteBatch::new();
+        batch.put(key, format!("value of {key}"));
+        let (payload, count) = batch.into_payload().unwrap();
+        queue.commit(payload, count, durable).unwrap();
+    }
+
+    fn lookup(memtable: &Memtable, key: &str, queue: &CommitQueue) -> Option<Bytes> {
+        match memtable.get(&Bytes::copy_from_slice(key.as_bytes()), queue.visible_seqno()) {
+            Lookup::Found(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// While deferring, a durable write's entries reach the memtable only
+    /// when the WAL task applies them up to its seqno, and before it may
+    /// publish; its size is accounted at once.
+    #[test]
+    fn deferred_durable_inserts_are_applied_before_their_seqno_is_published() {
+        let (queue, memtable) = queue();
+        queue.set_defer_inserts(true);
+        commit(&queue, "a", true);
+        commit(&queue, "b", true);
+        assert!(memtable.is_empty(), "inserts were left to the WAL task");
+        assert!(memtable.approximate_size_bytes() > 0, "but accounted for");
+        queue.apply_deferred_through(1);
+        queue.publish(1);
+        assert_eq!(
+            lookup(&memtable, "a", &queue).as_deref(),
+            Some(&b"value of a"[..])
+        );
+        assert_eq!(lookup(&memtable, "b", &queue), None, "seqno 2 is not published");
+        queue.apply_deferred_through(2);
+        queue.publish(2);
+        assert_eq!(
+            lookup(&memtable, "b", &queue).as_deref(),
+            Some(&b"value of b"[..])
+        );
+        // Applying again (the WAL task after a writer did) changes nothing.
+        let size = memtable.approximate_size_bytes();
+        queue.apply_deferred_through(u64::MAX);
+        assert_eq!(memtable.approximate_size_bytes(), size);
+    }
+
+    /// A non-durable write publishes at once, past durable writes whose
+    /// inserts were deferred: it must insert them first, or a reader would
+    /// see its seqno without the earlier ones.
+    #[test]
+    fn a_non_durable_write_inserts_the_deferred_ones_before_it_publishes() {
+        let (queue, memtable) = queue();
+        queue.set_defer_inserts(true);
+        commit(&queue, "durable", true);
+        queue.set_defer_inserts(false);
+        commit(&queue, "durable too", true);
+        queue.set_defer_inserts(true);
+        commit(&queue, "buffered", false);
+        assert_eq!(queue.visible_seqno(), 3);
+        for key in ["durable", "durable too", "buffered"] {
+            let expected = format!("value of {key}");
+            assert_eq!(
+                lookup(&memtable, key, &queue).as_deref(),
+                Some(expected.as_bytes()),
+                "{key}"
+            );
+        }
+        // The WAL task finds nothing left to do.
+        queue.apply_deferred_through(u64::MAX);
+        assert_eq!(memtable.iter().count(), 3);
     }
 }

@@ -521,7 +521,9 @@ impl WalWriter {
                 // pipelining (many writers: groups are large already).
                 let may_hold = !self.segment.dirty && !self.pipelining;
                 if may_hold && self.hold.should_hold(waiters, bytes, now) {
-                    // NOTE: `idle` waits for the writers or the deadline.
+                    // NOTE: `idle` waits for the writers or the deadline;
+                    // meanwhile, insert what the held writers left to us.
+                    self.queue.apply_deferred_through(SeqNo::MAX);
                     return Ok(());
                 }
                 if let Some(ran_out) = self.hold.released(waiters, now) {
@@ -773,7 +775,7 @@ impl WalWriter {
     /// resolves what `unsynced_*` holds (a bare `sync` request).
     fn resolve_unsynced(&mut self) {
         debug_assert!(self.inflight.is_empty() && !self.segment.dirty);
-        self.queue.publish(self.unsynced_last_seqno);
+        self.publish(self.unsynced_last_seqno);
         self.unsynced_records = 0;
         for waiter in std::mem::take(&mut self.unsynced_waiters) {
             let _ = waiter.send(Ok(()));
@@ -959,7 +961,11 @@ impl WalWriter {
                 let waiting = in_flight + self.pending_totals().0 + self.queue.queued_waiters();
                 self.hold
                     .settled(inflight.waiters.len(), waiting, inflight.started.elapsed());
-                self.queue.publish(inflight.last_seqno);
+                // NOTE: when the next durable write is likely to be held,
+                // its writers leave their memtable inserts to this task,
+                // which does them while it holds.
+                self.queue.set_defer_inserts(self.hold.active());
+                self.publish(inflight.last_seqno);
                 let stats = &self.queue.stats;
                 stats.syncs.fetch_add(1, Ordering::Relaxed);
                 stats
@@ -975,6 +981,13 @@ impl WalWriter {
                 Err(error)
             }
         }
+    }
+
+    /// Makes `seqno` visible, after doing the memtable inserts that writers
+    /// left to this task up to it.
+    fn publish(&self, seqno: SeqNo) {
+        self.queue.apply_deferred_through(seqno);
+        self.queue.publish(seqno);
     }
 
     /// After a failure: poison the queue and fail every waiter we hold.
