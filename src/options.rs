@@ -75,13 +75,14 @@ pub struct Options {
     /// off by themselves (see `docs/design.md`). `Duration::ZERO` never
     /// waits. Default: 200 µs.
     pub wal_max_group_hold: Duration,
-    /// Durable WAL writes go through an `O_DIRECT | O_DSYNC` handle: each
-    /// rewrites whole 4 KiB blocks (the last, partly filled block again with
-    /// its new records), and the kernel sends it to the disk at once instead
-    /// of through its io_uring worker thread (1 writer: p50 about 130 µs
-    /// instead of 180 µs here; see `docs/design.md`). Where the filesystem
-    /// has no `O_DIRECT`, the WAL uses an `O_DSYNC` handle as with `false`.
-    /// Default: `true`.
+    /// While few durable writers wait (at most half of
+    /// `wal_pipeline_min_writers`), durable WAL writes go through an
+    /// `O_DIRECT | O_DSYNC` handle: each rewrites whole 4 KiB blocks (the
+    /// last, partly filled block again with its new records), and the kernel
+    /// sends it to the disk at once instead of through its io_uring worker
+    /// thread (1 writer: p50 about 130-150 µs instead of 170-200 µs here; see
+    /// `docs/design.md`). Where the filesystem has no `O_DIRECT`, and with
+    /// `false`, they go through an `O_DSYNC` handle. Default: `true`.
     pub wal_direct_writes: bool,
     /// Writes nobody waits for (`SyncMode::Buffered` and `Interval`) stay in
     /// the commit queue up to this long, or until 64 KiB collect or a

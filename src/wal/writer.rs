@@ -16,13 +16,14 @@
 //! bytes; completions are settled oldest first, so a group resolves only
 //! after every earlier one has.
 //!
-//! The durable handle is also `O_DIRECT` where the filesystem allows it
-//! ([`crate::Options::wal_direct_writes`]): the kernel then sends the write
-//! to the disk from this thread's submission instead of an io-wq worker.
-//! Such a write covers whole 4 KiB blocks, so it starts with the records
-//! already written in the last, partly filled block ([`Tail`]) and ends with
-//! the zeros the prefill left; while it is in flight nothing else writes
-//! to that block.
+//! While few writers wait, a durable write goes through a third handle,
+//! `O_DIRECT | O_DSYNC`, where the filesystem has one
+//! ([`crate::Options::wal_direct_writes`]): the kernel then sends it to the
+//! disk from this thread's submission instead of an io-wq worker. Such a
+//! write covers whole 4 KiB blocks, so it starts with the records already
+//! written in the last, partly filled block ([`Tail`]) and ends with the
+//! zeros the prefill left; it starts with nothing else in flight, and while
+//! it runs nothing else writes to that block.
 //!
 //! Why one `O_DSYNC` write and not a write then an fdatasync: both run in
 //! the kernel's io_uring worker, and the pair costs a second trip through
@@ -98,11 +99,11 @@ pub(crate) struct OpenSegment {
     path: PathBuf,
     /// Plain handle: zero-fill, writes nobody waits for, fdatasync.
     file: Arc<dyn File>,
-    /// `O_DSYNC` handle to the same file, `O_DIRECT` too where `direct`:
-    /// durable writes.
+    /// `O_DSYNC` handle to the same file: durable writes of large groups.
     dsync_file: Arc<dyn File>,
-    /// `dsync_file` is `O_DIRECT`: durable writes rewrite whole blocks.
-    direct: bool,
+    /// `O_DIRECT | O_DSYNC` handle, where the filesystem has one: durable
+    /// writes of small groups.
+    direct_file: Option<Arc<dyn File>>,
     /// The last, partly filled block, where the next record goes.
     tail: Tail,
     /// Bytes `[0, prefilled_to)` hold records or zeros.
@@ -166,20 +167,16 @@ impl OpenSegment {
             },
             false => None,
         };
-        let direct = direct_file.is_some();
-        let dsync_file = match direct_file {
-            Some(file) => file,
-            None => fs
-                .open(&path, OpenMode::ReadWriteDsync)
-                .await
-                .map_err(|e| Error::io("open wal segment for durable writes", &path, e))?,
-        };
+        let dsync_file = fs
+            .open(&path, OpenMode::ReadWriteDsync)
+            .await
+            .map_err(|e| Error::io("open wal segment for durable writes", &path, e))?;
         let mut segment = OpenSegment {
             number,
             path,
             file,
             dsync_file,
-            direct,
+            direct_file,
             tail: Tail::default(),
             prefilled_to: 0,
             synced_to: 0,
@@ -285,11 +282,12 @@ impl Tail {
         self.start = block_start;
     }
 
-    /// A direct write of the records `buf`, which go at the end: the tail,
-    /// `buf`, and zeros up to the next block boundary, and the offset where
-    /// they go. The zeros are what the prefill left there, so the file reads
-    /// as after a plain write of `buf`. Notes `buf` as written.
-    fn direct_write(&mut self, offset: u64, buf: &[u8]) -> (Vec<u8>, u64) {
+    /// A write of whole blocks for the records `buf`, which go at the end:
+    /// the tail, `buf`, and zeros up to the next block boundary, and the
+    /// offset where they go. The zeros are what the prefill left there, so
+    /// the file reads as after a plain write of `buf`. Notes `buf` as
+    /// written.
+    fn block_write(&mut self, offset: u64, buf: &[u8]) -> (Vec<u8>, u64) {
         let start = self.start;
         let mut out = Vec::with_capacity(self.bytes.len() + buf.len() + DIRECT_IO_ALIGN_BYTES);
         out.extend_from_slice(&self.bytes);
@@ -564,6 +562,17 @@ impl WalWriter {
         Ok(())
     }
 
+    /// At most half as many writers as turn pipelining on were resolved or
+    /// waiting when the last operation completed: latency is what they wait
+    /// for, so durable writes go direct and held writers leave their
+    /// inserts to this task. With more, neither pays (64 writers: 10-20%
+    /// fewer puts/s with either).
+    fn few_writers(&self) -> bool {
+        // NOTE: not before the first operation completes (nothing is known
+        // of the writers yet).
+        (1..=self.pipeline_min_writers / 2).contains(&self.hold.expected())
+    }
+
     /// A direct write in flight rewrites the last, partly filled block, where
     /// the next write would go. No write may start there until it completes:
     /// the disk may complete two writes of one block in either order, and a
@@ -663,12 +672,12 @@ impl WalWriter {
         last_seqno: SeqNo,
     ) -> Result<()> {
         if !buf.is_empty() {
-            let end = offset + buf.len() as u64;
+            let len = buf.len() as u64;
+            let end = offset + len;
+            self.segment.tail.note_written(offset, &buf);
             self.segment
                 .prefill_ahead_of(end, self.segment_size_bytes, false)
                 .await?;
-            let len = buf.len() as u64;
-            self.segment.tail.note_written(offset, &buf);
             let buf = self
                 .segment
                 .file
@@ -698,16 +707,10 @@ impl WalWriter {
             self.inflight.is_empty() || (!self.segment.dirty && !buf.is_empty()),
             "a second operation in flight is only ever an O_DSYNC write"
         );
-        // NOTE: pipelining, what arrives during this operation is written
-        // through the page cache at once, which may not share a block with
-        // a direct write in flight: so pipelining takes the plain path, as
-        // the `O_DSYNC` handle's writes would have after the first.
-        let pipelined = self.pipelining && self.segment.direct;
-        if self.segment.dirty || buf.is_empty() || pipelined {
+        if self.segment.dirty || buf.is_empty() {
             // NOTE: plain writes are waiting for a sync (an `O_DSYNC` write
             // would cover only its own bytes), or this is a bare `sync`
-            // request, or pipelining: write through the plain handle, then
-            // fdatasync.
+            // request: write through the plain handle, then fdatasync.
             // NOTE: waiters are registered before the write so that a
             // failed write fails them (in `run`) instead of dropping them.
             self.unsynced_waiters.extend(waiters);
@@ -720,9 +723,10 @@ impl WalWriter {
             }
             return Ok(());
         }
+        let direct = self.segment.direct_file.is_some() && self.inflight.is_empty() && self.few_writers();
         let mut end = offset + buf.len() as u64;
-        if self.segment.direct {
-            // NOTE: a direct write reaches to the next block boundary.
+        if direct {
+            // NOTE: the write reaches to the next block boundary.
             end = end.next_multiple_of(DIRECT_IO_ALIGN_BYTES as u64);
         }
         if let Err(error) = self
@@ -733,11 +737,19 @@ impl WalWriter {
             self.unsynced_waiters.extend(waiters);
             return Err(error);
         }
-        let file = Arc::clone(&self.segment.dsync_file);
-        let direct = self.segment.direct;
+        // NOTE: direct only with nothing else in flight (a write in flight
+        // may share the last block), and for small groups: latency is what
+        // they wait for. Larger groups go through the page cache, where a
+        // second write may follow this one at once (`may_overlap`), and
+        // pipelining may write during it: 64 writers ran 20% slower with
+        // every group written directly.
+        let file = match (&self.segment.direct_file, direct) {
+            (Some(direct_file), true) => Arc::clone(direct_file),
+            _ => Arc::clone(&self.segment.dsync_file),
+        };
         let len = buf.len() as u64;
         let (buf, offset) = if direct {
-            let (out, start) = self.segment.tail.direct_write(offset, &buf);
+            let (out, start) = self.segment.tail.block_write(offset, &buf);
             self.queue.recycle_buffer(buf);
             (out, start)
         } else {
@@ -962,9 +974,12 @@ impl WalWriter {
                 self.hold
                     .settled(inflight.waiters.len(), waiting, inflight.started.elapsed());
                 // NOTE: when the next durable write is likely to be held,
-                // its writers leave their memtable inserts to this task,
-                // which does them while it holds.
-                self.queue.set_defer_inserts(self.hold.active());
+                // its few writers leave their memtable inserts to this task,
+                // which does them while it holds. Not for more (64 writers:
+                // inserts left over at each publish delayed every group,
+                // 10-20% fewer puts/s).
+                self.queue
+                    .set_defer_inserts(self.hold.active() && self.few_writers());
                 self.publish(inflight.last_seqno);
                 let stats = &self.queue.stats;
                 stats.syncs.fetch_add(1, Ordering::Relaxed);
@@ -1031,7 +1046,7 @@ mod tests {
                     tail.note_written(offset, &record);
                     file[offset as usize..offset as usize + len].copy_from_slice(&record);
                 } else {
-                    let (out, start) = tail.direct_write(offset, &record);
+                    let (out, start) = tail.block_write(offset, &record);
                     assert_eq!(start % ALIGN as u64, 0, "aligned offset");
                     assert_eq!(out.len() % ALIGN, 0, "aligned length");
                     assert!(
