@@ -273,12 +273,21 @@ impl Tail {
     /// Notes `written`, written at the end.
     fn note_written(&mut self, offset: u64, written: &[u8]) {
         debug_assert_eq!(self.end(), offset, "writes are contiguous");
-        self.bytes.extend_from_slice(written);
-        let end = self.end();
+        let end = offset + written.len() as u64;
         let block_start = end - end % DIRECT_IO_ALIGN_BYTES as u64;
-        // NOTE: `block_start >= start`: the end only grows.
-        let whole_blocks = usize::try_from(block_start - self.start).unwrap_or(usize::MAX);
-        self.bytes.drain(..whole_blocks.min(self.bytes.len()));
+        if block_start <= self.start {
+            // Still inside the same block.
+            self.bytes.extend_from_slice(written);
+            return;
+        }
+        // NOTE: the tail is shorter than a block, so the first boundary past
+        // `start` (and with it `block_start`) lies at or past `offset`: the
+        // new last block begins inside `written`, and copying only that part
+        // keeps a large plain write from being copied whole.
+        let skip = usize::try_from(block_start - offset).unwrap_or(usize::MAX);
+        self.bytes.clear();
+        self.bytes
+            .extend_from_slice(written.get(skip..).unwrap_or_default());
         self.start = block_start;
     }
 
@@ -565,8 +574,8 @@ impl WalWriter {
     /// At most half as many writers as turn pipelining on were resolved or
     /// waiting when the last operation completed: latency is what they wait
     /// for, so durable writes go direct and held writers leave their
-    /// inserts to this task. With more, neither pays (64 writers: 10-20%
-    /// fewer puts/s with either).
+    /// inserts to this task. With more, neither pays (64 writers ran slower
+    /// with either: `docs/design.md`).
     fn few_writers(&self) -> bool {
         // NOTE: not before the first operation completes (nothing is known
         // of the writers yet).
