@@ -4,12 +4,13 @@
 //! assigns seqnos, picks the WAL segment and offset of its record, appends the
 //! framed record to the open chunk, inserts its entries into the memtable
 //! (invisible until published; or defers that, below) and, for a durable
-//! write, leaves a oneshot in the chunk. The WAL task takes whole chunks (the group), writes each with
-//! one write, syncs, publishes the group's last seqno and resolves the
-//! oneshots. A non-durable write publishes itself before it unlocks: it never
-//! waits for another thread, and wakes the WAL task only when its bytes are
-//! the first queued or fill the WAL buffer ([`WAL_BUFFER_BYTES`]): a write
-//! (and a cross-thread wake) per put would cost more than the put.
+//! write, leaves a oneshot in the chunk. The WAL task takes whole chunks
+//! (the group), writes each with one write, syncs, publishes the group's
+//! last seqno and resolves the oneshots. A non-durable write publishes
+//! itself before it unlocks: it never waits for another thread, and wakes
+//! the WAL task only when its bytes are the first queued or fill the WAL
+//! buffer ([`WAL_BUFFER_BYTES`]): a write (and a cross-thread wake) per put
+//! would cost more than the put.
 //!
 //! Deferred inserts: while the WAL task holds durable writes for more
 //! writers ([`crate::wal::hold`]), a durable writer leaves its memtable
