@@ -3,14 +3,23 @@
 //! A writer, on its own task and thread, takes the commit lock once:
 //! assigns seqnos, picks the WAL segment and offset of its record, appends the
 //! framed record to the open chunk, inserts its entries into the memtable
-//! (invisible until published; or defers that, below) and, for a durable
-//! write, leaves a oneshot in the chunk. The WAL task takes whole chunks
+//! (invisible until published; a durable write may do that after the lock
+//! or leave it to the WAL task, below) and, for a durable write, leaves a
+//! oneshot in the chunk. The WAL task takes whole chunks
 //! (the group), writes each with one write, syncs, publishes the group's
 //! last seqno and resolves the oneshots. A non-durable write publishes
 //! itself before it unlocks: it never waits for another thread, and wakes
 //! the WAL task only when its bytes are the first queued or fill the WAL
 //! buffer ([`WAL_BUFFER_BYTES`]): a write (and a cross-thread wake) per put
 //! would cost more than the put.
+//!
+//! Inserts after the lock: while the WAL task's groups are large (it
+//! pipelines, [`InsertMode::AfterLock`]), a durable writer registers its
+//! insert under the lock and does it right after: a skiplist insert in a
+//! large memtable waits on cache misses, and under the lock it kept the
+//! other runtime thread's writers waiting on a futex (1,024 tasks: most of
+//! the context switches). The WAL task does any not yet done before it
+//! publishes, as for deferred inserts.
 //!
 //! Deferred inserts: while the WAL task holds durable writes for more
 //! writers ([`crate::wal::hold`]), a durable writer leaves its memtable
@@ -27,17 +36,18 @@
 //! chunk from the moment it takes it.
 //!
 //! Invariants:
-//! - Seqnos are assigned, memtable inserts done (or deferred) and chunks
-//!   appended in one critical section, so chunk order = seqno order = WAL
-//!   byte order.
+//! - Seqnos are assigned, memtable inserts done or registered (in
+//!   `deferred`) and chunks appended in one critical section, so chunk
+//!   order = seqno order = WAL byte order.
 //! - `visible_seqno` only grows, and every seqno at or below it is in the
 //!   memtable: inserted under the lock before it could be published, or a
-//!   deferred insert done before the seqno was published.
+//!   registered insert done (by whoever came first) before the seqno was
+//!   published.
 //! - Once `poisoned` or `closed` is set (under the lock), no chunk is added,
 //!   and the queued ones have been failed or will be drained by the WAL task.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
@@ -71,11 +81,15 @@ pub(crate) struct Chunk {
     pub waiters: Vec<Waiter>,
 }
 
-/// A durable batch whose memtable insert was left to the WAL task.
+/// A durable batch whose memtable insert happens outside the commit lock:
+/// by its writer right after the lock, or by the WAL task when the writer
+/// left it (`left_to_wal`).
 struct DeferredInsert {
     memtable: Arc<Memtable>,
     first_seqno: SeqNo,
     entries: Vec<BatchEntry>,
+    /// The writer left the insert to the WAL task (it does not do it).
+    left_to_wal: bool,
     /// Every entry is in the memtable.
     done: AtomicBool,
 }
@@ -92,6 +106,21 @@ impl DeferredInsert {
         }
         self.done.store(true, Ordering::Release);
     }
+}
+
+/// Where a durable writer inserts its entries into the memtable. Every
+/// mode inserts them before their seqno is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InsertMode {
+    /// Under the commit lock, like a non-durable write: the cheapest while
+    /// the lock is rarely contended.
+    UnderLock = 0,
+    /// Right after the lock, by the writer; the WAL task does any it has
+    /// not finished before it publishes. Many writers: a skiplist insert
+    /// under the lock kept the other runtime thread waiting for it.
+    AfterLock = 1,
+    /// By the WAL task, while it holds the write for more writers.
+    LeftToWal = 2,
 }
 
 /// Counters the WAL task and writers keep.
@@ -138,9 +167,9 @@ pub(crate) struct CommitQueue {
     /// Bytes queued and not yet taken by the WAL task. Changed only under
     /// the commit lock; read without it by the backpressure check.
     queued_bytes: AtomicUsize,
-    /// Set by the WAL task while it holds durable writes: durable writers
-    /// then defer their memtable inserts to it.
-    defer_inserts: AtomicBool,
+    /// Where durable writers insert into the memtable (an [`InsertMode`]
+    /// as `u8`), set by the WAL task after each sync.
+    insert_mode: AtomicU8,
     /// Entries in `CommitState::deferred` (changed under the lock; read
     /// without it, so that a WAL task with nothing deferred skips the lock).
     deferred_count: AtomicUsize,
@@ -190,7 +219,7 @@ impl CommitQueue {
             wal_wakeup: Notify::new(),
             room: Notify::new(),
             queued_bytes: AtomicUsize::new(0),
-            defer_inserts: AtomicBool::new(false),
+            insert_mode: AtomicU8::new(InsertMode::UnderLock as u8),
             deferred_count: AtomicUsize::new(0),
             visible_seqno: AtomicU64::new(next_seqno.saturating_sub(1)),
             poisoned: OnceLock::new(),
@@ -218,15 +247,33 @@ impl CommitQueue {
         self.visible_seqno.fetch_max(seqno, Ordering::AcqRel);
     }
 
-    /// Whether durable writers leave their memtable inserts to the WAL task
-    /// (which does them before it publishes their seqnos).
-    pub fn set_defer_inserts(&self, defer: bool) {
-        self.defer_inserts.store(defer, Ordering::Relaxed);
+    /// Where durable writers do their memtable inserts from now on.
+    pub fn set_insert_mode(&self, mode: InsertMode) {
+        self.insert_mode.store(mode as u8, Ordering::Relaxed);
     }
 
-    /// Does every deferred insert of a seqno at or below `seqno`: the WAL
-    /// task calls it before it publishes `seqno`, and while it holds.
+    fn insert_mode(&self) -> InsertMode {
+        match self.insert_mode.load(Ordering::Relaxed) {
+            m if m == InsertMode::AfterLock as u8 => InsertMode::AfterLock,
+            m if m == InsertMode::LeftToWal as u8 => InsertMode::LeftToWal,
+            _ => InsertMode::UnderLock,
+        }
+    }
+
+    /// Does every deferred insert of a seqno at or below `seqno` that is
+    /// not done yet: the WAL task calls it before it publishes `seqno`.
     pub fn apply_deferred_through(&self, seqno: SeqNo) {
+        self.apply_deferred(seqno, false);
+    }
+
+    /// Does the inserts that writers left to the WAL task: it calls this
+    /// while it holds (it waits anyway). Inserts their writers do are left
+    /// to them: doing them too would only race the writer.
+    pub fn apply_left_to_wal(&self) {
+        self.apply_deferred(SeqNo::MAX, true);
+    }
+
+    fn apply_deferred(&self, seqno: SeqNo, only_left_to_wal: bool) {
         if self.deferred_count.load(Ordering::Acquire) == 0 {
             return;
         }
@@ -234,18 +281,28 @@ impl CommitQueue {
         // non-durable writer that comes meanwhile applies them too (under
         // the lock) before it publishes past them.
         let due: Vec<Arc<DeferredInsert>> = {
-            let state = self.lock();
+            let mut state = self.lock();
+            self.pop_done(&mut state);
             state
                 .deferred
                 .iter()
                 .take_while(|insert| insert.first_seqno <= seqno)
+                .filter(|insert| insert.left_to_wal || !only_left_to_wal)
+                .filter(|insert| !insert.done.load(Ordering::Acquire))
                 .cloned()
                 .collect()
         };
+        if due.is_empty() {
+            return;
+        }
         for insert in &due {
             insert.apply();
         }
-        let mut state = self.lock();
+        self.pop_done(&mut self.lock());
+    }
+
+    /// Drops the done inserts at the front of the list.
+    fn pop_done(&self, state: &mut CommitState) {
         while state
             .deferred
             .front()
@@ -352,6 +409,7 @@ impl CommitQueue {
         let wake;
         // NOTE: allocated before the commit lock, which every writer takes.
         let channel = durable.then(oneshot::channel);
+        let mut own_insert = None;
         let (receiver, seqno_end) = {
             let mut state = self.lock();
             self.refuse(&state)?;
@@ -382,19 +440,29 @@ impl CommitQueue {
             wake = durable
                 || before == 0
                 || (before < WAL_BUFFER_BYTES && before + record_len as usize >= WAL_BUFFER_BYTES);
-            if durable && self.defer_inserts.load(Ordering::Relaxed) {
+            let mode = if durable {
+                self.insert_mode()
+            } else {
+                InsertMode::UnderLock
+            };
+            if mode != InsertMode::UnderLock {
                 let size = entries
                     .iter()
                     .map(|e| Memtable::entry_size_bytes(&e.key, &e.value))
                     .sum();
                 state.memtable.account(size);
-                let memtable = Arc::clone(&state.memtable);
-                state.deferred.push_back(Arc::new(DeferredInsert {
-                    memtable,
+                let left_to_wal = mode == InsertMode::LeftToWal;
+                let insert = Arc::new(DeferredInsert {
+                    memtable: Arc::clone(&state.memtable),
                     first_seqno,
                     entries,
+                    left_to_wal,
                     done: AtomicBool::new(false),
-                }));
+                });
+                if !left_to_wal {
+                    own_insert = Some(Arc::clone(&insert));
+                }
+                state.deferred.push_back(insert);
                 self.deferred_count.store(state.deferred.len(), Ordering::Release);
             } else {
                 for (seqno, entry) in (first_seqno..).zip(entries) {
@@ -410,6 +478,10 @@ impl CommitQueue {
         debug_assert!(durable || self.visible_seqno() >= seqno_end);
         if wake {
             self.wal_wakeup.notify_one();
+        }
+        // NOTE: after the wake, so the WAL task writes while we insert.
+        if let Some(insert) = own_insert {
+            insert.apply();
         }
         Ok(receiver)
     }
@@ -535,7 +607,9 @@ mod tests {
 
     use bytes::Bytes;
 
-    use super::CommitQueue;
+    use std::sync::atomic::Ordering;
+
+    use super::{CommitQueue, InsertMode};
     use crate::WriteBatch;
     use crate::db::tree::Tree;
     use crate::memtable::{Lookup, Memtable};
@@ -574,7 +648,7 @@ mod tests {
     #[test]
     fn deferred_durable_inserts_are_applied_before_their_seqno_is_published() {
         let (queue, memtable) = queue();
-        queue.set_defer_inserts(true);
+        queue.set_insert_mode(InsertMode::LeftToWal);
         commit(&queue, "a", true);
         commit(&queue, "b", true);
         assert!(memtable.is_empty(), "inserts were left to the WAL task");
@@ -598,17 +672,40 @@ mod tests {
         assert_eq!(memtable.approximate_size_bytes(), size);
     }
 
+    /// With many writers, a durable writer inserts its entries right after
+    /// the lock: they are in the memtable when `commit` returns, accounted
+    /// once, invisible until published, and the WAL task finds nothing to do.
+    #[test]
+    fn a_durable_write_after_the_lock_is_inserted_by_its_writer() {
+        let (queue, memtable) = queue();
+        queue.set_insert_mode(InsertMode::AfterLock);
+        commit(&queue, "a", true);
+        assert_eq!(memtable.iter().count(), 1, "the writer inserted it");
+        let size = Memtable::entry_size_bytes(b"a", b"value of a");
+        assert_eq!(memtable.approximate_size_bytes(), size, "accounted once");
+        assert_eq!(lookup(&memtable, "a", &queue), None, "not published yet");
+        queue.apply_deferred_through(1);
+        assert_eq!(queue.deferred_count.load(Ordering::Acquire), 0);
+        queue.publish(1);
+        assert_eq!(
+            lookup(&memtable, "a", &queue).as_deref(),
+            Some(&b"value of a"[..])
+        );
+        assert_eq!(memtable.iter().count(), 1);
+        assert_eq!(memtable.approximate_size_bytes(), size);
+    }
+
     /// A non-durable write publishes at once, past durable writes whose
     /// inserts were deferred: it must insert them first, or a reader would
     /// see its seqno without the earlier ones.
     #[test]
     fn a_non_durable_write_inserts_the_deferred_ones_before_it_publishes() {
         let (queue, memtable) = queue();
-        queue.set_defer_inserts(true);
+        queue.set_insert_mode(InsertMode::LeftToWal);
         commit(&queue, "durable", true);
-        queue.set_defer_inserts(false);
+        queue.set_insert_mode(InsertMode::UnderLock);
         commit(&queue, "durable too", true);
-        queue.set_defer_inserts(true);
+        queue.set_insert_mode(InsertMode::LeftToWal);
         commit(&queue, "buffered", false);
         assert_eq!(queue.visible_seqno(), 3);
         for key in ["durable", "durable too", "buffered"] {
