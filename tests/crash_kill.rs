@@ -15,7 +15,14 @@
 //! half applied and nothing lands out of order, across many crash–recover
 //! generations of the same files.
 //!
-//! `RINGDB_CRASH_CYCLES` sets the number of cycles (default 50) and
+//! A second test runs the same cycles with 8 writers: few enough that the
+//! WAL writes each group through its `O_DIRECT` handle and the writers leave
+//! their memtable inserts to the WAL task, paths the 64 writers never take.
+//! The child reports how many direct writes it made, and the test checks
+//! that the kills hit some (where the filesystem has `O_DIRECT`).
+//!
+//! `RINGDB_CRASH_CYCLES` sets the number of cycles (default 50; 25 for the
+//! few-writers test) and
 //! `RINGDB_CRASH_SEED` the seed of the writer seeds and kill delays (default
 //! fixed, so a failure reproduces up to the kill timing). On a failure the
 //! store directory is kept and its path printed.
@@ -38,11 +45,18 @@ use ringdb::{Db, Options};
 /// Writer tasks in the child; each owns its own keys.
 const TASKS: usize = 64;
 
+/// Writer tasks in the few-writers test: at most 16 (half the default
+/// `wal_pipeline_min_writers`) take the direct-write path.
+const FEW_TASKS: usize = 8;
+
 /// WAL segment size of the child, small so that segments rotate.
 const SEGMENT_SIZE_BYTES: u64 = 64 * 1024;
 
 /// Cycles when `RINGDB_CRASH_CYCLES` is unset.
 const DEFAULT_CYCLES: u64 = 50;
+
+/// Cycles of the few-writers test when `RINGDB_CRASH_CYCLES` is unset.
+const DEFAULT_FEW_CYCLES: u64 = 25;
 
 /// Seed when `RINGDB_CRASH_SEED` is unset.
 const DEFAULT_SEED: u64 = 0x00C0_FFEE;
@@ -73,14 +87,19 @@ struct Transcript {
     ready: bool,
     /// `err ...` lines, verbatim.
     errors: Vec<String>,
+    /// The last `stats` line: direct and held WAL writes so far.
+    direct_writes: u64,
+    held_writes: u64,
 }
 
 impl Transcript {
-    fn new() -> Self {
+    fn new(tasks: usize) -> Self {
         Transcript {
-            logs: vec![TaskLog::default(); TASKS],
+            logs: vec![TaskLog::default(); tasks],
             ready: false,
             errors: Vec::new(),
+            direct_writes: 0,
+            held_writes: 0,
         }
     }
 
@@ -98,6 +117,11 @@ impl Transcript {
             }
             ["err", ..] => {
                 self.errors.push(line.to_owned());
+                Ok(())
+            }
+            ["stats", direct, held] if self.ready => {
+                self.direct_writes = direct.parse().map_err(|e| format!("bad direct count: {e}"))?;
+                self.held_writes = held.parse().map_err(|e| format!("bad held count: {e}"))?;
                 Ok(())
             }
             [event @ ("begin" | "ack"), task, n, op @ ..] if self.ready => {
@@ -120,7 +144,7 @@ impl Transcript {
                 let log = self
                     .logs
                     .get_mut(task)
-                    .ok_or_else(|| format!("task {task} out of 0..{TASKS}"))?;
+                    .ok_or_else(|| format!("task {task} out of range"))?;
                 if *event == "begin" {
                     // At most one op in flight per task, numbered from 0.
                     if n != log.ops.len() || log.acked != log.ops.len() {
@@ -151,8 +175,8 @@ impl Transcript {
 }
 
 /// Reads the child's stdout to EOF. Signals `ready` on the `ready` line.
-fn read_protocol(stdout: ChildStdout, ready: mpsc::Sender<()>) -> Result<Transcript, String> {
-    let mut transcript = Transcript::new();
+fn read_protocol(stdout: ChildStdout, tasks: usize, ready: mpsc::Sender<()>) -> Result<Transcript, String> {
+    let mut transcript = Transcript::new(tasks);
     let mut reader = BufReader::new(stdout);
     let mut line = String::new();
     for number in 1.. {
@@ -177,12 +201,17 @@ fn read_protocol(stdout: ChildStdout, ready: mpsc::Sender<()>) -> Result<Transcr
 
 /// Runs the child on `dir` until `kill_delay` after its `ready`, SIGKILLs it
 /// and returns what it wrote.
-fn run_writer(dir: &Path, writer_seed: u64, kill_delay: Duration) -> Result<Transcript, String> {
+fn run_writer(
+    dir: &Path,
+    tasks: usize,
+    writer_seed: u64,
+    kill_delay: Duration,
+) -> Result<Transcript, String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringdb"))
         .arg("crash-writer")
         .arg("--dir")
         .arg(dir)
-        .args(["--tasks", &TASKS.to_string()])
+        .args(["--tasks", &tasks.to_string()])
         .args(["--seed", &writer_seed.to_string()])
         .args(["--segment-size", &SEGMENT_SIZE_BYTES.to_string()])
         // NOTE: a 1 MiB memtable makes the child flush (tables, manifest
@@ -197,7 +226,7 @@ fn run_writer(dir: &Path, writer_seed: u64, kill_delay: Duration) -> Result<Tran
         .map_err(|e| format!("spawning the crash writer: {e}"))?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let (ready_tx, ready_rx) = mpsc::channel();
-    let reader = thread::spawn(move || read_protocol(stdout, ready_tx));
+    let reader = thread::spawn(move || read_protocol(stdout, tasks, ready_tx));
 
     // NOTE: whatever happens, kill and reap the child before joining the
     // reader: the reader only returns at EOF, i.e. once the child is gone.
@@ -240,14 +269,14 @@ struct Recovered {
 }
 
 /// Opens the store in this process, reads every task's keys and closes it.
-async fn recover(dir: &Path) -> Result<Recovered, String> {
+async fn recover(dir: &Path, tasks: usize) -> Result<Recovered, String> {
     let started = Instant::now();
     let db = Db::open(dir, Options::default())
         .await
         .map_err(|e| format!("the store does not open: {e}"))?;
     let open_time = started.elapsed();
-    let mut states = Vec::with_capacity(TASKS);
-    for task in 0..TASKS {
+    let mut states = Vec::with_capacity(tasks);
+    for task in 0..tasks {
         states.push(read_task_state(&db, task).await);
     }
     let io_backend = db.stats().io_backend;
@@ -277,6 +306,9 @@ struct Summary {
     max_wal_segments: usize,
     /// WAL segment files present at the end.
     wal_segments: usize,
+    /// Direct and held WAL writes the children reported, over all cycles.
+    direct_writes: u64,
+    held_writes: u64,
 }
 
 fn wal_segments(dir: &Path) -> usize {
@@ -294,7 +326,7 @@ fn wal_segments(dir: &Path) -> usize {
 }
 
 /// All cycles; `Err` describes the first failure.
-fn run_cycles(dir: &Path, cycles: u64, seed: u64) -> Result<Summary, String> {
+fn run_cycles(dir: &Path, tasks: usize, cycles: u64, seed: u64) -> Result<Summary, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -304,7 +336,7 @@ fn run_cycles(dir: &Path, cycles: u64, seed: u64) -> Result<Summary, String> {
     let mut summary = Summary::default();
 
     let fresh = runtime
-        .block_on(recover(dir))
+        .block_on(recover(dir, tasks))
         .map_err(|e| format!("fresh store: {e}"))?;
     assert!(
         fresh.states.iter().all(State::is_empty),
@@ -319,11 +351,11 @@ fn run_cycles(dir: &Path, cycles: u64, seed: u64) -> Result<Summary, String> {
         let context =
             format!("cycle {cycle} (seed {seed}, writer seed {writer_seed}, kill after {kill_delay_ms} ms)");
         let cycle_started = Instant::now();
-        let transcript = run_writer(dir, writer_seed, Duration::from_millis(kill_delay_ms))
+        let transcript = run_writer(dir, tasks, writer_seed, Duration::from_millis(kill_delay_ms))
             .map_err(|e| format!("{context}: {e}"))?;
         let child_time = cycle_started.elapsed();
         let recovered = runtime
-            .block_on(recover(dir))
+            .block_on(recover(dir, tasks))
             .map_err(|e| format!("{context}: {e}"))?;
 
         let mut acked = 0;
@@ -355,6 +387,8 @@ fn run_cycles(dir: &Path, cycles: u64, seed: u64) -> Result<Summary, String> {
             recovered.open_time
         );
         summary.ops_acked += acked;
+        summary.direct_writes += transcript.direct_writes;
+        summary.held_writes += transcript.held_writes;
         summary.cycles_with_acks += u64::from(acked > 0);
         summary.in_flight_applied += in_flight_applied;
         summary.in_flight_not_applied += in_flight - in_flight_applied;
@@ -367,26 +401,45 @@ fn run_cycles(dir: &Path, cycles: u64, seed: u64) -> Result<Summary, String> {
     Ok(summary)
 }
 
-#[test]
-fn sigkill_during_durable_writes_loses_no_acked_write() {
-    let cycles = env_u64("RINGDB_CRASH_CYCLES", DEFAULT_CYCLES);
+/// Whether files in `dir` can be opened with `O_DIRECT` (tmpfs cannot).
+fn supports_o_direct(dir: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::create_dir_all(dir).unwrap();
+    let probe = dir.join("o_direct_probe");
+    let supported = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe)
+        .is_ok();
+    let _ = std::fs::remove_file(&probe);
+    supported
+}
+
+/// Runs `cycles` kill cycles with `tasks` writers on a fresh store, checks
+/// what every cycle must show and returns the totals; removes the store
+/// once every check passed.
+fn kill_and_check(name: &str, tasks: usize, cycles: u64) -> (Summary, bool) {
     let seed = env_u64("RINGDB_CRASH_SEED", DEFAULT_SEED);
     // NOTE: the directory outlives any failure, panics included, so that the
     // store can be inspected; it is removed once every check has passed.
     let root = tempfile::tempdir().unwrap().keep();
     let dir = root.join("db");
-    eprintln!("crash_kill: store in {}", dir.display());
+    let o_direct = supports_o_direct(&root);
+    eprintln!("{name}: store in {}", dir.display());
     let started = Instant::now();
 
-    let summary = match run_cycles(&dir, cycles, seed) {
+    let summary = match run_cycles(&dir, tasks, cycles, seed) {
         Ok(summary) => summary,
         Err(why) => panic!("{why}\nstore kept in {}", dir.display()),
     };
 
     eprintln!(
-        "crash_kill: {} cycles in {:.1?} on {} (seed {seed}): {} ops begun, {} acked; \
+        "{name}: {} cycles of {tasks} writers in {:.1?} on {} (seed {seed}): {} ops begun, {} acked; \
          in flight at the kill: {} applied, {} not applied; {} cycles with acked ops; \
-         slowest recovery open {:.1?}; up to {} WAL segments after a kill, {} at the end",
+         slowest recovery open {:.1?}; up to {} WAL segments after a kill, {} at the end; \
+         {} direct and {} held WAL writes",
         summary.cycles,
         started.elapsed(),
         summary.io_backend,
@@ -398,6 +451,8 @@ fn sigkill_during_durable_writes_loses_no_acked_write() {
         summary.max_open_time,
         summary.max_wal_segments,
         summary.wal_segments,
+        summary.direct_writes,
+        summary.held_writes,
     );
     assert!(summary.ops_acked > 0, "no op was ever acked");
     assert!(summary.cycles_with_acks > 0, "no cycle had acked ops");
@@ -409,4 +464,25 @@ fn sigkill_during_durable_writes_loses_no_acked_write() {
         summary.max_wal_segments
     );
     std::fs::remove_dir_all(&root).unwrap();
+    (summary, o_direct)
+}
+
+#[test]
+fn sigkill_during_durable_writes_loses_no_acked_write() {
+    let cycles = env_u64("RINGDB_CRASH_CYCLES", DEFAULT_CYCLES);
+    kill_and_check("crash_kill", TASKS, cycles);
+}
+
+#[test]
+fn sigkill_with_few_writers_loses_no_acked_direct_write() {
+    let cycles = env_u64("RINGDB_CRASH_CYCLES", DEFAULT_FEW_CYCLES);
+    let (summary, o_direct) = kill_and_check("crash_kill_few", FEW_TASKS, cycles);
+    // NOTE: with few writers every durable write with nothing else in
+    // flight goes direct; a filesystem without O_DIRECT falls back.
+    if o_direct {
+        assert!(
+            summary.direct_writes > 0,
+            "{FEW_TASKS} writers made no direct WAL write"
+        );
+    }
 }

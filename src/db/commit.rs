@@ -136,6 +136,8 @@ pub(crate) struct WalStats {
     pub overlapped_writes: AtomicU64,
     /// Durable writes that waited for more writers ([`crate::wal::hold`]).
     pub held_writes: AtomicU64,
+    /// Durable writes through the `O_DIRECT` handle.
+    pub direct_writes: AtomicU64,
     /// Of those, the ones whose wait ran out first.
     pub holds_ran_out: AtomicU64,
     /// Bytes of records written.

@@ -57,6 +57,9 @@ pub struct Stats {
     pub wal_held_writes: u64,
     /// Of those, the ones whose wait ran out before the writers came.
     pub wal_holds_ran_out: u64,
+    /// Durable WAL writes that went through the `O_DIRECT` handle (see
+    /// `Options::wal_direct_writes`).
+    pub wal_direct_writes: u64,
     /// Bytes of WAL records written.
     pub wal_bytes_written: u64,
     /// Approximate bytes held by the memtable.
@@ -763,6 +766,7 @@ impl Db {
             wal_overlapped_writes: wal.overlapped_writes.load(Ordering::Relaxed),
             wal_held_writes: wal.held_writes.load(Ordering::Relaxed),
             wal_holds_ran_out: wal.holds_ran_out.load(Ordering::Relaxed),
+            wal_direct_writes: wal.direct_writes.load(Ordering::Relaxed),
             wal_bytes_written: wal.bytes_written.load(Ordering::Relaxed),
             memtable_size_bytes: current.memtable.approximate_size_bytes(),
             visible_seqno: self.shared.queue.visible_seqno(),

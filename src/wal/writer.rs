@@ -769,6 +769,9 @@ impl WalWriter {
         if !self.inflight.is_empty() {
             self.queue.stats.overlapped_writes.fetch_add(1, Ordering::Relaxed);
         }
+        if direct {
+            self.queue.stats.direct_writes.fetch_add(1, Ordering::Relaxed);
+        }
         let handle = tokio::spawn(async move { file.write_all_at(buf, offset).await.map(Some) });
         self.segment.has_records = true;
         self.count_write(len);

@@ -14,6 +14,9 @@
 //!   (in `SyncMode::Always`, so after the fdatasync covering it);
 //! - `err {t} {n} {error}` if the op failed; the process then exits with
 //!   status 3.
+//! - `stats {direct} {held}` every [`STATS_INTERVAL`]: the store's durable
+//!   WAL writes so far that went through `O_DIRECT` and that were held for
+//!   more writers, so the parent knows which write paths the kills hit.
 //!
 //! Task `t` writes only keys `t{t:03}-k{0..16}` and `t{t:03}-b{0..4}`:
 //! - 60% put `t{t:03}-k{r}` = `t{t:03}-n{n}`;
@@ -44,6 +47,9 @@ const EXIT_OP_FAILED: i32 = 3;
 /// Exit status when stdout is gone (the parent died or closed the pipe), so
 /// acknowledgements can no longer be reported.
 const EXIT_STDOUT_FAILED: i32 = 4;
+
+/// How often the `stats` line is printed.
+const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Keys `t{t:03}-k{r}` per task: `r` is drawn from `0..KEYS_PER_TASK`.
 const KEYS_PER_TASK: u64 = 16;
@@ -149,6 +155,17 @@ pub async fn run(args: CrashWriterArgs) -> Result<(), Box<dyn StdError + Send + 
         let seed = args.seed;
         tasks.spawn(async move { write_forever(db, task, seed).await });
     }
+    let stats_db = db.clone();
+    tasks.spawn(async move {
+        loop {
+            tokio::time::sleep(STATS_INTERVAL).await;
+            let stats = stats_db.stats();
+            emit(&format!(
+                "stats {} {}",
+                stats.wal_direct_writes, stats.wal_held_writes
+            ));
+        }
+    });
     // NOTE: tasks never return; the first one to panic ends the process.
     while let Some(result) = tasks.join_next().await {
         result?;

@@ -270,7 +270,7 @@ pub(super) async fn flush_and_close(db: &Db, dir: &Path) -> Result<(Stats, u64),
 /// `size_mib, flushes, l0_tables, stall_micros, overlapped_syncs` (durable
 /// WAL writes queued behind another), `held_syncs` and `holds_ran_out`
 /// (durable writes that waited for more writers, and the waits that ran
-/// out), `write_amp, space_amp,
+/// out), `direct_writes` (durable writes through `O_DIRECT`), `write_amp, space_amp,
 /// table_space_amp` (the tables alone over the live data: `space_amp` also
 /// counts the preallocated WAL segments, tens of MiB whatever the data).
 pub(super) fn write_report(
@@ -312,6 +312,10 @@ pub(super) fn write_report(
             Extra::count(
                 "holds_ran_out",
                 after.wal_holds_ran_out - before.wal_holds_ran_out,
+            ),
+            Extra::count(
+                "direct_writes",
+                after.wal_direct_writes - before.wal_direct_writes,
             ),
             Extra::decimal2("write_amp", flushed.write_amplification),
             // NOTE: no live data (all deleted) gives infinity, printed as 0.
