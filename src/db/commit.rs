@@ -136,10 +136,10 @@ pub(crate) struct WalStats {
     pub overlapped_writes: AtomicU64,
     /// Durable writes that waited for more writers ([`crate::wal::hold`]).
     pub held_writes: AtomicU64,
-    /// Durable writes through the `O_DIRECT` handle.
-    pub direct_writes: AtomicU64,
     /// Of those, the ones whose wait ran out first.
     pub holds_ran_out: AtomicU64,
+    /// Durable writes through the `O_DIRECT` handle.
+    pub direct_writes: AtomicU64,
     /// Bytes of records written.
     pub bytes_written: AtomicU64,
 }
@@ -282,37 +282,44 @@ impl CommitQueue {
         // NOTE: applied outside the lock, and popped only once done: a
         // non-durable writer that comes meanwhile applies them too (under
         // the lock) before it publishes past them.
-        let due: Vec<Arc<DeferredInsert>> = {
+        let (due, done) = {
             let mut state = self.lock();
-            self.pop_done(&mut state);
-            state
+            let done = self.pop_done(&mut state);
+            let due: Vec<Arc<DeferredInsert>> = state
                 .deferred
                 .iter()
                 .take_while(|insert| insert.first_seqno <= seqno)
                 .filter(|insert| insert.left_to_wal || !only_left_to_wal)
                 .filter(|insert| !insert.done.load(Ordering::Acquire))
                 .cloned()
-                .collect()
+                .collect();
+            (due, done)
         };
+        // NOTE: dropped outside the lock (this may free the batches).
+        drop(done);
         if due.is_empty() {
             return;
         }
         for insert in &due {
             insert.apply();
         }
-        self.pop_done(&mut self.lock());
+        let done = self.pop_done(&mut self.lock());
+        drop(done);
     }
 
-    /// Drops the done inserts at the front of the list.
-    fn pop_done(&self, state: &mut CommitState) {
+    /// Takes the done inserts off the front of the list, for the caller to
+    /// drop once it has let go of the lock.
+    fn pop_done(&self, state: &mut CommitState) -> Vec<Arc<DeferredInsert>> {
+        let mut done = Vec::new();
         while state
             .deferred
             .front()
             .is_some_and(|insert| insert.done.load(Ordering::Acquire))
         {
-            state.deferred.pop_front();
+            done.extend(state.deferred.pop_front());
         }
         self.deferred_count.store(state.deferred.len(), Ordering::Release);
+        done
     }
 
     /// Under the lock, before a non-durable write publishes: does every
