@@ -704,6 +704,34 @@ mod tests {
         assert_eq!(memtable.approximate_size_bytes(), size);
     }
 
+    /// An insert its writer has not finished (it is still between the lock
+    /// and its insert) is not the WAL task's to do while it holds, but is
+    /// done by the WAL task before it publishes the seqno.
+    #[test]
+    fn the_wal_task_finishes_a_writers_insert_before_publishing() {
+        let (queue, memtable) = queue();
+        let mut batch = WriteBatch::new();
+        batch.put("slow", "writer");
+        let (payload, _) = batch.into_payload().unwrap();
+        {
+            let mut state = queue.lock();
+            state.deferred.push_back(Arc::new(super::DeferredInsert {
+                memtable: Arc::clone(&memtable),
+                first_seqno: 1,
+                entries: crate::batch::decode_payload(&payload).unwrap(),
+                left_to_wal: false,
+                done: std::sync::atomic::AtomicBool::new(false),
+            }));
+            queue.deferred_count.store(1, Ordering::Release);
+        }
+        queue.apply_left_to_wal();
+        assert!(memtable.is_empty(), "held: the writer's own insert is left to it");
+        queue.apply_deferred_through(1);
+        queue.publish(1);
+        assert_eq!(lookup(&memtable, "slow", &queue).as_deref(), Some(&b"writer"[..]));
+        assert_eq!(queue.deferred_count.load(Ordering::Acquire), 0);
+    }
+
     /// A non-durable write publishes at once, past durable writes whose
     /// inserts were deferred: it must insert them first, or a reader would
     /// see its seqno without the earlier ones.
