@@ -18,8 +18,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
 use crate::batch::WriteBatch;
@@ -443,7 +441,11 @@ impl Db {
     /// it; it becomes visible and durable like any other (unless the store
     /// fails). Dropped while waiting for room in a full commit queue, the
     /// write does not happen.
-    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> BoxFuture<'static, Result<()>> {
+    pub fn put(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
         let mut batch = WriteBatch::with_capacity(key.as_ref().len() + value.as_ref().len() + 12);
         batch.put(key, value);
         self.write_opt(batch, WriteOptions::default())
@@ -456,7 +458,7 @@ impl Db {
     ///
     /// # Cancel safety
     /// As for [`Db::put`].
-    pub fn delete(&self, key: impl AsRef<[u8]>) -> BoxFuture<'static, Result<()>> {
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> impl Future<Output = Result<()>> + Send + 'static {
         let mut batch = WriteBatch::with_capacity(key.as_ref().len() + 8);
         batch.delete(key);
         self.write_opt(batch, WriteOptions::default())
@@ -469,7 +471,7 @@ impl Db {
     ///
     /// # Cancel safety
     /// As for [`Db::put`].
-    pub fn write(&self, batch: WriteBatch) -> BoxFuture<'static, Result<()>> {
+    pub fn write(&self, batch: WriteBatch) -> impl Future<Output = Result<()>> + Send + 'static {
         self.write_opt(batch, WriteOptions::default())
     }
 
@@ -492,7 +494,11 @@ impl Db {
     ///
     /// # Cancel safety
     /// As for [`Db::put`].
-    pub fn write_opt(&self, batch: WriteBatch, options: WriteOptions) -> BoxFuture<'static, Result<()>> {
+    pub fn write_opt(
+        &self,
+        batch: WriteBatch,
+        options: WriteOptions,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         let durable = options.sync_mode.unwrap_or(shared.options.sync_mode).is_durable();
         async move {
@@ -510,7 +516,6 @@ impl Db {
                 None => Ok(()),
             }
         }
-        .boxed()
     }
 
     /// The newest value at `key`, or `None` if it is absent or deleted.
@@ -520,7 +525,7 @@ impl Db {
     ///
     /// # Cancel safety
     /// Cancel safe: a get changes nothing.
-    pub fn get(&self, key: impl AsRef<[u8]>) -> BoxFuture<'static, Result<Option<Bytes>>> {
+    pub fn get(&self, key: impl AsRef<[u8]>) -> impl Future<Output = Result<Option<Bytes>>> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         let key = Bytes::copy_from_slice(key.as_ref());
         async move {
@@ -536,7 +541,6 @@ impl Db {
                 Lookup::Deleted | Lookup::Missing => None,
             })
         }
-        .boxed()
     }
 
     /// Makes every write acknowledged so far durable (one fdatasync shared
@@ -548,13 +552,12 @@ impl Db {
     ///
     /// # Cancel safety
     /// Cancel safe: the sync still happens, nobody waits for it.
-    pub fn sync(&self) -> BoxFuture<'static, Result<()>> {
+    pub fn sync(&self) -> impl Future<Output = Result<()>> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         async move {
             let receiver = shared.queue.request_sync()?;
             receiver.await.unwrap_or(Err(Error::Closed))
         }
-        .boxed()
     }
 
     /// The entries with keys in `range`, in key order (`.rev()` for
@@ -645,7 +648,10 @@ impl Db {
     ///
     /// # Cancel safety
     /// Cancel safe: the compaction goes on without the caller.
-    pub fn compact_range<R: std::ops::RangeBounds<[u8]>>(&self, range: R) -> BoxFuture<'static, Result<()>> {
+    pub fn compact_range<R: std::ops::RangeBounds<[u8]>>(
+        &self,
+        range: R,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         let start = range.start_bound().map(Bytes::copy_from_slice);
         let end = range.end_bound().map(Bytes::copy_from_slice);
@@ -675,7 +681,6 @@ impl Db {
             });
             job.await.unwrap_or(Err(Error::Closed))
         }
-        .boxed()
     }
 
     /// Writes every memtable out to a table and waits until that is done (and
@@ -687,7 +692,7 @@ impl Db {
     ///
     /// # Cancel safety
     /// Cancel safe: the flush goes on without the caller.
-    pub fn flush(&self) -> BoxFuture<'static, Result<()>> {
+    pub fn flush(&self) -> impl Future<Output = Result<()>> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         async move {
             loop {
@@ -710,7 +715,6 @@ impl Db {
                 room.await;
             }
         }
-        .boxed()
     }
 
     /// Stops writes, makes every acknowledged write durable and stops the
@@ -723,7 +727,7 @@ impl Db {
     ///
     /// # Cancel safety
     /// Cancel safe: the close goes on without the caller.
-    pub fn close(&self) -> BoxFuture<'static, Result<()>> {
+    pub fn close(&self) -> impl Future<Output = Result<()>> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         async move {
             shared.begin_shutdown();
@@ -750,7 +754,6 @@ impl Db {
                 None => Ok(()),
             }
         }
-        .boxed()
     }
 
     /// Counters: WAL syncs and group sizes, memtable size, visible seqno.
@@ -839,7 +842,7 @@ impl Snapshot {
     ///
     /// # Cancel safety
     /// Cancel safe.
-    pub fn get(&self, key: impl AsRef<[u8]>) -> BoxFuture<'static, Result<Option<Bytes>>> {
+    pub fn get(&self, key: impl AsRef<[u8]>) -> impl Future<Output = Result<Option<Bytes>>> + Send + 'static {
         let inner = Arc::clone(&self.inner);
         let key = Bytes::copy_from_slice(key.as_ref());
         async move {
@@ -850,7 +853,6 @@ impl Snapshot {
                 Lookup::Deleted | Lookup::Missing => None,
             })
         }
-        .boxed()
     }
 
     /// The entries with keys in `range` as of the snapshot, in key order
