@@ -226,6 +226,16 @@ fn public_futures_are_send_and_static() {
         assert_send_static(&db.delete(&key));
         assert_send_static(&db.write(WriteBatch::new()));
         assert_send_static(&db.sync());
+        assert_send_static(&db.flush());
+        assert_send_static(&db.compact_range::<std::ops::RangeFull>(..));
+        // The future owns what it needs: it outlives the handle and the key.
+        let fut = {
+            let handle = db.clone();
+            let key = b"dropped".to_vec();
+            handle.put(&key, &key)
+        };
+        fut.await.unwrap();
+        assert!(db.get(b"dropped").await.unwrap().is_some());
         assert_send_static(&db.close());
     });
 }

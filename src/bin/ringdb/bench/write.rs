@@ -270,9 +270,10 @@ pub(super) async fn flush_and_close(db: &Db, dir: &Path) -> Result<(Stats, u64),
 /// `size_mib, flushes, l0_tables, stall_micros, overlapped_syncs` (durable
 /// WAL writes queued behind another), `held_syncs` and `holds_ran_out`
 /// (durable writes that waited for more writers, and the waits that ran
-/// out), `direct_writes` (durable writes through `O_DIRECT`), `write_amp, space_amp,
-/// table_space_amp` (the tables alone over the live data: `space_amp` also
-/// counts the preallocated WAL segments, tens of MiB whatever the data).
+/// out), `direct_writes` (durable writes through `O_DIRECT`), `write_amp,
+/// space_amp, table_space_amp` (the tables alone over the live data:
+/// `space_amp` also counts the preallocated WAL segments, tens of MiB
+/// whatever the data).
 pub(super) fn write_report(
     name: &'static str,
     config: &Config,
