@@ -17,7 +17,8 @@
 //!
 //! A second test runs the same cycles with 8 writers: few enough that the
 //! WAL writes each group through its `O_DIRECT` handle and the writers leave
-//! their memtable inserts to the WAL task, paths the 64 writers never take.
+//! their memtable inserts to the WAL task, paths the 64 writers take only
+//! while they ramp up.
 //! The child reports how many direct writes it made, and the test checks
 //! that the kills hit some (where the filesystem has `O_DIRECT`).
 //!
