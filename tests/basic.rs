@@ -282,3 +282,35 @@ async fn a_store_opens_once_at_a_time_on_every_backend() {
         reopened.close().await.unwrap();
     }
 }
+
+/// A child forked while a store is open shares its `LOCK` descriptor (and
+/// with it the `flock`) until it execs or exits, whichever thread forked it.
+/// Closing the store must release the lock all the same.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_releases_the_lock_while_a_forked_child_holds_a_copy() {
+    let store = TestStore::uring();
+    let db = store.open().await;
+    db.put(b"k", b"v").await.unwrap();
+    // SAFETY: the child only calls async-signal-safe functions (`pause`,
+    // `_exit`) before the parent kills it.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork failed");
+    if child == 0 {
+        unsafe {
+            libc::pause();
+            libc::_exit(0);
+        }
+    }
+    db.close().await.unwrap();
+    drop(db);
+    let reopened = ringdb::Db::open(&store.dir, store.options.clone()).await;
+    // SAFETY: `child` is our own child process.
+    unsafe {
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
+    let reopened = reopened.expect("the closed store opens again while the child lives");
+    assert_eq!(reopened.get(b"k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    reopened.close().await.unwrap();
+}
