@@ -1,8 +1,19 @@
 //! The memtable: a concurrent skiplist of internal keys to values.
 //!
-//! Ownership: writers insert under the commit lock (so inserts happen in
-//! seqno order); readers look up concurrently, without locks, at a seqno
-//! that the commit pipeline has published.
+//! Ownership: writers insert (under the commit lock, or after it, or the
+//! WAL task for them: `db/commit.rs`); readers look up concurrently, without
+//! locks, at a seqno that the commit pipeline has published.
+//!
+//! Values, and keys too long to sit in the node, are copied into the
+//! memtable's own chunks ([`ValueArena`]) instead of pointing into the
+//! write's payload. A put's payload is then freed by its writer, at once,
+//! and the memtable holds one allocation per 64 KiB of values instead of
+//! two per put that the flush thread frees later. glibc's malloc did badly
+//! with that pattern: 1M-key fillrandom ran 1.35x faster with the copy (5
+//! alternating runs, medians 258.5k to 350.0k puts/s; callgrind, threads
+//! backend, 100k keys: 739.9M to 672.7M instructions). A value handed to a
+//! reader shares its chunk, which stays allocated while the reader holds it
+//! (as a block from a table shares the block).
 //!
 //! Invariants:
 //! - An internal key (user key, seqno) is inserted at most once.
@@ -12,9 +23,10 @@
 
 use std::cmp::Ordering as KeyOrdering;
 use std::ops::Bound;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use crossbeam_skiplist::SkipMap;
 
 use crate::key::{InternalKey, SeqNo, ValueKind};
@@ -184,11 +196,40 @@ fn mem_bound(bound: Bound<&InternalKey>) -> Bound<MemKey> {
     }
 }
 
+/// Values (and keys) up to this size are copied into shared chunks; larger
+/// ones get an allocation of their own.
+const ARENA_VALUE_MAX_BYTES: usize = 4096;
+
+/// Size of one chunk of the value arena.
+const ARENA_CHUNK_BYTES: usize = 64 * 1024;
+
+/// The chunks a memtable copies its values into. Each copy is a `Bytes`
+/// sharing the chunk it lies in.
+#[derive(Debug, Default)]
+struct ValueArena {
+    /// The free tail of the current chunk.
+    chunk: BytesMut,
+}
+
+impl ValueArena {
+    fn copy(&mut self, bytes: &[u8]) -> Bytes {
+        if bytes.len() > ARENA_VALUE_MAX_BYTES {
+            return Bytes::copy_from_slice(bytes);
+        }
+        if self.chunk.capacity() - self.chunk.len() < bytes.len() {
+            self.chunk = BytesMut::with_capacity(ARENA_CHUNK_BYTES);
+        }
+        self.chunk.extend_from_slice(bytes);
+        self.chunk.split().freeze()
+    }
+}
+
 /// A sorted, concurrent, in-memory table of recent writes.
 #[derive(Debug, Default)]
 pub struct Memtable {
     map: SkipMap<MemKey, Bytes>,
     size_bytes: AtomicU64,
+    arena: Mutex<ValueArena>,
 }
 
 impl Memtable {
@@ -200,9 +241,23 @@ impl Memtable {
     /// Adds one version of a key.
     pub fn insert(&self, key: Bytes, seqno: SeqNo, kind: ValueKind, value: Bytes) {
         let size = Self::entry_size_bytes(&key, &value);
+        let (key, value) = self.own(key, value);
         self.map
             .insert(MemKey::new(&InternalKey::new(key, seqno, kind)), value);
         self.size_bytes.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// Copies `value`, and `key` if it is too long to sit in the node, into
+    /// the arena, so that nothing here points into the caller's buffers.
+    fn own(&self, key: Bytes, value: Bytes) -> (Bytes, Bytes) {
+        // NOTE: nothing panics while holding this lock; a poisoned one is
+        // still consistent.
+        let mut arena = self.arena.lock().unwrap_or_else(|e| e.into_inner());
+        let key = match key.len() > INLINE_KEY_BYTES {
+            true => arena.copy(&key),
+            false => key,
+        };
+        (key, arena.copy(&value))
     }
 
     /// The bytes [`Memtable::insert`] accounts for one entry.
@@ -219,6 +274,7 @@ impl Memtable {
     /// accounting (see [`Memtable::account`]): two threads may insert the
     /// same entry, and readers see one of the identical copies.
     pub fn insert_once(&self, key: Bytes, seqno: SeqNo, kind: ValueKind, value: Bytes) {
+        let (key, value) = self.own(key, value);
         self.map
             .get_or_insert(MemKey::new(&InternalKey::new(key, seqno, kind)), value);
     }
@@ -285,6 +341,50 @@ impl Memtable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Copies read back whole across chunk boundaries, small ones share
+    /// chunks, large ones do not.
+    #[test]
+    fn the_arena_copies_values_across_chunks() {
+        let mut arena = ValueArena::default();
+        let values: Vec<Vec<u8>> = (0..2_000u32)
+            .map(|i| vec![(i % 251) as u8; (i as usize * 37) % 300])
+            .collect();
+        let copies: Vec<Bytes> = values.iter().map(|v| arena.copy(v)).collect();
+        for (value, copy) in values.iter().zip(&copies) {
+            assert_eq!(copy.as_ref(), value.as_slice());
+        }
+        let large = vec![7u8; ARENA_VALUE_MAX_BYTES + 1];
+        assert_eq!(arena.copy(&large).as_ref(), large.as_slice());
+        // 2,000 values of up to 300 bytes span several 64 KiB chunks.
+        let total: usize = values.iter().map(Vec::len).sum();
+        assert!(total > 4 * ARENA_CHUNK_BYTES);
+    }
+
+    /// What the memtable keeps points into its own chunks, not into the
+    /// buffer the entry came from (a write's payload): long keys included.
+    #[test]
+    fn inserted_entries_do_not_point_into_the_callers_buffer() {
+        let memtable = Memtable::new();
+        let long_key = vec![b'k'; INLINE_KEY_BYTES + 10];
+        let mut payload = long_key.clone();
+        payload.extend_from_slice(b"the value");
+        let payload = Bytes::from(payload);
+        let range = payload.as_ptr() as usize..payload.as_ptr() as usize + payload.len();
+        let key = payload.slice(..long_key.len());
+        let value = payload.slice(long_key.len()..);
+        memtable.insert(key, 1, ValueKind::Put, value);
+        let (found_key, found_value) = memtable.iter().next().unwrap();
+        assert_eq!(found_key.user_key.as_ref(), long_key.as_slice());
+        assert_eq!(found_value.as_ref(), b"the value");
+        let entry = memtable.map.front().unwrap();
+        let UserKey::Shared(kept_key) = &entry.key().user_key else {
+            panic!("a long key is not inline");
+        };
+        for kept in [kept_key.as_ptr() as usize, entry.value().as_ptr() as usize] {
+            assert!(!range.contains(&kept), "the memtable points into the payload");
+        }
+    }
 
     #[test]
     fn get_sees_the_newest_version_at_each_snapshot() {

@@ -520,6 +520,10 @@ impl Db {
 
     /// The newest value at `key`, or `None` if it is absent or deleted.
     ///
+    /// The `Bytes` may share its buffer with other data (a memtable's 64 KiB
+    /// chunk of values, a table's block), which stays allocated while it is
+    /// held; copy it to keep it long.
+    ///
     /// # Errors
     /// [`Error::Io`] or [`Error::Corruption`] if a table read fails.
     ///
