@@ -342,8 +342,8 @@ impl Memtable {
 mod tests {
     use super::*;
 
-    /// Copies read back whole across chunk boundaries, small ones share
-    /// chunks, large ones do not.
+    /// Copies read back whole across chunk boundaries, and small ones sit
+    /// side by side in a chunk.
     #[test]
     fn the_arena_copies_values_across_chunks() {
         let mut arena = ValueArena::default();
@@ -354,6 +354,8 @@ mod tests {
         for (value, copy) in values.iter().zip(&copies) {
             assert_eq!(copy.as_ref(), value.as_slice());
         }
+        let (first, second) = (&copies[1], &copies[2]);
+        assert_eq!(second.as_ptr() as usize, first.as_ptr() as usize + first.len());
         let large = vec![7u8; ARENA_VALUE_MAX_BYTES + 1];
         assert_eq!(arena.copy(&large).as_ref(), large.as_slice());
         // 2,000 values of up to 300 bytes span several 64 KiB chunks.
