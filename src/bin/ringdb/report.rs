@@ -39,6 +39,38 @@ pub fn record_latency(histogram: &mut Histogram<u64>, latency: Duration) {
     histogram.saturating_record(ns.min(MAX_TRACKED_LATENCY_NS));
 }
 
+/// One task's operation latencies in nanoseconds, as recorded inside a
+/// timed section: pushes onto memory reserved before the clock starts.
+///
+/// A histogram per task is about 220 KB; at 1,024 tasks, making them inside
+/// the timed section cost 226 MB of page faults and zeroing, and recording
+/// into them, scattered over that memory, still took 5% of a `perf` profile
+/// when they were made before it. [`histogram_of`] builds the workload's
+/// histogram once the clock has stopped.
+#[derive(Debug, Default)]
+pub struct Latencies(Vec<u64>);
+
+impl Latencies {
+    /// Room for `ops` latencies, reserved now.
+    pub fn with_capacity(ops: u64) -> Self {
+        Latencies(Vec::with_capacity(usize::try_from(ops).unwrap_or(0)))
+    }
+
+    /// Records one operation's latency.
+    pub fn record(&mut self, latency: Duration) {
+        self.0.push(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
+    }
+}
+
+/// One histogram of every latency in `tasks`.
+pub fn histogram_of<'a>(tasks: impl IntoIterator<Item = &'a Latencies>) -> Histogram<u64> {
+    let mut histogram = new_latency_histogram();
+    for &ns in tasks.into_iter().flat_map(|task| &task.0) {
+        histogram.saturating_record(ns.min(MAX_TRACKED_LATENCY_NS));
+    }
+    histogram
+}
+
 /// A workload-specific result, printed after the common fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Extra {
@@ -237,6 +269,21 @@ fn json_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histogram_of_counts_every_task_latency_and_clamps_outliers() {
+        let mut first = Latencies::with_capacity(2);
+        first.record(Duration::from_micros(100));
+        first.record(Duration::from_micros(300));
+        let mut second = Latencies::with_capacity(1);
+        second.record(Duration::from_secs(3_600));
+        let empty = Latencies::default();
+        let histogram = histogram_of([&first, &second, &empty]);
+        assert_eq!(histogram.len(), 3);
+        assert_eq!(histogram.min(), histogram.lowest_equivalent(100_000));
+        assert!(histogram.equivalent(histogram.value_at_quantile(0.5), 300_000));
+        assert!(histogram.equivalent(histogram.max(), MAX_TRACKED_LATENCY_NS));
+    }
 
     #[test]
     fn json_fields_come_in_the_documented_order() {

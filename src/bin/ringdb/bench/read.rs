@@ -30,7 +30,7 @@ use ringdb::{Db, SyncMode};
 
 use super::keys::{LiveKeys, WrittenKeys, plan_tasks, write_key};
 use super::{BoxError, Config, FilledStore, Workload, context};
-use crate::report::{Extra, Report, new_latency_histogram, record_latency};
+use crate::report::{Extra, Latencies, Report, histogram_of};
 use crate::rng::SplitMix64;
 
 /// The seed of the read workloads' key choices (not the fill's, so the reads
@@ -125,10 +125,11 @@ pub(super) async fn timed_gets(
     // cache; with more tasks than workers, a get whose block read completed
     // waits for a worker, and that wait is in its latency (it is what an
     // application with as many tasks would see).
-    let start = Instant::now();
-    let mut handles = Vec::with_capacity(config.concurrency);
-    for plan in plan_tasks(config.reads, config.concurrency) {
-        let task = GetTask {
+    // NOTE: the tasks and their `Latencies` are made before the clock
+    // starts, and the histogram is built after it stops.
+    let tasks: Vec<GetTask> = plan_tasks(config.reads, config.concurrency)
+        .into_iter()
+        .map(|plan| GetTask {
             db: db.clone(),
             stream: plan.stream,
             ops: plan.ops,
@@ -137,18 +138,21 @@ pub(super) async fn timed_gets(
             missing,
             key_size: config.key_size,
             value_size: config.value_size,
-        };
-        handles.push(tokio::spawn(task.run()));
-    }
-    let mut latency_ns = new_latency_histogram();
+            latency_ns: Latencies::with_capacity(plan.ops),
+        })
+        .collect();
+    let start = Instant::now();
+    let handles: Vec<_> = tasks.into_iter().map(|task| tokio::spawn(task.run())).collect();
+    let mut latencies = Vec::with_capacity(handles.len());
     let (mut found, mut expected) = (0, 0);
     for handle in handles {
         let (task_latency_ns, task_found, task_expected) = handle.await??;
-        latency_ns.add(task_latency_ns)?;
+        latencies.push(task_latency_ns);
         found += task_found;
         expected += task_expected;
     }
     let elapsed = start.elapsed();
+    let latency_ns = histogram_of(&latencies);
     assert_eq!(
         latency_ns.len(),
         config.reads,
@@ -184,12 +188,14 @@ struct GetTask {
     missing: bool,
     key_size: usize,
     value_size: usize,
+    /// Where `run` records; empty, with room for the task's gets.
+    latency_ns: Latencies,
 }
 
 impl GetTask {
     /// Issues the task's gets one after another; returns their latencies,
     /// how many found a value and how many should have.
-    async fn run(self) -> Result<(Histogram<u64>, u64, u64), BoxError> {
+    async fn run(self) -> Result<(Latencies, u64, u64), BoxError> {
         let mut rng = SplitMix64::for_stream(READ_SEED, self.stream);
         let mut key = vec![0u8; self.key_size + usize::from(self.missing)];
         if self.missing
@@ -198,7 +204,7 @@ impl GetTask {
             *last = MISSING_KEY_SUFFIX;
         }
         let number_width = self.key_size;
-        let mut latency_ns = new_latency_histogram();
+        let mut latency_ns = self.latency_ns;
         let (mut found, mut expected) = (0, 0);
         for _ in 0..self.ops {
             let key_number = if self.missing {
@@ -210,7 +216,7 @@ impl GetTask {
             write_key(key.get_mut(..number_width).unwrap_or_default(), key_number);
             let start = Instant::now();
             let value = self.db.get(&key).await.map_err(context("get"))?;
-            record_latency(&mut latency_ns, start.elapsed());
+            latency_ns.record(start.elapsed());
             if let Some(value) = value {
                 if value.len() != self.value_size {
                     return Err(format!(

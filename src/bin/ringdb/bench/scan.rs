@@ -30,12 +30,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use hdrhistogram::Histogram;
 use ringdb::{Db, Stats, SyncMode};
 
 use super::keys::{LiveKeys, ScanCheck, WrittenKeys, plan_tasks, write_key};
 use super::{BoxError, Config, FilledStore, Workload, context};
-use crate::report::{Extra, Report, new_latency_histogram, record_latency};
+use crate::report::{Extra, Latencies, Report, histogram_of, new_latency_histogram, record_latency};
 use crate::rng::SplitMix64;
 
 /// The seed of `seekrandom`'s start keys (not `readrandom`'s, so the seeks
@@ -127,11 +126,11 @@ pub(super) async fn run_seek_random(config: &Config, store: &FilledStore) -> Res
     let db = Db::open(&store.dir, config.options(SyncMode::Always))
         .await
         .map_err(context("reopen store"))?;
-    let before: Stats = db.stats();
-    let start = Instant::now();
-    let mut handles = Vec::with_capacity(config.concurrency);
-    for plan in plan_tasks(config.reads, config.concurrency) {
-        let task = SeekTask {
+    // NOTE: the tasks and their `Latencies` are made before the clock
+    // starts, and the histogram is built after it stops.
+    let tasks: Vec<SeekTask> = plan_tasks(config.reads, config.concurrency)
+        .into_iter()
+        .map(|plan| SeekTask {
             db: db.clone(),
             stream: plan.stream,
             ops: plan.ops,
@@ -139,19 +138,23 @@ pub(super) async fn run_seek_random(config: &Config, store: &FilledStore) -> Res
             live: Arc::clone(&store.live),
             key_size: config.key_size,
             nexts: config.seek_nexts,
-        };
-        handles.push(tokio::spawn(task.run()));
-    }
-    let mut latency_ns = new_latency_histogram();
+            latency_ns: Latencies::with_capacity(plan.ops),
+        })
+        .collect();
+    let before: Stats = db.stats();
+    let start = Instant::now();
+    let handles: Vec<_> = tasks.into_iter().map(|task| tokio::spawn(task.run())).collect();
+    let mut latencies = Vec::with_capacity(handles.len());
     let mut totals = SeekCounts::default();
     for handle in handles {
         let (task_latency_ns, counts) = handle.await??;
-        latency_ns.add(task_latency_ns)?;
+        latencies.push(task_latency_ns);
         totals.found += counts.found;
         totals.expected += counts.expected;
         totals.entries += counts.entries;
     }
     let elapsed = start.elapsed();
+    let latency_ns = histogram_of(&latencies);
     let after = db.stats();
     db.close().await.map_err(context("close store"))?;
     assert_eq!(
@@ -209,13 +212,15 @@ struct SeekTask {
     key_size: usize,
     /// Entries read after the first.
     nexts: u64,
+    /// Where `run` records; empty, with room for the task's seeks.
+    latency_ns: Latencies,
 }
 
 impl SeekTask {
-    async fn run(self) -> Result<(Histogram<u64>, SeekCounts), BoxError> {
+    async fn run(self) -> Result<(Latencies, SeekCounts), BoxError> {
         let mut rng = SplitMix64::for_stream(SEEK_SEED, self.stream);
         let mut key = vec![0u8; self.key_size];
-        let mut latency_ns = new_latency_histogram();
+        let mut latency_ns = self.latency_ns;
         let mut counts = SeekCounts::default();
         for _ in 0..self.ops {
             let key_number = self.keys.key_number(rng.below(self.keys.ops));
@@ -234,7 +239,7 @@ impl SeekTask {
                 }
                 read += 1;
             }
-            record_latency(&mut latency_ns, start.elapsed());
+            latency_ns.record(start.elapsed());
             counts.entries += read;
         }
         Ok((latency_ns, counts))

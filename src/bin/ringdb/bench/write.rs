@@ -37,7 +37,7 @@ use super::keys::{KeyOrder, LiveKeys, TaskPlan, WrittenKeys, write_key};
 use super::{
     BENCH_SEED, BYTES_PER_MIB, BoxError, Config, FilledStore, ValuePool, Workload, context, fresh_subdir,
 };
-use crate::report::{Extra, Report, new_latency_histogram, record_latency};
+use crate::report::{Extra, Latencies, Report, histogram_of};
 
 /// The seed of `overwrite`'s key choices (not the fill's, so it does not
 /// retrace the fill's order).
@@ -198,12 +198,8 @@ async fn timed_writes(
     mode: SyncMode,
 ) -> Result<TimedWrites, BoxError> {
     let values = Arc::new(ValuePool::new(config.value_size, BENCH_SEED));
-    // NOTE: each task records its latencies into a vector reserved before
-    // the clock starts, and they go into the histogram after it stops. A
-    // histogram per task (about 220 KB each) cost 226 MB of page faults and
-    // zeroing at 1,024 tasks when made inside the timed section, and its
-    // recording, scattered over that memory, still took 5% of the CPU
-    // profile when made before it.
+    // NOTE: each task's `Latencies` are reserved before the clock starts,
+    // and the histogram is built after it stops (see `Latencies`).
     let tasks: Vec<WriteTask> = keys
         .plans
         .iter()
@@ -214,7 +210,7 @@ async fn timed_writes(
             kind,
             key_size: config.key_size,
             values: Arc::clone(&values),
-            latency_ns: Vec::with_capacity(usize::try_from(plan.ops).unwrap_or(0)),
+            latency_ns: Latencies::with_capacity(plan.ops),
         })
         .collect();
     let before = db.stats();
@@ -230,10 +226,7 @@ async fn timed_writes(
         db.sync().await.map_err(context("sync"))?;
     }
     let elapsed = start.elapsed();
-    let mut latency_ns = new_latency_histogram();
-    for &ns in latencies.iter().flatten() {
-        record_latency(&mut latency_ns, Duration::from_nanos(ns));
-    }
+    let latency_ns = histogram_of(&latencies);
     let after = db.stats();
     assert_eq!(
         latency_ns.len(),
@@ -398,14 +391,13 @@ struct WriteTask {
     kind: WriteKind,
     key_size: usize,
     values: Arc<ValuePool>,
-    /// Where `run` records each write's latency in nanoseconds; empty at the
-    /// start, with room for the plan's writes.
-    latency_ns: Vec<u64>,
+    /// Where `run` records; empty, with room for the plan's writes.
+    latency_ns: Latencies,
 }
 
 impl WriteTask {
     /// Issues the plan's writes one after another; returns their latencies.
-    async fn run(self) -> Result<Vec<u64>, ringdb::Error> {
+    async fn run(self) -> Result<Latencies, ringdb::Error> {
         let mut rng = self.keys.rng(&self.plan);
         let mut key = vec![0u8; self.key_size];
         let mut latency_ns = self.latency_ns;
@@ -417,7 +409,7 @@ impl WriteTask {
                 WriteKind::Put => self.db.put(&key, self.values.value(op)).await?,
                 WriteKind::Delete => self.db.delete(&key).await?,
             }
-            latency_ns.push(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
+            latency_ns.record(start.elapsed());
         }
         Ok(latency_ns)
     }
