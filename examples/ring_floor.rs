@@ -29,9 +29,10 @@
 //!   loops run by the thread that called `block_on` (`#[tokio::main]`'s),
 //!   which a wake reaches directly rather than through a runtime worker.
 //!
-//! Each round runs every mode once, in this order; the program prints each
-//! round's p50s and then, per mode, the median p50 over the rounds and its
-//! ratio to the first mode's (`raw` unless MODES leaves it out).
+//! Each round runs every mode once, in this order rotated by one place per
+//! round; the program prints each round's p50s and then, per mode, the
+//! median p50 over the rounds and its ratio to the first mode's (`raw`
+//! unless MODES leaves it out).
 //!
 //! `cargo run --release --example ring_floor -- [OPS] [ROUNDS] [DIR] [MODES]`
 //! (defaults: 5,000 operations per mode, 3 rounds, a fresh temporary
@@ -93,10 +94,14 @@ async fn main() -> Result<(), BoxError> {
     let mut p50s: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     for round in 1..=rounds {
         let mut line = format!("round {round}:");
-        for (mode, name) in modes.iter().enumerate() {
+        // NOTE: each round starts one mode later, so that no mode always
+        // runs right after the same other one (a run right after another
+        // is often the slower, whichever it is).
+        for mode in (0..modes.len()).map(|i| (i + round - 1) % modes.len()) {
+            let name = modes[mode];
             let work = dir.join(format!("{name}-{round}"));
             std::fs::create_dir(&work)?;
-            let latency_ns = match *name {
+            let latency_ns = match name {
                 "raw" => blocking_loop(&work, ops, false).await?,
                 "direct" => blocking_loop(&work, ops, true).await?,
                 "ring-nop" => tokio::spawn(ring_loop(work.clone(), ops, false)).await??,
