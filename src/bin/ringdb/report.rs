@@ -35,8 +35,15 @@ pub fn new_latency_histogram() -> Histogram<u64> {
 
 /// Records one operation's latency, clamping outliers to the tracked range.
 pub fn record_latency(histogram: &mut Histogram<u64>, latency: Duration) {
-    let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+    record_ns(histogram, duration_ns(latency));
+}
+
+fn record_ns(histogram: &mut Histogram<u64>, ns: u64) {
     histogram.saturating_record(ns.min(MAX_TRACKED_LATENCY_NS));
+}
+
+fn duration_ns(latency: Duration) -> u64 {
+    u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// One task's operation latencies in nanoseconds, as recorded inside a
@@ -58,7 +65,7 @@ impl Latencies {
 
     /// Records one operation's latency.
     pub fn record(&mut self, latency: Duration) {
-        self.0.push(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
+        self.0.push(duration_ns(latency));
     }
 }
 
@@ -66,7 +73,7 @@ impl Latencies {
 pub fn histogram_of<'a>(tasks: impl IntoIterator<Item = &'a Latencies>) -> Histogram<u64> {
     let mut histogram = new_latency_histogram();
     for &ns in tasks.into_iter().flat_map(|task| &task.0) {
-        histogram.saturating_record(ns.min(MAX_TRACKED_LATENCY_NS));
+        record_ns(&mut histogram, ns);
     }
     histogram
 }
