@@ -23,6 +23,12 @@ pub const MAX_COMMIT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_RING_QUEUE_REQUESTS: usize = 4096;
 /// Submission queue entries of each io_uring instance.
 pub const RING_ENTRIES: u32 = 256;
+/// Submission queue entries of each store's foreground ring.
+pub const FOREGROUND_RING_ENTRIES: u32 = 512;
+/// Operations in flight at once on a store's foreground ring; more wait,
+/// asynchronously, for one to complete. Below the completion queue's size
+/// (twice the entries), so completions never overflow it.
+pub const MAX_FOREGROUND_RING_OPS: usize = 512;
 /// Threads of the `threads` I/O backend's pool.
 pub const IO_POOL_THREADS: usize = 4;
 /// Bytes written per zero-filling write when a WAL segment is preallocated.

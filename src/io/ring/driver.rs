@@ -1,0 +1,453 @@
+//! The foreground ring: one io_uring per store, driven by whichever task
+//! needs the I/O, with completions delivered through the reactor of the
+//! tokio runtime the store runs on.
+//!
+//! A task submits its operation itself (under the ring's lock, one
+//! `io_uring_enter`), then looks at the completion queue at once: an
+//! operation the kernel finished during submission (a read served from the
+//! page cache) resolves in the same poll, with no wake. Otherwise the task
+//! parks its waker in the operation's slot. The ring's eventfd
+//! (`IORING_REGISTER_EVENTFD`) is watched with `AsyncFd` by one small reaper
+//! task on the store's runtime; when it fires, the reaper drains the
+//! completion queue and wakes exactly the tasks whose operations completed.
+//!
+//! NOTE: the ring is set up without `SINGLE_ISSUER`, `DEFER_TASKRUN` or
+//! `COOP_TASKRUN`: tasks on any thread submit, and the completion of an
+//! `O_DIRECT` write runs as task work on the thread that submitted it, which
+//! must not wait for that thread's next ring entry
+//! (`docs/decisions/0011-foreground-ring.md`).
+//!
+//! Ownership: the driver owns every resource an operation hands the kernel
+//! (buffer, path, statx buffer, and a reference to the file descriptor) in
+//! the operation's slot, from submission until its completion has been
+//! reaped. A future dropped early leaves its slot `Abandoned`; the slot and
+//! its resources are freed when the completion arrives, never before.
+//!
+//! Invariants:
+//! - A slot is removed only after its completion was reaped (or after the
+//!   ring was torn down with nothing in flight).
+//! - At most [`MAX_FOREGROUND_RING_OPS`] operations are in flight: each holds
+//!   a semaphore permit from before its submission until its completion, and
+//!   a submitter waits for one asynchronously.
+//! - Once the reaper is gone (the runtime shut down), no new operation is
+//!   submitted and every waiting future resolves with an error; nothing
+//!   hangs.
+
+use std::ffi::CString;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+
+use io_uring::{IoUring, squeue};
+use slab::Slab;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::limits::{FOREGROUND_RING_ENTRIES, MAX_FOREGROUND_RING_OPS};
+
+/// What an operation hands the kernel, kept alive until its completion.
+#[derive(Default)]
+pub(crate) struct Resources {
+    /// A buffer the kernel reads from (write) or writes into (read).
+    pub buf: Vec<u8>,
+    /// A path the kernel reads (open); held, never read back.
+    #[expect(dead_code, reason = "kept alive for the kernel, not read")]
+    pub path: Option<CString>,
+    /// A statx buffer the kernel writes into.
+    pub statx: Option<Box<libc::statx>>,
+    /// The file the operation works on: closed only after the completion.
+    pub fd: Option<Arc<OwnedFd>>,
+}
+
+/// The outcome of one operation: the kernel's result (a count, a new file
+/// descriptor, or an error) and the resources, handed back.
+pub(crate) type Completion = (io::Result<u32>, Resources);
+
+enum SlotState {
+    /// Submitted; the waker of the task awaiting it, once it has polled.
+    Waiting(Option<Waker>),
+    /// Completed with the kernel's result, not yet taken.
+    Done(i32),
+    /// Its future was dropped; the slot goes when the completion comes.
+    Abandoned,
+}
+
+struct Slot {
+    state: SlotState,
+    resources: Resources,
+    _permit: OwnedSemaphorePermit,
+}
+
+struct State {
+    ring: IoUring,
+    slots: Slab<Slot>,
+}
+
+/// One store's foreground ring. See the module docs.
+pub(crate) struct Driver {
+    state: Mutex<State>,
+    permits: Arc<Semaphore>,
+    /// The reaper has stopped (its runtime shut down): no completion will be
+    /// delivered any more.
+    dead: AtomicBool,
+    /// The eventfd registered with the ring; written on drop to end the reaper.
+    eventfd: OwnedFd,
+}
+
+/// The error of an operation after the store's runtime has shut down.
+pub(crate) fn runtime_gone() -> io::Error {
+    io::Error::other("the tokio runtime that drove this store's I/O has shut down; reopen the store")
+}
+
+impl Driver {
+    /// Sets up a ring and its eventfd, and spawns the reaper on the runtime
+    /// of `handle`.
+    ///
+    /// # Errors
+    /// Fails when io_uring is unavailable (seccomp, `kernel.io_uring_disabled`)
+    /// or the eventfd cannot be made or registered.
+    pub fn start(handle: &tokio::runtime::Handle) -> io::Result<Arc<Driver>> {
+        let ring = IoUring::builder().build(FOREGROUND_RING_ENTRIES)?;
+        // SAFETY: eventfd has no memory-safety preconditions; the result is checked.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a new descriptor that nothing else owns.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(raw) };
+        ring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        let watched_fd = eventfd.try_clone()?;
+        let driver = Arc::new(Driver {
+            state: Mutex::new(State {
+                ring,
+                slots: Slab::new(),
+            }),
+            permits: Arc::new(Semaphore::new(MAX_FOREGROUND_RING_OPS)),
+            dead: AtomicBool::new(false),
+            eventfd,
+        });
+        let watched = {
+            let _entered = handle.enter();
+            // SAFETY: `watched_fd` is a descriptor the AsyncFd owns; nothing
+            // else closes or replaces it while it is registered.
+            unsafe { AsyncFd::register_with_interest(watched_fd, tokio::io::Interest::READABLE) }?
+        };
+        let weak = Arc::downgrade(&driver);
+        drop(handle.spawn(reap_loop(weak, watched)));
+        Ok(driver)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // NOTE: nothing panics under this lock but a broken invariant; the
+        // state stays consistent, so a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Submits `entry` (whose pointers point into `resources`) and awaits
+    /// its completion. Waits first, asynchronously, while the ring is full.
+    ///
+    /// Cancel safety: dropped before submission, nothing happens; dropped
+    /// after, the operation runs to completion in the kernel and its
+    /// resources are freed then.
+    pub async fn run(self: &Arc<Self>, entry: squeue::Entry, resources: Resources) -> Completion {
+        let permit = match Arc::clone(&self.permits).acquire_owned().await {
+            Ok(permit) => permit,
+            Err(_) => return (Err(runtime_gone()), resources),
+        };
+        let key = match self.submit(entry, resources, permit) {
+            Ok(key) => key,
+            Err((error, resources)) => return (Err(error), resources),
+        };
+        OpFuture {
+            driver: Arc::clone(self),
+            key: Some(key),
+        }
+        .await
+    }
+
+    /// Puts the operation in a slot and hands it to the kernel; then takes
+    /// whatever completed meanwhile.
+    fn submit(
+        &self,
+        entry: squeue::Entry,
+        resources: Resources,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<usize, (io::Error, Resources)> {
+        if self.dead.load(Ordering::Acquire) {
+            return Err((runtime_gone(), resources));
+        }
+        let mut wakers = Vec::new();
+        let key = {
+            let mut state = self.lock();
+            let key = state.slots.insert(Slot {
+                state: SlotState::Waiting(None),
+                resources,
+                _permit: permit,
+            });
+            let entry = entry.user_data(key as u64);
+            // NOTE: the permits keep in-flight operations below the ring's
+            // size, and every submission is flushed at once, so the queue has
+            // room; a full one is flushed and tried again.
+            // SAFETY: the entry's pointers point into the resources now held
+            // by the slot, which lives until the completion is reaped.
+            let pushed = unsafe { state.ring.submission().push(&entry) }.is_ok()
+                || (state.ring.submit().is_ok() && unsafe { state.ring.submission().push(&entry) }.is_ok());
+            if !pushed {
+                let slot = state.slots.remove(key);
+                return Err((
+                    io::Error::other("the foreground ring's queue is full"),
+                    slot.resources,
+                ));
+            }
+            if let Err(error) = submit_all(&state.ring) {
+                // NOTE: the kernel may hold the entry yet (EBUSY leaves it in
+                // the queue for the next enter); the slot stays until reaped.
+                tracing::debug!(%error, "io_uring_enter");
+            }
+            drain(&mut state, &mut wakers);
+            key
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+        Ok(key)
+    }
+
+    /// Takes every completion and wakes its waiter: the reaper calls this
+    /// when the eventfd fires.
+    fn reap(&self) {
+        let mut wakers = Vec::new();
+        {
+            let mut state = self.lock();
+            let _ = submit_all(&state.ring);
+            drain(&mut state, &mut wakers);
+        }
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// The reaper stopped: fail every waiting operation (their slots stay
+    /// until the kernel completes them) and refuse new ones.
+    fn mark_dead(&self) {
+        self.dead.store(true, Ordering::Release);
+        self.permits.close();
+        let mut wakers = Vec::new();
+        {
+            let mut state = self.lock();
+            drain(&mut state, &mut wakers);
+            for (_, slot) in state.slots.iter_mut() {
+                if let SlotState::Waiting(waker) = &mut slot.state {
+                    wakers.extend(waker.take());
+                }
+            }
+        }
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    fn poll_op(&self, key: usize, cx: &mut Context<'_>) -> Poll<Completion> {
+        let mut state = self.lock();
+        let Some(slot) = state.slots.get_mut(key) else {
+            debug_assert!(false, "a pending operation has a slot");
+            return Poll::Ready((
+                Err(io::Error::other("lost foreground ring slot")),
+                Resources::default(),
+            ));
+        };
+        match &mut slot.state {
+            SlotState::Done(result) => {
+                let result = *result;
+                let slot = state.slots.remove(key);
+                Poll::Ready((result_of(result), slot.resources))
+            }
+            SlotState::Waiting(waker) => {
+                if self.dead.load(Ordering::Acquire) {
+                    // NOTE: the kernel may still use the resources: keep
+                    // them in the slot and hand back empty ones.
+                    slot.state = SlotState::Abandoned;
+                    return Poll::Ready((Err(runtime_gone()), Resources::default()));
+                }
+                match waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            SlotState::Abandoned => {
+                debug_assert!(false, "an abandoned slot is not polled");
+                Poll::Ready((
+                    Err(io::Error::other("abandoned operation polled")),
+                    Resources::default(),
+                ))
+            }
+        }
+    }
+
+    fn abandon(&self, key: usize) {
+        let mut state = self.lock();
+        let done = match state.slots.get_mut(key) {
+            Some(slot) if matches!(slot.state, SlotState::Done(_)) => true,
+            Some(slot) => {
+                slot.state = SlotState::Abandoned;
+                false
+            }
+            None => false,
+        };
+        if done {
+            drop(state.slots.remove(key));
+        }
+    }
+
+    /// Operations in flight (for tests).
+    #[cfg(test)]
+    pub fn in_flight(&self) -> usize {
+        self.lock().slots.len()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // NOTE: the kernel may still write into buffers of abandoned
+        // operations: wait for every completion before the slots go.
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut wakers = Vec::new();
+        while !state.slots.is_empty() {
+            if let Err(error) = state.ring.submit_and_wait(1)
+                && error.raw_os_error() != Some(libc::EINTR)
+            {
+                tracing::error!(%error, "waiting for the foreground ring to drain");
+                // NOTE: freeing the buffers now could let the kernel write
+                // into freed memory: leak them instead.
+                std::mem::forget(std::mem::take(&mut state.slots));
+                break;
+            }
+            drain(state, &mut wakers);
+        }
+        drop(wakers);
+        // Ends the reaper: it wakes, finds the driver gone and returns.
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to our own eventfd.
+        let _ = unsafe { libc::write(self.eventfd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
+}
+
+/// Hands every queued entry to the kernel, retrying on `EINTR`.
+fn submit_all(ring: &IoUring) -> io::Result<usize> {
+    loop {
+        match ring.submit() {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Moves every completion into its slot, collecting the wakers to call
+/// once the lock is released.
+fn drain(state: &mut State, wakers: &mut Vec<Waker>) {
+    let State { ring, slots } = state;
+    for cqe in ring.completion() {
+        let Ok(key) = usize::try_from(cqe.user_data()) else {
+            continue;
+        };
+        let abandoned = match slots.get_mut(key) {
+            Some(slot) => match std::mem::replace(&mut slot.state, SlotState::Done(cqe.result())) {
+                SlotState::Waiting(waker) => {
+                    wakers.extend(waker);
+                    false
+                }
+                SlotState::Abandoned => true,
+                SlotState::Done(_) => {
+                    debug_assert!(false, "one completion per operation");
+                    false
+                }
+            },
+            None => {
+                debug_assert!(false, "a completion has a slot");
+                false
+            }
+        };
+        if abandoned {
+            drop(slots.remove(key));
+        }
+    }
+}
+
+fn result_of(result: i32) -> io::Result<u32> {
+    match u32::try_from(result) {
+        Ok(n) => Ok(n),
+        Err(_) => Err(io::Error::from_raw_os_error(result.saturating_neg())),
+    }
+}
+
+/// Awaits one submitted operation; abandons it when dropped first.
+struct OpFuture {
+    driver: Arc<Driver>,
+    key: Option<usize>,
+}
+
+impl Future for OpFuture {
+    type Output = Completion;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Completion> {
+        let Some(key) = self.key else {
+            return Poll::Ready((
+                Err(io::Error::other("operation polled after completion")),
+                Resources::default(),
+            ));
+        };
+        let poll = self.driver.poll_op(key, cx);
+        if poll.is_ready() {
+            self.key = None;
+        }
+        poll
+    }
+}
+
+impl Drop for OpFuture {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.driver.abandon(key);
+        }
+    }
+}
+
+/// Marks the driver dead when the reaper stops for any reason (its runtime
+/// shut down, or the driver was dropped).
+struct ReaperGuard(Weak<Driver>);
+
+impl Drop for ReaperGuard {
+    fn drop(&mut self) {
+        if let Some(driver) = self.0.upgrade() {
+            driver.mark_dead();
+        }
+    }
+}
+
+/// The reaper: waits on the eventfd through the runtime's reactor and
+/// delivers completions.
+async fn reap_loop(driver: Weak<Driver>, eventfd: AsyncFd<OwnedFd>) {
+    let _guard = ReaperGuard(driver.clone());
+    loop {
+        let Ok(mut ready) = eventfd.readable().await else {
+            return;
+        };
+        // NOTE: reset the counter before draining, so that a completion
+        // posted after the drain fires the eventfd again.
+        let mut counter = [0u8; 8];
+        // SAFETY: reads 8 bytes into a live buffer from our own eventfd.
+        let read = unsafe { libc::read(eventfd.as_raw_fd(), counter.as_mut_ptr().cast(), counter.len()) };
+        if read < 0 {
+            ready.clear_ready();
+        }
+        let Some(driver) = driver.upgrade() else {
+            return;
+        };
+        driver.reap();
+    }
+}
