@@ -2,7 +2,8 @@
 //! 0-3 ms, puts one key (`SyncMode::Always`), and records the put's latency.
 //! Unlike `ringdb bench fillsync` (a closed loop: every task puts again the
 //! moment its put resolves), writers here do not come back on cue, which is
-//! the load the WAL's group hold must not slow down (`docs/design.md`).
+//! the load the WAL's group hold must not slow down
+//! (`docs/decisions/0005-wal-group-hold.md`).
 //!
 //! `cargo run --release --example open_loop -- [HOLD_MICROS] [OPS_PER_TASK]`
 //! runs it with `Options::wal_max_group_hold` set to HOLD_MICROS (default

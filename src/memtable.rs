@@ -6,14 +6,10 @@
 //!
 //! Values, and keys too long to sit in the node, are copied into the
 //! memtable's own chunks ([`ValueArena`]) instead of pointing into the
-//! write's payload. A put's payload is then freed by its writer, at once,
-//! and the memtable holds one allocation per 64 KiB of values instead of
-//! two per put that the flush thread frees later. glibc's malloc did badly
-//! with that pattern: 1M-key fillrandom ran 1.35x faster with the copy (5
-//! alternating runs, medians 258.5k to 350.0k puts/s; callgrind, threads
-//! backend, 100k keys: 739.9M to 672.7M instructions; both on a first
-//! version that copied values only, which with 16-byte keys runs the same
-//! code; this one, 300k keys, 5 runs: 362.0k to 451.6k). A value handed to a
+//! write's payload: the writer frees its payload at once, and the memtable
+//! holds one allocation per 64 KiB of values instead of two per put freed
+//! by the flush much later, a pattern glibc's malloc serves slowly (see
+//! `docs/decisions/0011-memtable-value-chunks.md`). A value handed to a
 //! reader shares its chunk, which stays allocated while the reader holds it
 //! (as a block from a table shares the block).
 //!
@@ -53,10 +49,9 @@ const INLINE_KEY_BYTES: usize = 30;
 
 /// A user key as the skiplist stores it: short keys inline, so that a
 /// comparison during a search reads the node it already loaded instead of
-/// following a pointer to the key's bytes (a second cache miss per node
-/// visited in a large memtable). perf of a 1M-key `fillrandom`: skiplist
-/// search plus `memcmp` were about 60% of the writer thread's samples with
-/// shared keys; `memcmp` fell from 17.8% to 3.3% of all samples inline.
+/// following a pointer to the key's bytes, a second cache miss per node
+/// visited in a large memtable (see
+/// `docs/decisions/0012-memtable-inline-keys.md`).
 #[derive(Debug, Clone)]
 enum UserKey {
     Inline { len: u8, bytes: [u8; INLINE_KEY_BYTES] },
@@ -149,12 +144,8 @@ impl Ord for MemKey {
 /// byte order: a key that is a prefix of another ties with it up to the
 /// shorter length and then loses on length. The arrays go 8 bytes at a
 /// time as big-endian words: a search compares a node or two per level,
-/// and a call to `memcmp` per comparison cost more than the keys' bytes.
-/// Callgrind, `RINGDB_IO=threads ringdb bench --benchmarks fillrandom --num
-/// 200000`: `memcmp` was 8.7% of instructions, and the total fell 6.4%
-/// (1.607G to 1.504G). Wall time moved less (1M keys, 4 alternating runs:
-/// median 345k to 352k puts/s): a search waits on cache misses, not on
-/// instructions.
+/// and a call to `memcmp` per comparison cost more than the keys' bytes
+/// (see `docs/decisions/0012-memtable-inline-keys.md`).
 fn cmp_inline(
     bytes: &[u8; INLINE_KEY_BYTES],
     len: u8,

@@ -65,31 +65,34 @@ pub struct Options {
     /// Durable writers one WAL sync must cover for the WAL to switch from
     /// one `O_DSYNC` write per group (lowest latency) to pipelining (writes
     /// overlap the running sync, then one fdatasync covers them: larger
-    /// groups, more throughput when many writers wait). Default: 32.
+    /// groups, more throughput when many writers wait; see
+    /// `docs/decisions/0006-wal-pipelining.md`). Default: 32.
     pub wal_pipeline_min_writers: usize,
     /// With the disk idle, a durable write may wait up to this long (and
     /// never longer than twice the last WAL sync took) for as many writers
     /// as the last sync saw, so that a few writers that put again as soon
     /// as they are acknowledged share one sync instead of two. A single writer
     /// never waits, and loads whose writers do not come back turn the wait
-    /// off by themselves (see `docs/design.md`). `Duration::ZERO` never
-    /// waits. Default: 200 µs.
+    /// off by themselves (see `docs/decisions/0005-wal-group-hold.md`).
+    /// `Duration::ZERO` never waits. Default: 200 µs.
     pub wal_max_group_hold: Duration,
     /// While few durable writers wait (at most half of
     /// `wal_pipeline_min_writers`), durable WAL writes go through an
     /// `O_DIRECT | O_DSYNC` handle: each rewrites whole 4 KiB blocks (the
     /// last, partly filled block again with its new records), and the kernel
     /// sends it to the disk at once instead of through its io_uring worker
-    /// thread (1 writer: p50 about 130-150 µs instead of 170-200 µs here; see
-    /// `docs/design.md`). Where the filesystem has no `O_DIRECT`, and with
-    /// `false`, they go through an `O_DSYNC` handle. Default: `true`.
+    /// thread, which shortens a few writers' wait (see
+    /// `docs/decisions/0003-wal-direct-writes.md`). Where the filesystem has
+    /// no `O_DIRECT`, and with `false`, they go through an `O_DSYNC` handle.
+    /// Default: `true`.
     pub wal_direct_writes: bool,
     /// Writes nobody waits for (`SyncMode::Buffered` and `Interval`) stay in
     /// the commit queue up to this long, or until 64 KiB collect or a
     /// durable write or `sync` arrives, and then go to the OS with one
-    /// write: one write (and one wake of the WAL thread) per put costs more
-    /// than the put. A process crash can lose them meanwhile, as the sync
-    /// modes say. `Duration::ZERO` writes each as it comes. Default: 1 ms.
+    /// write: one write (and one wake of the WAL task) per put costs more
+    /// than the put (see `docs/decisions/0009-wal-buffer-for-unsynced-writes.md`).
+    /// A process crash can lose them meanwhile, as the sync modes say.
+    /// `Duration::ZERO` writes each as it comes. Default: 1 ms.
     pub wal_buffer_delay: Duration,
     /// Which I/O backend to use. Default: [`IoBackend::Auto`].
     pub io_backend: IoBackend,

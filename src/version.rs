@@ -1,7 +1,7 @@
 //! Versions: immutable snapshots of which tables make up the tree.
 //!
 //! Ownership: `VersionSet` sits behind an async mutex in the store; the task
-//! holding it (flush, and later compaction) is the only one that writes the
+//! holding it (flush or compaction) is the only one that writes the
 //! manifest. Readers hold an `Arc<Version>` for as long as they read.
 //!
 //! Invariants:

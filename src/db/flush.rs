@@ -1,8 +1,8 @@
 //! The flush task: writes the oldest immutable memtable to a level-0 table.
 //!
-//! Runs on its own thread (`ringdb-flush`, a current-thread tokio runtime),
-//! so encoding blocks never delays the WAL task; its I/O goes through the
-//! I/O layer like everything else.
+//! Runs on the background thread beside the compaction task, so encoding
+//! blocks never delays the WAL task; its I/O goes through the I/O layer like
+//! everything else.
 //!
 //! One flush:
 //! 1. `Db::sync` semantics: wait until every write in the memtable is
@@ -70,9 +70,9 @@ impl Flusher {
     /// Flushes frozen memtables until shutdown or a failure.
     pub async fn run(self) {
         // NOTE: flushed memtables wait here until no reader holds them, and
-        // are freed on this thread. Freeing a 64 MiB skiplist takes tens of
-        // milliseconds; whichever writer or reader dropped the last
-        // reference (to an old super-version) would otherwise pay for it.
+        // are freed on this thread: freeing a full skiplist is slow, and
+        // whichever writer or reader dropped the last reference (to an old
+        // super-version) would otherwise pay for it.
         let mut retired: Vec<Arc<Memtable>> = Vec::new();
         loop {
             let wakeup = self.tree.flush_wakeup.notified();

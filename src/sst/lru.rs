@@ -10,8 +10,9 @@
 //! per n touches.
 //!
 //! Keys are hashed with [`IntegerHasher`], not std's SipHash: the caches'
-//! keys are file numbers and block offsets, and SipHash cost a block load
-//! about as much as the rest of the cache lookup and insert together.
+//! keys are the store's own file numbers and block offsets, not input
+//! anyone chooses, so a few multiplies do where SipHash was a large part of
+//! a cache lookup's cost (see `docs/decisions/0013-cache-integer-hasher.md`).
 //!
 //! Ownership: not thread-safe by itself; each cache shard wraps one in a
 //! `std::sync::Mutex`.
