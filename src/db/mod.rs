@@ -9,6 +9,7 @@ mod compact;
 mod flush;
 mod obsolete;
 mod recovery;
+mod runtime;
 mod scan;
 mod snapshot;
 pub(crate) mod tree;
@@ -123,6 +124,8 @@ struct Shared {
     /// The store's `LOCK`, held until close (or until the last handle is
     /// dropped): one open store per directory.
     lock: Mutex<Option<Arc<crate::io::FileLock>>>,
+    /// The runtime the WAL task and the foreground ring's reaper run on.
+    _runtime: runtime::StoreRuntime,
 }
 
 impl Shared {
@@ -279,10 +282,14 @@ impl Db {
     pub async fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         options.validate()?;
         let dir = path.as_ref().to_path_buf();
-        let fs = match &options.fs {
-            Some(fs) => Arc::clone(fs),
-            None => crate::io::open_backend(options.io_backend)?,
+        let runtime = runtime::StoreRuntime::for_caller()
+            .map_err(|e| Error::io("start the store's runtime thread", &dir, e))?;
+        let backends = match &options.fs {
+            Some(fs) => crate::io::Backends::single(Arc::clone(fs)),
+            None => crate::io::open_backend(options.io_backend, &runtime.handle)?,
         };
+        let fs = Arc::clone(&backends.foreground);
+        let background_fs = backends.background;
         if options.create_if_missing {
             fs.create_dir_all(&dir)
                 .await
@@ -306,7 +313,7 @@ impl Db {
         let recovered =
             recovery::replay_wal(&fs, &dir, replayed.log_number, replayed.last_seqno + 1, &memtable).await?;
         let segment_number = recovered.max_segment + 1;
-        let versions = VersionSet::create(Arc::clone(&fs), dir.clone(), replayed).await?;
+        let versions = VersionSet::create(Arc::clone(&background_fs), dir.clone(), replayed).await?;
         sweep_obsolete_files(&fs, &dir, &versions, &recovered.empty_segments).await?;
         let segment = OpenSegment::create(
             &fs,
@@ -344,10 +351,12 @@ impl Db {
         );
         let (wal_done_tx, wal_done) = oneshot::channel();
         let wal_lock = Arc::clone(&lock);
+        let wal_runtime = runtime.clone();
         fs.spawn(Box::pin(async move {
             writer.run().await;
             drop(wal_lock);
             let _ = wal_done_tx.send(());
+            drop(wal_runtime);
         }))
         .map_err(|e| Error::io("start wal task", &dir, e))?;
 
@@ -366,7 +375,7 @@ impl Db {
         let versions = Arc::new(tokio::sync::Mutex::new(versions));
         let snapshots = Arc::new(SnapshotList::default());
         let flusher = Flusher {
-            fs: Arc::clone(&fs),
+            fs: Arc::clone(&background_fs),
             dir: dir.clone(),
             queue: Arc::clone(&queue),
             tree: Arc::clone(&tree),
@@ -378,7 +387,7 @@ impl Db {
         };
         let compaction_options = options.compaction_options();
         let compactor = Arc::new(Compactor {
-            fs: Arc::clone(&fs),
+            fs: Arc::clone(&background_fs),
             dir: dir.clone(),
             queue: Arc::clone(&queue),
             tree: Arc::clone(&tree),
@@ -423,6 +432,7 @@ impl Db {
                 wal_done: Mutex::new(Some(wal_done)),
                 background_done: Mutex::new(Some(background_done)),
                 lock: Mutex::new(Some(lock)),
+                _runtime: runtime,
             }),
         })
     }

@@ -212,37 +212,69 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn name(&self) -> &'static str;
 }
 
-/// Opens the filesystem that `backend` asks for: io_uring if the probe
-/// succeeds, else the thread pool with a logged warning (for `Auto`).
+/// The filesystems a store uses: `foreground` for the WAL task and for
+/// reads that miss the caches, `background` for flush, compaction and the
+/// obsolete-file sweep. The same one where a backend has only one.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// Serves tasks on any thread; on io_uring, the store's own ring.
+    pub foreground: Arc<dyn Fs>,
+    /// Serves ringdb's background thread; on io_uring, tokio-uring's ring.
+    pub background: Arc<dyn Fs>,
+}
+
+impl Backends {
+    /// One filesystem for both.
+    pub fn single(fs: Arc<dyn Fs>) -> Self {
+        Backends {
+            foreground: Arc::clone(&fs),
+            background: fs,
+        }
+    }
+}
+
+/// Opens the filesystems that `backend` asks for: io_uring if it can be
+/// set up, else the thread pool with a logged warning (for `Auto`).
+/// `runtime` delivers the foreground ring's completions.
 ///
 /// `RINGDB_IO=threads` or `RINGDB_IO=uring` in the environment overrides
 /// [`crate::IoBackend::Auto`].
-pub fn open_backend(backend: crate::IoBackend) -> crate::Result<Arc<dyn Fs>> {
+pub fn open_backend(backend: crate::IoBackend, runtime: &tokio::runtime::Handle) -> crate::Result<Backends> {
     use crate::IoBackend;
     let backend = match (backend, std::env::var("RINGDB_IO").ok().as_deref()) {
         (IoBackend::Auto, Some("threads")) => IoBackend::Threads,
         (IoBackend::Auto, Some("uring")) => IoBackend::Uring,
         (other, _) => other,
     };
+    let threads = || {
+        threads::ThreadsFs::new()
+            .map(|fs| Backends::single(Arc::new(fs)))
+            .map_err(|e| crate::Error::io("start the io thread pool", PathBuf::from("(threads backend)"), e))
+    };
     match backend {
-        IoBackend::Threads => threads::ThreadsFs::new()
-            .map(|fs| Arc::new(fs) as Arc<dyn Fs>)
-            .map_err(|e| crate::Error::io("start io thread pool", PathBuf::new(), e)),
-        IoBackend::Uring => uring::UringFs::new()
-            .map(|fs| Arc::new(fs) as Arc<dyn Fs>)
-            .map_err(|e| crate::Error::io("start io_uring", PathBuf::new(), e)),
-        IoBackend::Auto => match uring::UringFs::new() {
-            Ok(fs) => Ok(Arc::new(fs)),
+        IoBackend::Threads => threads(),
+        IoBackend::Uring => open_uring(runtime)
+            .map_err(|e| crate::Error::io("set up io_uring", PathBuf::from("(io_uring backend)"), e)),
+        IoBackend::Auto => match open_uring(runtime) {
+            Ok(backends) => Ok(backends),
             Err(e) => {
                 tracing::warn!(
                     error = %e,
                     "io_uring is unavailable (seccomp or kernel.io_uring_disabled?); \
                      falling back to the threads I/O backend"
                 );
-                threads::ThreadsFs::new()
-                    .map(|fs| Arc::new(fs) as Arc<dyn Fs>)
-                    .map_err(|e| crate::Error::io("start io thread pool", PathBuf::new(), e))
+                threads()
             }
         },
     }
+}
+
+/// The store's foreground ring and the background thread's tokio-uring ring.
+fn open_uring(runtime: &tokio::runtime::Handle) -> io::Result<Backends> {
+    let foreground = ring::RingFs::new(runtime.clone())?;
+    let background = uring::UringFs::new()?;
+    Ok(Backends {
+        foreground: Arc::new(foreground),
+        background: Arc::new(background),
+    })
 }

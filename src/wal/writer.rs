@@ -307,10 +307,53 @@ impl Tail {
     }
 }
 
+/// An I/O operation the WAL task started and awaits later: polled once when
+/// started, so that it is submitted at once (the task's waker is the one
+/// woken when it completes), with no task of its own between the ring and
+/// the WAL task.
+enum Started {
+    Running(futures::future::BoxFuture<'static, io::Result<Option<Vec<u8>>>>),
+    Done(Option<io::Result<Option<Vec<u8>>>>),
+}
+
+impl Started {
+    async fn start(mut operation: futures::future::BoxFuture<'static, io::Result<Option<Vec<u8>>>>) -> Self {
+        use std::task::Poll;
+        std::future::poll_fn(|cx| {
+            Poll::Ready(match operation.as_mut().poll(cx) {
+                Poll::Ready(result) => Started::Done(Some(result)),
+                Poll::Pending => Started::Running(std::mem::replace(
+                    &mut operation,
+                    Box::pin(std::future::pending()),
+                )),
+            })
+        })
+        .await
+    }
+}
+
+impl std::future::Future for Started {
+    type Output = io::Result<Option<Vec<u8>>>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.get_mut() {
+            Started::Running(operation) => operation.as_mut().poll(cx),
+            Started::Done(result) => std::task::Poll::Ready(
+                result
+                    .take()
+                    .unwrap_or_else(|| Err(io::Error::other("operation polled after completion"))),
+            ),
+        }
+    }
+}
+
 /// A durable write or an fdatasync in flight, and what it covers.
 struct InflightSync {
     /// Resolves to the written buffer (for reuse), or `None` for a sync.
-    handle: JoinHandle<io::Result<Option<Vec<u8>>>>,
+    handle: Started,
     /// An `O_DSYNC` write (true) or an fdatasync.
     dsync: bool,
     /// A write through the `O_DIRECT` handle: it rewrites the blocks it
@@ -370,6 +413,20 @@ pub(crate) struct WalWriter {
     hold: GroupHold,
     /// [`crate::Options::wal_direct_writes`], for the segments to come.
     direct_writes: bool,
+    /// `run` has returned: a drop before that means the task was cancelled
+    /// (its runtime shut down), and every waiter must hear why.
+    finished: bool,
+}
+
+impl Drop for WalWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            let gone = io::Error::other(
+                "the tokio runtime that ran the store's WAL task has shut down; reopen the store",
+            );
+            self.fail_all(Error::io("run the WAL task", &self.dir, gone));
+        }
+    }
 }
 
 impl WalWriter {
@@ -410,6 +467,7 @@ impl WalWriter {
             last_sync_started: Instant::now(),
             hold: GroupHold::new(options.wal_max_group_hold, options.wal_pipeline_min_writers),
             direct_writes: options.wal_direct_writes,
+            finished: false,
         }
     }
 
@@ -444,6 +502,7 @@ impl WalWriter {
                 }
             }
         }
+        self.finished = true;
     }
 
     /// Starts creating the segment after the current one.
@@ -480,7 +539,7 @@ impl WalWriter {
             }
             if group.closed {
                 if self.segment.dirty {
-                    self.start_sync();
+                    self.start_sync().await;
                     self.finish_inflight().await?;
                 }
                 return Ok(());
@@ -566,7 +625,7 @@ impl WalWriter {
             }
         }
         if self.inflight.is_empty() && !self.unsynced_waiters.is_empty() {
-            self.start_sync();
+            self.start_sync().await;
         }
         Ok(())
     }
@@ -725,7 +784,7 @@ impl WalWriter {
             self.unsynced_waiters.extend(waiters);
             self.write_plain(offset, buf, records, last_seqno).await?;
             if self.segment.dirty {
-                self.start_sync();
+                self.start_sync().await;
             } else {
                 // Nothing unsynced: everything written is durable already.
                 self.resolve_unsynced();
@@ -772,7 +831,10 @@ impl WalWriter {
         if direct {
             self.queue.stats.direct_writes.fetch_add(1, Ordering::Relaxed);
         }
-        let handle = tokio::spawn(async move { file.write_all_at(buf, offset).await.map(Some) });
+        let handle = Started::start(Box::pin(
+            async move { file.write_all_at(buf, offset).await.map(Some) },
+        ))
+        .await;
         self.segment.has_records = true;
         self.count_write(len);
         self.last_sync_started = Instant::now();
@@ -885,7 +947,7 @@ impl WalWriter {
                 tokio::select! {
                     () = &mut sleep => {
                         if interval_deadline.is_some_and(|due| due <= Instant::now()) {
-                            self.start_sync();
+                            self.start_sync().await;
                         }
                     }
                     () = &mut wakeup => {}
@@ -901,7 +963,7 @@ impl WalWriter {
         assert_eq!(number, self.segment.number + 1, "segments are used in order");
         self.finish_inflight().await?;
         if self.segment.dirty || !self.unsynced_waiters.is_empty() {
-            self.start_sync();
+            self.start_sync().await;
             self.finish_inflight().await?;
         }
         let spare = match self.spare.take() {
@@ -928,10 +990,10 @@ impl WalWriter {
     }
 
     /// Starts an fdatasync covering every completed plain write.
-    fn start_sync(&mut self) {
+    async fn start_sync(&mut self) {
         assert!(self.inflight.is_empty(), "at most one sync in flight");
         let file = Arc::clone(&self.segment.file);
-        let handle = tokio::spawn(async move { file.sync_data().await.map(|()| None) });
+        let handle = Started::start(Box::pin(async move { file.sync_data().await.map(|()| None) })).await;
         self.segment.dirty = false;
         self.last_sync_started = Instant::now();
         self.inflight.push_back(InflightSync {
@@ -963,21 +1025,16 @@ impl WalWriter {
     fn settle_sync(
         &mut self,
         inflight: InflightSync,
-        result: std::result::Result<io::Result<Option<Vec<u8>>>, tokio::task::JoinError>,
+        result: io::Result<Option<Vec<u8>>>,
     ) -> Result<Vec<Waiter>> {
         let outcome = match result {
-            Ok(Ok(buf)) => {
+            Ok(buf) => {
                 if let Some(buf) = buf {
                     self.queue.recycle_buffer(buf);
                 }
                 Ok(())
             }
-            Ok(Err(e)) => Err(Error::io(inflight.what, &inflight.path, e)),
-            Err(join) => Err(Error::io(
-                inflight.what,
-                &inflight.path,
-                io::Error::other(join.to_string()),
-            )),
+            Err(e) => Err(Error::io(inflight.what, &inflight.path, e)),
         };
         match outcome {
             Ok(()) => {

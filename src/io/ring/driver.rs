@@ -137,7 +137,9 @@ impl Driver {
             unsafe { AsyncFd::register_with_interest(watched_fd, tokio::io::Interest::READABLE) }?
         };
         let weak = Arc::downgrade(&driver);
-        drop(handle.spawn(reap_loop(weak, watched)));
+        // NOTE: the guard is made here, not in the task, so that it also
+        // marks the driver dead if the task is dropped before its first poll.
+        drop(handle.spawn(reap_loop(ReaperGuard(weak), watched)));
         Ok(driver)
     }
 
@@ -431,8 +433,8 @@ impl Drop for ReaperGuard {
 
 /// The reaper: waits on the eventfd through the runtime's reactor and
 /// delivers completions.
-async fn reap_loop(driver: Weak<Driver>, eventfd: AsyncFd<OwnedFd>) {
-    let _guard = ReaperGuard(driver.clone());
+async fn reap_loop(guard: ReaperGuard, eventfd: AsyncFd<OwnedFd>) {
+    let driver = guard.0.clone();
     loop {
         let Ok(mut ready) = eventfd.readable().await else {
             return;
