@@ -320,7 +320,9 @@ impl Db {
             &dir,
             segment_number,
             options.wal_segment_size_bytes,
-            crate::limits::WAL_PREFILL_WINDOW_BYTES,
+            // NOTE: the WAL task zero-fills the first window once it runs,
+            // so that open does not wait for it.
+            0,
             options.wal_direct_writes,
         )
         .await?;

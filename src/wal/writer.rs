@@ -116,6 +116,13 @@ pub(crate) struct OpenSegment {
     dirty: bool,
     /// Any record was ever written to it.
     has_records: bool,
+    /// A zero-fill ran out of disk space: no more preallocation.
+    prefill_disabled: bool,
+}
+
+/// Whether `error` says the disk (or the user's quota) is full.
+fn is_out_of_space(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }
 
 impl OpenSegment {
@@ -182,6 +189,7 @@ impl OpenSegment {
             synced_to: 0,
             dirty: false,
             has_records: false,
+            prefill_disabled: false,
         };
         segment.zero_fill(0, prefill_bytes.min(size_bytes), stop).await?;
         segment.sync_prefill().await?;
@@ -212,7 +220,8 @@ impl OpenSegment {
     fn prefill_due(&self, end: u64, size_bytes: u64) -> (Option<u64>, bool) {
         let wanted = (end + WAL_PREFILL_WINDOW_BYTES).min(size_bytes.max(end));
         let low_water = end + WAL_PREFILL_WINDOW_BYTES / 2;
-        let fill_to = (low_water > self.prefilled_to && self.prefilled_to < wanted).then_some(wanted);
+        let fill_to = (!self.prefill_disabled && low_water > self.prefilled_to && self.prefilled_to < wanted)
+            .then_some(wanted);
         let sync_due = low_water > self.synced_to && self.synced_to < self.prefilled_to;
         (fill_to, sync_due)
     }
@@ -239,11 +248,18 @@ impl OpenSegment {
                 zeros.clear();
                 zeros.resize(len, 0);
             }
-            zeros = self
-                .file
-                .write_all_at(zeros, offset)
-                .await
-                .map_err(|e| Error::io("zero-fill wal segment", &self.path, e))?;
+            zeros = match self.file.write_all_at(zeros, offset).await {
+                Ok(zeros) => zeros,
+                Err(e) if is_out_of_space(&e) => {
+                    // NOTE: preallocation only saves metadata writes; on a
+                    // full disk records go where the zeros would have, and a
+                    // record that does not fit fails on its own.
+                    tracing::warn!(path = %self.path.display(), "disk full: WAL preallocation stops");
+                    self.prefill_disabled = true;
+                    break;
+                }
+                Err(e) => return Err(Error::io("zero-fill wal segment", &self.path, e)),
+            };
             offset += len as u64;
             // NOTE: let the WAL task (same thread) run between chunks; a
             // backend whose writes complete at once would otherwise hold the
@@ -512,12 +528,24 @@ impl WalWriter {
         let (number, size_bytes) = (self.segment.number + 1, self.segment_size_bytes);
         let direct = self.direct_writes;
         let stop = Arc::clone(&self.stop_spare);
+        // NOTE: one window, not the whole segment: zeros far ahead of the
+        // records only take disk space the current segment may need.
         self.spare = Some(tokio::spawn(async move {
-            OpenSegment::create_until(&fs, &dir, number, (size_bytes, size_bytes), direct, &stop).await
+            OpenSegment::create_until(
+                &fs,
+                &dir,
+                number,
+                (size_bytes, WAL_PREFILL_WINDOW_BYTES),
+                direct,
+                &stop,
+            )
+            .await
         }));
     }
 
     async fn run_loop(&mut self) -> Result<()> {
+        let size_bytes = self.segment_size_bytes;
+        self.segment.prefill_ahead_of(0, size_bytes, true).await?;
         loop {
             let group = self.take_group();
             let took_work = !group.chunks.is_empty();
