@@ -29,6 +29,7 @@
 
 mod batch;
 mod coding;
+mod commit;
 mod compaction;
 pub mod db;
 mod error;

@@ -1,7 +1,7 @@
 //! The memtable: a concurrent skiplist of internal keys to values.
 //!
 //! Ownership: writers insert (under the commit lock, or after it, or the
-//! WAL task for them: `db/commit.rs`); readers look up concurrently, without
+//! WAL task for them: `commit/queue.rs`); readers look up concurrently, without
 //! locks, at a seqno that the commit pipeline has published.
 //!
 //! Values, and keys too long to sit in the node, are copied into the

@@ -21,10 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::Mutex;
 
+use crate::commit::queue::CommitQueue;
 use crate::compaction::CompactionOptions;
 use crate::compaction::job::{self, JobContext, RateLimiter};
 use crate::compaction::picker::{self, Compaction};
-use crate::db::commit::CommitQueue;
 use crate::db::obsolete::ObsoleteTables;
 use crate::db::snapshot::SnapshotList;
 use crate::db::tree::Tree;

@@ -29,7 +29,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Mutex;
 
-use crate::db::commit::CommitQueue;
+use crate::commit::queue::CommitQueue;
 use crate::db::snapshot::SnapshotList;
 use crate::db::tree::{ImmutableMemtable, Tree};
 use crate::io::{Fs, OpenMode};

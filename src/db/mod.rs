@@ -4,7 +4,6 @@
 //! clone closes the commit queue; the WAL task then writes and syncs what is
 //! queued and exits on its own.
 
-pub(crate) mod commit;
 mod compact;
 mod flush;
 mod obsolete;
@@ -22,16 +21,17 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::batch::WriteBatch;
+use crate::commit::queue::CommitQueue;
+use crate::commit::wal_task::WalWriter;
 use crate::io::Fs;
 use crate::manifest::{CURRENT_TEMP_FILE, manifest_path, parse_manifest_name, read_current, read_manifest};
 use crate::memtable::{Lookup, Memtable};
 use crate::options::{Options, WriteOptions};
 use crate::sst::{BlockCache, ReadStats, TableCache, parse_table_name};
 use crate::version::{ReplayedManifest, VersionSet};
-use crate::wal::writer::{OpenSegment, WalWriter};
+use crate::wal::segment::OpenSegment;
 use crate::wal::{parse_segment_name, segment_path};
 use crate::{Error, Result};
-use commit::CommitQueue;
 use compact::{CompactionStats, Compactor};
 use flush::{FlushStats, Flusher};
 pub use scan::Scan;

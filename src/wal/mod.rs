@@ -2,13 +2,15 @@
 //!
 //! - [`format`]: the record layout, byte by byte (also in `docs/format.md`).
 //! - [`reader`]: scanning a segment at recovery; untrusted input.
-//! - [`writer`]: the WAL task: group commit, fdatasync, segment rotation.
-//! - [`hold`]: when a durable write waits for the writers the last one released.
+//! - [`segment`]: a segment being written: handles, preallocation, the
+//!   last partly filled block.
+//!
+//! File mechanics only: this module imports nothing from the engine; the
+//! WAL task that decides what to write and when is in `crate::commit`.
 
 pub mod format;
-pub mod hold;
 pub mod reader;
-pub mod writer;
+pub mod segment;
 
 use std::path::{Path, PathBuf};
 

@@ -15,7 +15,7 @@
 //! `COOP_TASKRUN`: tasks on any thread submit, and the completion of an
 //! `O_DIRECT` write runs as task work on the thread that submitted it, which
 //! must not wait for that thread's next ring entry
-//! (`docs/decisions/0011-foreground-ring.md`).
+//! (`docs/decisions/0010-foreground-io-driver.md`).
 //!
 //! Ownership: the driver owns every resource an operation hands the kernel
 //! (buffer, path, statx buffer, and a reference to the file descriptor) in

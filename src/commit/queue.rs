@@ -16,13 +16,13 @@
 //! Inserts after the lock: while the WAL task's groups are large (it
 //! pipelines, [`InsertMode::AfterLock`]), a durable writer registers its
 //! insert under the lock and does it right after: a skiplist insert in a
-//! large memtable waits on cache misses, and under the lock it kept the
-//! other runtime thread's writers waiting on a futex (1,024 tasks: most of
-//! the context switches). The WAL task does any not yet done before it
-//! publishes, as for deferred inserts.
+//! large memtable waits on cache misses, and under the lock it keeps every
+//! other writer waiting on a futex
+//! (`docs/decisions/0008-inserts-after-commit-lock.md`). The WAL task does
+//! any not yet done before it publishes, as for deferred inserts.
 //!
 //! Deferred inserts: while the WAL task holds durable writes for more
-//! writers ([`crate::wal::hold`]), a durable writer leaves its memtable
+//! writers ([`crate::commit::hold`]), a durable writer leaves its memtable
 //! insert to the WAL task, which does it while it waits anyway: a few
 //! closed-loop writers run one after another on one runtime thread, so every
 //! insert they skip shortens the time until the last of them is queued.
@@ -134,7 +134,7 @@ pub(crate) struct WalStats {
     pub writes: AtomicU64,
     /// Durable writes started while another was in flight.
     pub overlapped_writes: AtomicU64,
-    /// Durable writes that waited for more writers ([`crate::wal::hold`]).
+    /// Durable writes that waited for more writers ([`crate::commit::hold`]).
     pub held_writes: AtomicU64,
     /// Of those, the ones whose wait ran out first.
     pub holds_ran_out: AtomicU64,

@@ -7,10 +7,8 @@
 //! previous write released collect, and they go out the moment the disk is
 //! free. Each group holds about half the writers, so a flush covers half of
 //! them. Holding the next write until the released writers are back merges
-//! the two groups: one flush covers all of them. Measured on the 2-vCPU
-//! machine (`ringdb bench --benchmarks fillsync --concurrency 16`, runs
-//! alternated with the binary without the hold, medians of 3): groups
-//! 7.7 → 16.0, puts/s 54k → 74k, p50 285 → 199 µs.
+//! the two groups: one flush covers all of them
+//! (`docs/decisions/0005-wal-group-hold.md`).
 //!
 //! The rule, kept cheap and bounded:
 //! - Wait for as many writers as were resolved or waiting when the last
@@ -32,14 +30,7 @@
 //!   make holds run out. After [`UNPAID_LIMIT`] holds in a row that ran
 //!   out or lasted longer than the last sync, holding stops for the next
 //!   [`OFF_WRITES`] durable writes, so such loads pay for a hold only now
-//!   and then. In closed loops here holds fill well within a sync (median
-//!   fill 17 / 42 / 54 µs at 16 / 24 / 32 tasks, against syncs of about
-//!   155 µs).
-//!
-//! At 32 tasks, where the pipelining threshold lies, alternating runs with
-//! and without holds differed by less than their noise (medians of 3:
-//! 94.7k and 93.0k puts/s); 24 tasks ran 28% faster with them (96.4k
-//! against 75.1k).
+//!   and then. In closed loops, holds fill well within a sync.
 //!
 //! RocksDB does not hold; MySQL (`binlog_group_commit_sync_delay`) and
 //! PostgreSQL (`commit_delay`) hold for a fixed, configured time. This one
@@ -59,7 +50,7 @@ pub const OFF_WRITES: u32 = 128;
 
 /// The WAL task's hold state (see the module docs).
 #[derive(Debug)]
-pub struct GroupHold {
+pub(crate) struct GroupHold {
     /// The configured bound; zero turns holding off.
     max: Duration,
     /// Holds wait for fewer writers than this.

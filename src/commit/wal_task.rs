@@ -1,8 +1,8 @@
 //! The WAL task: group commit.
 //!
-//! One task, spawned on the I/O backend's thread (the WAL ring thread on
-//! io_uring), loops: take the queued chunks, and when no durability
-//! operation is in flight, write everything taken so far (the group) with
+//! One task, spawned on the store's runtime (`crate::db::runtime`; with
+//! the threads or simulated backend, on the backend's own thread), loops:
+//! take the queued chunks, and when no durability operation is in flight, write everything taken so far (the group) with
 //! one durable write: a write through the segment's `O_DSYNC` handle, which
 //! the kernel completes only once the bytes are on disk, as an fdatasync
 //! would. The next group collects while it runs. When it completes, its
@@ -12,23 +12,23 @@
 //! collecting group covers at least as many writers ([`WalWriter::may_overlap`]):
 //! the kernel's io_uring worker runs writes to one file in order, so the
 //! disk goes from one to the next without waiting for a round trip through
-//! this thread (16 writers: about 15% more puts/s). Each covers its own
+//! this task (`docs/decisions/0004-wal-overlapped-second-write.md`). Each covers its own
 //! bytes; completions are settled oldest first, so a group resolves only
 //! after every earlier one has.
 //!
 //! While few writers wait, a durable write goes through a third handle,
 //! `O_DIRECT | O_DSYNC`, where the filesystem has one
 //! ([`crate::Options::wal_direct_writes`]): the kernel then sends it to the
-//! disk from this thread's submission instead of an io-wq worker. Such a
+//! disk from this task's submission instead of an io-wq worker. Such a
 //! write covers whole 4 KiB blocks, so it starts with the records already
-//! written in the last, partly filled block ([`Tail`]) and ends with the
+//! written in the last, partly filled block (`wal::segment::Tail`) and ends with the
 //! zeros the prefill left; it starts with nothing else in flight, and while
 //! it runs nothing else writes to that block.
 //!
 //! Why one `O_DSYNC` write and not a write then an fdatasync: both run in
 //! the kernel's io_uring worker, and the pair costs a second trip through
-//! the ring (CQE, wake, SQE) between them, about a cross-CPU wake (20-40 µs
-//! on the 2-vCPU machine we measure on) per group. Writes that nobody
+//! the ring (CQE, wake, SQE) between them per group
+//! (`docs/decisions/0001-wal-odsync-write.md`). Writes that nobody
 //! waits for (`SyncMode::Interval` and `Buffered`) are written through the
 //! plain handle at once and made durable by an fdatasync: by the interval,
 //! by the next durable write (which then syncs instead, because an
@@ -78,250 +78,19 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::db::commit::{Chunk, CommitQueue, InsertMode, Waiter};
-use crate::io::{File, Fs, OpenMode};
+use crate::commit::hold::GroupHold;
+use crate::commit::policy;
+use crate::commit::queue::{Chunk, CommitQueue, Group, Waiter};
+use crate::io::Fs;
 use crate::key::SeqNo;
 use crate::limits::{
-    DIRECT_IO_ALIGN_BYTES, MAX_GROUP_SIZE_BYTES, PREALLOCATE_CHUNK_BYTES, WAL_BUFFER_BYTES,
-    WAL_PREFILL_WINDOW_BYTES,
+    DIRECT_IO_ALIGN_BYTES, MAX_GROUP_SIZE_BYTES, WAL_BUFFER_BYTES, WAL_PREFILL_WINDOW_BYTES,
 };
-use crate::wal::hold::GroupHold;
+use crate::wal::segment::OpenSegment;
+use crate::{Error, Result};
 
 /// Most bytes one durable write merges from queued chunks.
 const MAX_DURABLE_WRITE_BYTES: usize = 2 * MAX_GROUP_SIZE_BYTES;
-use crate::wal::segment_path;
-use crate::{Error, Result};
-
-/// The segment the WAL task appends to.
-#[derive(Debug)]
-pub(crate) struct OpenSegment {
-    number: u64,
-    path: PathBuf,
-    /// Plain handle: zero-fill, writes nobody waits for, fdatasync.
-    file: Arc<dyn File>,
-    /// `O_DSYNC` handle to the same file: durable writes of large groups.
-    dsync_file: Arc<dyn File>,
-    /// `O_DIRECT | O_DSYNC` handle, where the filesystem has one: durable
-    /// writes of small groups.
-    direct_file: Option<Arc<dyn File>>,
-    /// The last, partly filled block, where the next record goes.
-    tail: Tail,
-    /// Bytes `[0, prefilled_to)` hold records or zeros.
-    prefilled_to: u64,
-    /// Bytes `[0, synced_to)` are durable (zeros or records); the prefill
-    /// ahead of the records is synced before a durable write lands there.
-    synced_to: u64,
-    /// Records were written through the plain handle since the last sync
-    /// started: a durable write must sync instead of relying on `O_DSYNC`.
-    dirty: bool,
-    /// Any record was ever written to it.
-    has_records: bool,
-    /// A zero-fill ran out of disk space: no more preallocation.
-    prefill_disabled: bool,
-}
-
-/// Whether `error` says the disk (or the user's quota) is full.
-fn is_out_of_space(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
-}
-
-impl OpenSegment {
-    /// Creates segment `number`, zero-fills its first `prefill_bytes`, and
-    /// makes file and directory entry durable. With `direct`, durable writes
-    /// go through an `O_DIRECT` handle where the filesystem has one.
-    pub async fn create(
-        fs: &Arc<dyn Fs>,
-        dir: &std::path::Path,
-        number: u64,
-        size_bytes: u64,
-        prefill_bytes: u64,
-        direct: bool,
-    ) -> Result<Self> {
-        Self::create_until(
-            fs,
-            dir,
-            number,
-            (size_bytes, prefill_bytes),
-            direct,
-            &AtomicBool::new(false),
-        )
-        .await
-    }
-
-    /// As [`OpenSegment::create`], but the zero-fill stops early once `stop`
-    /// is set (the segment is then only partly prefilled, which is safe).
-    async fn create_until(
-        fs: &Arc<dyn Fs>,
-        dir: &std::path::Path,
-        number: u64,
-        (size_bytes, prefill_bytes): (u64, u64),
-        direct: bool,
-        stop: &AtomicBool,
-    ) -> Result<Self> {
-        let path = segment_path(dir, number);
-        let file = fs
-            .open(&path, OpenMode::CreateNew)
-            .await
-            .map_err(|e| Error::io("create wal segment", &path, e))?;
-        let direct_file = match direct {
-            true => match fs.open(&path, OpenMode::ReadWriteDirect).await {
-                Ok(file) => Some(file),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    tracing::warn!(path = %path.display(), "no O_DIRECT here; durable WAL writes use O_DSYNC");
-                    None
-                }
-                Err(e) => return Err(Error::io("open wal segment for direct writes", &path, e)),
-            },
-            false => None,
-        };
-        let dsync_file = fs
-            .open(&path, OpenMode::ReadWriteDsync)
-            .await
-            .map_err(|e| Error::io("open wal segment for durable writes", &path, e))?;
-        let mut segment = OpenSegment {
-            number,
-            path,
-            file,
-            dsync_file,
-            direct_file,
-            tail: Tail::default(),
-            prefilled_to: 0,
-            synced_to: 0,
-            dirty: false,
-            has_records: false,
-            prefill_disabled: false,
-        };
-        segment.zero_fill(0, prefill_bytes.min(size_bytes), stop).await?;
-        segment.sync_prefill().await?;
-        fs.sync_dir(dir)
-            .await
-            .map_err(|e| Error::io("sync wal directory", dir, e))?;
-        Ok(segment)
-    }
-
-    /// Before records are written up to `end`: if fewer than half a window
-    /// of zeros would be left past them, zero-fills one window past `end`
-    /// (capped at the segment size); with `sync`, also makes the zeros
-    /// durable, so that a durable write there changes no file metadata.
-    async fn prefill_ahead_of(&mut self, end: u64, size_bytes: u64, sync: bool) -> Result<()> {
-        let (fill_to, sync_due) = self.prefill_due(end, size_bytes);
-        if let Some(wanted) = fill_to {
-            let start = self.prefilled_to;
-            self.zero_fill(start, wanted, &AtomicBool::new(false)).await?;
-        }
-        if sync && (sync_due || fill_to.is_some()) && self.synced_to < self.prefilled_to {
-            self.sync_prefill().await?;
-        }
-        Ok(())
-    }
-
-    /// What `prefill_ahead_of(end)` must do: zero-fill up to the returned
-    /// offset, if any; and (for a durable write) sync the zeros, if true.
-    fn prefill_due(&self, end: u64, size_bytes: u64) -> (Option<u64>, bool) {
-        let wanted = (end + WAL_PREFILL_WINDOW_BYTES).min(size_bytes.max(end));
-        let low_water = end + WAL_PREFILL_WINDOW_BYTES / 2;
-        let fill_to = (!self.prefill_disabled && low_water > self.prefilled_to && self.prefilled_to < wanted)
-            .then_some(wanted);
-        let sync_due = low_water > self.synced_to && self.synced_to < self.prefilled_to;
-        (fill_to, sync_due)
-    }
-
-    /// fdatasync of the plain handle after a zero-fill.
-    async fn sync_prefill(&mut self) -> Result<()> {
-        self.file
-            .sync_data()
-            .await
-            .map_err(|e| Error::io("sync wal segment prefill", &self.path, e))?;
-        self.synced_to = self.prefilled_to;
-        Ok(())
-    }
-
-    /// Writes zeros over `[start, end)` (stopping early once `stop` is set)
-    /// and extends `prefilled_to` over what it wrote.
-    async fn zero_fill(&mut self, start: u64, end: u64, stop: &AtomicBool) -> Result<()> {
-        let mut offset = start;
-        let mut zeros = Vec::new();
-        while offset < end && !stop.load(Ordering::Acquire) {
-            let len = (end - offset).min(PREALLOCATE_CHUNK_BYTES as u64) as usize;
-            // NOTE: a write hands the buffer back unchanged: zero it once.
-            if zeros.len() != len {
-                zeros.clear();
-                zeros.resize(len, 0);
-            }
-            zeros = match self.file.write_all_at(zeros, offset).await {
-                Ok(zeros) => zeros,
-                Err(e) if is_out_of_space(&e) => {
-                    // NOTE: preallocation only saves metadata writes; on a
-                    // full disk records go where the zeros would have, and a
-                    // record that does not fit fails on its own.
-                    tracing::warn!(path = %self.path.display(), "disk full: WAL preallocation stops");
-                    self.prefill_disabled = true;
-                    break;
-                }
-                Err(e) => return Err(Error::io("zero-fill wal segment", &self.path, e)),
-            };
-            offset += len as u64;
-            // NOTE: let the WAL task (same thread) run between chunks; a
-            // backend whose writes complete at once would otherwise hold the
-            // thread for the whole fill.
-            tokio::task::yield_now().await;
-        }
-        self.prefilled_to = self.prefilled_to.max(offset);
-        Ok(())
-    }
-}
-
-/// The records written since the last block boundary, which a direct write
-/// must write again: `bytes` lie at `[start, start + bytes.len())`, and the
-/// next record goes at the end.
-#[derive(Debug, Default)]
-struct Tail {
-    start: u64,
-    bytes: Vec<u8>,
-}
-
-impl Tail {
-    /// Where the next write goes.
-    fn end(&self) -> u64 {
-        self.start + self.bytes.len() as u64
-    }
-
-    /// Notes `written`, written at the end.
-    fn note_written(&mut self, offset: u64, written: &[u8]) {
-        debug_assert_eq!(self.end(), offset, "writes are contiguous");
-        let end = offset + written.len() as u64;
-        let block_start = end - end % DIRECT_IO_ALIGN_BYTES as u64;
-        if block_start <= self.start {
-            // Still inside the same block.
-            self.bytes.extend_from_slice(written);
-            return;
-        }
-        // NOTE: the tail is shorter than a block, so the first boundary past
-        // `start` (and with it `block_start`) lies at or past `offset`: the
-        // new last block begins inside `written`, and copying only that part
-        // keeps a large plain write from being copied whole.
-        let skip = usize::try_from(block_start - offset).unwrap_or(usize::MAX);
-        self.bytes.clear();
-        self.bytes
-            .extend_from_slice(written.get(skip..).unwrap_or_default());
-        self.start = block_start;
-    }
-
-    /// A write of whole blocks for the records `buf`, which go at the end:
-    /// the tail, `buf`, and zeros up to the next block boundary, and the
-    /// offset where they go. The zeros are what the prefill left there, so
-    /// the file reads as after a plain write of `buf`. Notes `buf` as
-    /// written.
-    fn block_write(&mut self, offset: u64, buf: &[u8]) -> (Vec<u8>, u64) {
-        let start = self.start;
-        let mut out = Vec::with_capacity(self.bytes.len() + buf.len() + DIRECT_IO_ALIGN_BYTES);
-        out.extend_from_slice(&self.bytes);
-        out.extend_from_slice(buf);
-        out.resize(out.len().next_multiple_of(DIRECT_IO_ALIGN_BYTES), 0);
-        self.note_written(offset, buf);
-        (out, start)
-    }
-}
 
 /// An I/O operation the WAL task started and awaits later: polled once when
 /// started, so that it is submitted at once (the task's waker is the one
@@ -406,11 +175,8 @@ pub(crate) struct WalWriter {
     /// The last durability operation covered at least `pipeline_min_writers`
     /// writers: while one is in flight, write what arrives at once and sync
     /// it next (throughput), instead of holding it for one `O_DSYNC` write
-    /// (latency). Measured with `ringdb bench fillsync` here: 16 tasks
-    /// (groups of 8) ran 20% faster with one `O_DSYNC` write per group;
-    /// 1,024 tasks (groups of 100-300) ran 16% slower with it than with
-    /// writes overlapping the previous sync, because shorter cycles meant
-    /// more, smaller syncs on a CPU-bound machine.
+    /// (latency): with many writers on a CPU-bound machine, larger groups
+    /// and fewer syncs win (`docs/decisions/0006-wal-pipelining.md`).
     pipelining: bool,
     /// [`crate::Options::wal_pipeline_min_writers`].
     pipeline_min_writers: usize,
@@ -578,7 +344,7 @@ impl WalWriter {
 
     /// Takes what is queued, unless it is writes nobody waits for that may
     /// stay queued a while longer.
-    fn take_group(&mut self) -> crate::db::commit::Group {
+    fn take_group(&mut self) -> Group {
         let hold_below = match self.held_since {
             _ if self.buffer_delay.is_zero() => 0,
             Some(since) if since.elapsed() >= self.buffer_delay => 0,
@@ -658,17 +424,6 @@ impl WalWriter {
         Ok(())
     }
 
-    /// At most half as many writers as turn pipelining on were resolved or
-    /// waiting when the last operation completed: latency is what they wait
-    /// for, so durable writes go direct and held writers leave their
-    /// inserts to this task. With more, neither pays (64 writers ran slower
-    /// with either: `docs/design.md`).
-    fn few_writers(&self) -> bool {
-        // NOTE: not before the first operation completes (nothing is known
-        // of the writers yet).
-        (1..=self.pipeline_min_writers / 2).contains(&self.hold.expected())
-    }
-
     /// A direct write in flight rewrites the last, partly filled block, where
     /// the next write would go. No write may start there until it completes:
     /// the disk may complete two writes of one block in either order, and a
@@ -696,36 +451,45 @@ impl WalWriter {
     /// collecting until the first ends). Never across a segment, over
     /// unsynced plain writes, or where the prefill would need a sync.
     fn may_overlap(&self) -> bool {
-        let (Some(running), 1) = (self.inflight.front(), self.inflight.len()) else {
-            return false;
+        policy::plan(&self.observe()).overlap
+    }
+
+    /// What [`policy`] decides from: the in-flight operation, the run at
+    /// the front of `pending` (merged as `take_run` will), the segment and
+    /// the hold.
+    fn observe(&self) -> policy::Observed {
+        let running = self.inflight.front();
+        let mut observed = policy::Observed {
+            inflight: self.inflight.len(),
+            inflight_is_dsync_write: running.is_some_and(|op| op.dsync),
+            inflight_waiters: running.map_or(0, |op| op.waiters.len()),
+            segment_dirty: self.segment.dirty,
+            hold_active: self.hold.active(),
+            hold_expected: self.hold.expected(),
+            pipelining: self.pipelining,
+            pipeline_min_writers: self.pipeline_min_writers,
+            direct_available: self.segment.direct_file.is_some(),
+            ..policy::Observed::default()
         };
-        if !running.dsync || self.segment.dirty {
-            return false;
-        }
         let mut chunks = self.pending.iter();
-        let Some(first) = chunks.next() else {
-            return false;
-        };
-        if first.segment != self.segment.number {
-            return false;
-        }
-        // NOTE: mirrors `take_run`'s merge rule.
-        let (mut bytes, mut waiters) = (first.buf.len(), first.waiters.len());
-        for next in chunks {
-            if next.segment != first.segment || bytes + next.buf.len() > MAX_DURABLE_WRITE_BYTES {
-                break;
+        if let Some(first) = chunks.next() {
+            // NOTE: mirrors `take_run`'s merge rule.
+            let (mut bytes, mut waiters) = (first.buf.len(), first.waiters.len());
+            for next in chunks {
+                if next.segment != first.segment || bytes + next.buf.len() > MAX_DURABLE_WRITE_BYTES {
+                    break;
+                }
+                bytes += next.buf.len();
+                waiters += next.waiters.len();
             }
-            bytes += next.buf.len();
-            waiters += next.waiters.len();
+            let end = first.offset + bytes as u64;
+            observed.run_in_current_segment = first.segment == self.segment.number;
+            observed.run_bytes = bytes;
+            observed.run_waiters = waiters;
+            observed.run_needs_prefill =
+                self.segment.prefill_due(end, self.segment_size_bytes) != (None, false);
         }
-        let end = first.offset + bytes as u64;
-        // NOTE: while holding is on, a second write must cover as many
-        // writers as a hold waits for: else the two groups would split the
-        // writers in halves again.
-        bytes > 0
-            && waiters >= running.waiters.len()
-            && (!self.hold.active() || waiters >= self.hold.expected())
-            && self.segment.prefill_due(end, self.segment_size_bytes) == (None, false)
+        observed
     }
 
     /// Pops the front chunk and, when `merge_followers`, every chunk of the
@@ -819,7 +583,7 @@ impl WalWriter {
             }
             return Ok(());
         }
-        let direct = self.segment.direct_file.is_some() && self.inflight.is_empty() && self.few_writers();
+        let direct = policy::plan(&self.observe()).handle == policy::DurableWrite::Direct;
         let mut end = offset + buf.len() as u64;
         if direct {
             // NOTE: the write reaches to the next block boundary.
@@ -834,12 +598,10 @@ impl WalWriter {
             return Err(error);
         }
         // NOTE: direct only with nothing else in flight (a write in flight
-        // may share the last block), and for small groups: latency is what
-        // they wait for. Larger groups go through the page cache, where a
-        // second write may follow this one at once (`may_overlap`), and
-        // pipelining may write during it: with every group written
-        // directly, 64 writers ran at a median 125k puts/s against 163k
-        // (4 rounds, `docs/design.md`).
+        // may share the last block), and only for small groups, which wait
+        // for latency; larger groups go through the page cache, where a
+        // second write may follow and pipelining may write during it
+        // (`docs/decisions/0003-wal-direct-writes.md`).
         let file = match (&self.segment.direct_file, direct) {
             (Some(direct_file), true) => Arc::clone(direct_file),
             _ => Arc::clone(&self.segment.dsync_file),
@@ -951,15 +713,11 @@ impl WalWriter {
                 }
             }
             None if let Some(hold_deadline) = self.hold.deadline() => {
-                // NOTE: a hold lasts about one sync (~100 µs), shorter than a
-                // tick of tokio's timer (1 ms), so this task yields until it
-                // ends; every durable writer wakes it on arrival. It yields
-                // the CPU too (`sched_yield`): spinning without it kept woken
-                // writers off this core, and holds ran out waiting for them
-                // (16 writers: 91-296 of ~6,000 holds ran out, against 0-5).
-                // Submissions queued meanwhile (the spare segment's zero-fill)
-                // wait for the hold's end: tokio-uring submits when the
-                // thread parks.
+                // NOTE: a hold is shorter than a tick of tokio's timer, so
+                // this task yields until it ends; every durable writer wakes
+                // it on arrival. It yields the CPU too (`sched_yield`), or it
+                // keeps the woken writers off its CPU and the hold runs out
+                // (`docs/decisions/0005-wal-group-hold.md`).
                 let hold = async move {
                     while Instant::now() < hold_deadline {
                         std::thread::yield_now();
@@ -1071,20 +829,7 @@ impl WalWriter {
                 let waiting = in_flight + self.pending_totals().0 + self.queue.queued_waiters();
                 self.hold
                     .settled(inflight.waiters.len(), waiting, inflight.started.elapsed());
-                // NOTE: when the next durable write is likely to be held,
-                // its few writers leave their memtable inserts to this task,
-                // which does them while it holds. Not for more (64 writers:
-                // inserts left over at each publish delayed every group,
-                // 10-20% fewer puts/s). With large groups, writers insert
-                // after the commit lock (1,024 tasks: fewer futex waits);
-                // in between, under it (16 tasks measured no gain after it).
-                let mode = if self.hold.active() && self.few_writers() {
-                    InsertMode::LeftToWal
-                } else if self.pipelining {
-                    InsertMode::AfterLock
-                } else {
-                    InsertMode::UnderLock
-                };
+                let mode = policy::insert_mode(&self.observe());
                 self.queue.set_insert_mode(mode);
                 self.publish(inflight.last_seqno);
                 let stats = &self.queue.stats;
@@ -1119,57 +864,6 @@ impl WalWriter {
         let inflight: Vec<Waiter> = self.inflight.drain(..).flat_map(|i| i.waiters).collect();
         for waiter in held.into_iter().chain(inflight) {
             let _ = waiter.send(Err(error.clone()));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{DIRECT_IO_ALIGN_BYTES, Tail};
-    use crate::test_rng::Rng;
-
-    /// Writes of random sizes, some plain (`note_written`) and some direct,
-    /// applied to a model file: each direct write is aligned, and the file
-    /// always reads as the records written so far followed by zeros.
-    #[test]
-    fn direct_writes_rewrite_the_tail_and_keep_the_file_as_written() {
-        const ALIGN: usize = DIRECT_IO_ALIGN_BYTES;
-        let mut rng = Rng(7);
-        for round in 0..50 {
-            let mut tail = Tail::default();
-            let mut file = vec![0u8; 64 * ALIGN];
-            let mut expected: Vec<u8> = Vec::new();
-            while expected.len() < 40 * ALIGN {
-                let len = match rng.below(4) {
-                    0 => 1 + rng.below(40) as usize,
-                    1 => 1 + rng.below(ALIGN as u64 * 3) as usize,
-                    2 => ALIGN - expected.len() % ALIGN,
-                    _ => 100 + rng.below(200) as usize,
-                };
-                let record: Vec<u8> = (0..len).map(|i| (round + i + expected.len()) as u8 | 1).collect();
-                let offset = expected.len() as u64;
-                if rng.below(3) == 0 {
-                    tail.note_written(offset, &record);
-                    file[offset as usize..offset as usize + len].copy_from_slice(&record);
-                } else {
-                    let (out, start) = tail.block_write(offset, &record);
-                    assert_eq!(start % ALIGN as u64, 0, "aligned offset");
-                    assert_eq!(out.len() % ALIGN, 0, "aligned length");
-                    assert!(
-                        start <= offset && start + ALIGN as u64 > offset,
-                        "starts in the last block"
-                    );
-                    file[start as usize..start as usize + out.len()].copy_from_slice(&out);
-                }
-                expected.extend_from_slice(&record);
-                assert_eq!(tail.end(), expected.len() as u64);
-                assert!(tail.bytes.len() < ALIGN, "the tail is less than a block");
-                assert_eq!(&file[..expected.len()], &expected[..], "round {round}");
-                assert!(
-                    file[expected.len()..].iter().all(|&b| b == 0),
-                    "zeros after the records"
-                );
-            }
         }
     }
 }
