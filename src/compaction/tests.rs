@@ -727,8 +727,8 @@ async fn three_l0_and_one_l1(disk: &Disk, seed: u64, with_level2: bool) -> (Comp
             ValueKind::Put
         };
         let value = match kind {
-            ValueKind::Put => Bytes::from(vec![b'v'; 40 + rng.below(40) as usize]),
             ValueKind::Delete => Bytes::new(),
+            _ => Bytes::from(vec![b'v'; 40 + rng.below(40) as usize]),
         };
         let home = 3 - ((seqno - 1) / 500) as usize;
         homes[home].push((InternalKey::new(user_key.clone(), seqno, kind), value.clone()));
