@@ -11,7 +11,8 @@
 //! expired base, snapshots included); gets; range scans in
 //! both directions with included, excluded and unbounded bounds (empty and
 //! inverted ranges too: an inverted range returns nothing); prefix scans;
-//! snapshots (up to three live, each with a copy of the model taken with
+//! checkpoints (each opened as a store of its own and checked against the
+//! model); snapshots (up to three live, each with a copy of the model taken with
 //! it) that are read, scanned and released; flushes, `compact_range` over
 //! everything or a sub-range, syncs; reopens; and power losses
 //! (`SimFs::crash_now`, then recovery with `DropAll`, `Random` and `KeepAll`
@@ -268,6 +269,9 @@ enum Op {
     Reopen,
     /// Power loss, then open on the recovered disk.
     Crash,
+    /// `Db::checkpoint` into a fresh directory; the copy, opened as a
+    /// store, must hold the model's state.
+    Checkpoint,
 }
 
 fn key_name(index: u8) -> String {
@@ -341,6 +345,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Sync),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
+        1 => Just(Op::Checkpoint),
     ]
 }
 
@@ -429,6 +434,7 @@ struct Coverage {
     crashes: u64,
     merges: u64,
     ttl_puts: u64,
+    checkpoints: u64,
     /// Reads that found a key's value hidden by its expiry.
     expired_reads: u64,
 }
@@ -449,6 +455,7 @@ impl Coverage {
         self.reopens += other.reopens;
         self.crashes += other.crashes;
         self.merges += other.merges;
+        self.checkpoints += other.checkpoints;
         self.ttl_puts += other.ttl_puts;
         self.expired_reads += other.expired_reads;
     }
@@ -570,6 +577,7 @@ impl Harness {
                 self.coverage.merges += 1;
             }
             Op::AdvanceClock(ms) => self.clock.advance(Duration::from_millis(*ms)),
+            Op::Checkpoint => self.checkpoint().await?,
             Op::Delete(k) => {
                 self.db().delete(k).await.map_err(|e| failed("delete", e))?;
                 self.model.remove(k.as_bytes());
@@ -692,6 +700,30 @@ impl Harness {
             }
         }
         Ok(())
+    }
+
+    /// Checkpoints into a new directory, opens the copy beside the store and
+    /// checks it holds the model's state (and takes writes of its own).
+    async fn checkpoint(&mut self) -> Result<(), String> {
+        let target = format!("/checkpoint-{}", self.coverage.checkpoints);
+        self.coverage.checkpoints += 1;
+        self.db()
+            .checkpoint(&target)
+            .await
+            .map_err(|e| failed("checkpoint", e))?;
+        let options = with_shared(self.make_options, &self.sim, &self.clock);
+        let copy = Db::open(&target, options)
+            .await
+            .map_err(|e| failed("open checkpoint", e))?;
+        let actual = collect(copy.scan::<&[u8], _>(..))
+            .await
+            .map_err(|e| failed("checkpoint scan", e))?;
+        let expected = model_scan(&self.visible(), &Bound::Unbounded, &Bound::Unbounded, false);
+        compare(&expected, &actual).map_err(|e| format!("checkpoint contents: {e}"))?;
+        copy.put(b"k000", b"copy")
+            .await
+            .map_err(|e| failed("checkpoint put", e))?;
+        copy.close().await.map_err(|e| failed("checkpoint close", e))
     }
 
     /// Drops the old handle, opens the store again on `self.sim` and checks
@@ -825,7 +857,10 @@ fn random_operations_match_a_btreemap_under_every_option_set() {
                 "{name}: {exercised:?}"
             );
             assert!(
-                exercised.merges > 0 && exercised.ttl_puts > 0 && exercised.expired_reads > 0,
+                exercised.merges > 0
+                    && exercised.ttl_puts > 0
+                    && exercised.expired_reads > 0
+                    && exercised.checkpoints > 0,
                 "{name}: {exercised:?}"
             );
             if name.starts_with("tiny") {

@@ -4,6 +4,7 @@
 //! clone closes the commit queue; the WAL task then writes and syncs what is
 //! queued and exits on its own.
 
+mod checkpoint;
 pub(crate) mod commit;
 mod compact;
 mod flush;

@@ -454,6 +454,23 @@ impl State {
         }
     }
 
+    /// A second entry for the inode at `from`: a pending entry op of the
+    /// target directory, like a create.
+    fn hard_link(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        self.begin_mutation()?;
+        let inode = self.lookup(from)?;
+        let (to_dir, to_name) = split(to)?;
+        let exists = self.dirs.contains_key(to)
+            || self
+                .dirs
+                .get(&to_dir)
+                .is_some_and(|dir| dir.volatile.contains_key(&to_name));
+        if exists {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        self.record(&to_dir, EntryOp::Link { name: to_name, inode })
+    }
+
     fn remove_file(&mut self, path: &Path) -> io::Result<()> {
         self.begin_mutation()?;
         self.lookup(path)?;
@@ -900,6 +917,10 @@ impl Fs for SimFs {
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.lock().rename(from, to)
+    }
+
+    async fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.lock().hard_link(from, to)
     }
 
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
