@@ -31,6 +31,13 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock, shared: taking it costs no allocation.
+pub(crate) fn system() -> std::sync::Arc<dyn Clock> {
+    static SYSTEM: std::sync::LazyLock<std::sync::Arc<dyn Clock>> =
+        std::sync::LazyLock::new(|| std::sync::Arc::new(SystemClock));
+    std::sync::Arc::clone(&SYSTEM)
+}
+
 /// A clock that moves only when told to: for tests of TTL expiry.
 ///
 /// ```

@@ -211,7 +211,7 @@ impl Default for Options {
             hard_pending_compaction_bytes_limit: 256 << 30,
             merge_operator: None,
             ttl: None,
-            clock: Arc::new(crate::clock::SystemClock),
+            clock: crate::clock::system(),
             compaction_filter: None,
         }
     }

@@ -77,7 +77,7 @@ impl Default for ValuePolicy {
         ValuePolicy {
             resolver: crate::merge::Resolver {
                 operator: None,
-                clock: std::sync::Arc::new(crate::clock::SystemClock),
+                clock: crate::clock::system(),
             },
             filter: None,
         }

@@ -1173,6 +1173,32 @@ mod tests {
         assert_eq!(synced.read_file(path("/db/CURRENT")).unwrap(), b"new");
     }
 
+    #[test]
+    fn hard_link_shares_the_file_and_is_durable_after_sync_dir() {
+        let build = || {
+            let fs = disk(5);
+            durable_file(&fs, "000001.sst", b"table");
+            block_on(fs.create_dir_all(path("/copy"))).unwrap();
+            block_on(fs.hard_link(path("/db/000001.sst"), path("/copy/000001.sst"))).unwrap();
+            assert_eq!(fs.read_file(path("/copy/000001.sst")).unwrap(), b"table");
+            let again = block_on(fs.hard_link(path("/db/000001.sst"), path("/copy/000001.sst")));
+            assert_eq!(again.unwrap_err().raw_os_error(), Some(libc::EEXIST));
+            let missing = block_on(fs.hard_link(path("/db/none"), path("/copy/none")));
+            assert_eq!(missing.unwrap_err().kind(), io::ErrorKind::NotFound);
+            fs
+        };
+        let dropped = build().recover_with(TearMode::DropAll);
+        assert_eq!(dropped.read_file(path("/copy/000001.sst")), None);
+        let fs = build();
+        block_on(fs.sync_dir(path("/copy"))).unwrap();
+        // Removing the original name leaves the link.
+        block_on(fs.remove_file(path("/db/000001.sst"))).unwrap();
+        block_on(fs.sync_dir(path("/db"))).unwrap();
+        let synced = fs.recover_with(TearMode::DropAll);
+        assert_eq!(synced.read_file(path("/copy/000001.sst")).unwrap(), b"table");
+        assert_eq!(synced.read_file(path("/db/000001.sst")), None);
+    }
+
     /// Ops: 0 create_dir_all, 1 open, 2 write, 3 sync, 4 write, 5 sync_dir.
     fn numbered_workload(fs: &SimFs) -> Vec<io::Result<()>> {
         block_on(async {

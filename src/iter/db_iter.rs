@@ -29,7 +29,8 @@
 //! - Yielded user keys are strictly increasing (forward) or strictly
 //!   decreasing (reverse), and lie within the bounds.
 //! - A yielded value is the newest version with seqno <= snapshot, and
-//!   that version is a put.
+//!   that version is a put (an expiring one not expired), or it is the fold
+//!   of the merge operands down to the first put or tombstone below them.
 //! - `key_buf` holds the key of `pending` whenever it is not `Idle`.
 //! - After an `Err`, every later call returns the same error.
 
@@ -121,7 +122,7 @@ impl DbIter {
     ) -> Self {
         let resolver = Resolver {
             operator: None,
-            clock: std::sync::Arc::new(crate::clock::SystemClock),
+            clock: crate::clock::system(),
         };
         DbIter {
             merge: MergingIterator::new(sources, direction),

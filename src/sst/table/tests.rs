@@ -25,7 +25,8 @@ use crate::test_rng::Rng;
 type Model = BTreeMap<InternalKey, Bytes>;
 
 /// `user_keys` keys `k{i:06}` (and the empty key) with 1 to 4 versions,
-/// a fifth of them tombstones, at distinct seqnos in 1..=60_000.
+/// a fifth of them tombstones, some merge operands and expiring values, at
+/// distinct seqnos in 1..=60_000.
 fn model(user_keys: usize, value_len: u64, seed: u64) -> Model {
     let mut rng = Rng(seed | 1);
     let mut model = Model::new();
@@ -40,12 +41,24 @@ fn model(user_keys: usize, value_len: u64, seed: u64) -> Model {
                 continue;
             }
             seqnos.push(seqno);
+            // A fifth tombstones; of the rest, a tenth each merge operands
+            // and expiring values (whose value starts with its expiry).
             let (kind, value) = if rng.below(5) == 0 {
                 (ValueKind::Delete, Bytes::new())
             } else {
                 let len = rng.below(value_len + 1) as usize;
-                let value: Vec<u8> = (0..len).map(|j| (seqno as usize + j) as u8).collect();
-                (ValueKind::Put, Bytes::from(value))
+                let mut value: Vec<u8> = (0..len).map(|j| (seqno as usize + j) as u8).collect();
+                let kind = match rng.below(10) {
+                    0 => ValueKind::Merge,
+                    1 => {
+                        let mut stored = Vec::new();
+                        crate::ttl::encode(seqno * 1000, &value, &mut stored);
+                        value = stored;
+                        ValueKind::PutWithExpiry
+                    }
+                    _ => ValueKind::Put,
+                };
+                (kind, Bytes::from(value))
             };
             model.insert(InternalKey::new(Bytes::from(name.clone()), seqno, kind), value);
         }
