@@ -171,3 +171,23 @@ async fn a_checkpoint_survives_a_power_loss_after_the_call() {
         copy.close().await.unwrap();
     }
 }
+
+#[test]
+fn checkpoint_future_is_send_and_static() {
+    fn assert_send_static<T: Send + 'static>(_: &T) {}
+    futures::executor::block_on(async {
+        let sim = SimFs::new(9);
+        let db = Db::open("/db", Options::default().fs(sim.clone())).await.unwrap();
+        db.put(b"k", b"v").await.unwrap();
+        let fut = {
+            let target = std::path::PathBuf::from("/backup");
+            db.checkpoint(&target)
+        };
+        assert_send_static(&fut);
+        fut.await.unwrap();
+        db.close().await.unwrap();
+        let copy = Db::open("/backup", Options::default().fs(sim)).await.unwrap();
+        assert_eq!(copy.get(b"k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        copy.close().await.unwrap();
+    });
+}

@@ -186,3 +186,23 @@ async fn a_failing_operator_reports_the_key() {
     assert!(matches!(db.get(b"k").await, Err(Error::MergeFailed { .. })));
     db.close().await.unwrap();
 }
+
+#[test]
+fn merge_future_is_send_and_static() {
+    fn assert_send_static<T: Send + 'static>(_: &T) {}
+    futures::executor::block_on(async {
+        let sim = SimFs::new(5);
+        let db = Db::open("/db", options(&sim)).await.unwrap();
+        let fut = {
+            let key = b"borrowed".to_vec();
+            db.merge(&key, &key)
+        };
+        assert_send_static(&fut);
+        fut.await.unwrap();
+        assert_eq!(
+            db.get(b"borrowed").await.unwrap().as_deref(),
+            Some(&b"borrowed"[..])
+        );
+        db.close().await.unwrap();
+    });
+}
