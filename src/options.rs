@@ -491,8 +491,9 @@ pub struct WriteOptions {
     /// Overrides [`Options::sync_mode`] for this write. Default: `None`.
     pub sync_mode: Option<SyncMode>,
     /// Overrides [`Options::ttl`] for the puts of this write: they expire
-    /// this long after the write, on the store's clock. Default: `None`
-    /// (the store's TTL, if any).
+    /// this long after the write, on the store's clock. Each put then
+    /// carries an 8-byte expiry, which counts towards the batch's size
+    /// limit. Default: `None` (the store's TTL, if any).
     pub ttl: Option<Duration>,
 }
 
