@@ -5,8 +5,11 @@
 //!
 //! ```text
 //! payload := count:u32le entry*count
-//! entry   := kind:u8 key_len:varint32 key [value_len:varint32 value]   (value only for kind = Put)
+//! entry   := kind:u8 key_len:varint32 key [value_len:varint32 value]   (value for every kind but Delete)
 //! ```
+//!
+//! Kinds: 0 delete, 1 put, 2 merge operand, 3 put with expiry (the value is
+//! `expiry_ms:u64le ++ value`, see `ttl.rs`).
 //!
 //! The seqno of entry `i` is the record's `first_seqno + i`.
 
@@ -15,6 +18,7 @@ use bytes::Bytes;
 use crate::coding::{get_u32_le, get_varint32, put_varint32};
 use crate::key::ValueKind;
 use crate::limits::{MAX_BATCH_ENTRIES, MAX_BATCH_SIZE_BYTES, MAX_KEY_SIZE_BYTES, MAX_VALUE_SIZE_BYTES};
+use crate::ttl::EXPIRY_SIZE_BYTES;
 use crate::{Error, Result};
 
 /// Bytes of the `count` field that opens a payload.
@@ -75,6 +79,41 @@ impl WriteBatch {
         self
     }
 
+    /// Adds a merge `operand` for `key`: reads fold it onto the older
+    /// value with the store's `Options::merge_operator` (see
+    /// [`crate::merge`]). Limits as for [`WriteBatch::put`].
+    pub fn merge(&mut self, key: impl AsRef<[u8]>, operand: impl AsRef<[u8]>) -> &mut Self {
+        self.push(ValueKind::Merge, key.as_ref(), Some(operand.as_ref()));
+        self
+    }
+
+    /// The same batch with every put turned into a put that expires at
+    /// `expiry_ms` on the store's clock (TTL, see `ttl.rs`); other entries
+    /// are unchanged. A batch that broke a limit stays as it is.
+    pub(crate) fn with_expiry(self, expiry_ms: u64) -> WriteBatch {
+        if self.too_large.is_some() || self.count == 0 {
+            return self;
+        }
+        let payload = Bytes::from(self.payload);
+        let Ok(entries) = decode_payload(&payload) else {
+            unreachable!("a batch built by WriteBatch decodes");
+        };
+        let mut out = WriteBatch::with_capacity(payload.len() + entries.len() * EXPIRY_SIZE_BYTES);
+        let mut stored = Vec::new();
+        for entry in entries {
+            match entry.kind {
+                ValueKind::Put => {
+                    stored.clear();
+                    crate::ttl::encode(expiry_ms, &entry.value, &mut stored);
+                    out.push(ValueKind::PutWithExpiry, &entry.key, Some(&stored));
+                }
+                ValueKind::Delete => out.push(entry.kind, &entry.key, None),
+                kind => out.push(kind, &entry.key, Some(&entry.value)),
+            }
+        }
+        out
+    }
+
     /// Number of puts and deletes in the batch.
     pub fn len(&self) -> usize {
         self.count as usize
@@ -107,7 +146,7 @@ impl WriteBatch {
             return;
         }
         let value_len = value.map_or(0, <[u8]>::len);
-        if value_len > MAX_VALUE_SIZE_BYTES {
+        if value_len > max_stored_value_bytes(kind) {
             self.too_large = Some(too_large("value", value_len, MAX_VALUE_SIZE_BYTES));
             return;
         }
@@ -142,6 +181,16 @@ impl WriteBatch {
             Some(error) => Err(error),
             None => Ok((Bytes::from(self.payload), self.count)),
         }
+    }
+}
+
+/// Most bytes the stored value of an entry of `kind` may hold: a user
+/// value of [`MAX_VALUE_SIZE_BYTES`], plus the expiry prefix for an
+/// expiring put.
+pub(crate) fn max_stored_value_bytes(kind: ValueKind) -> usize {
+    match kind {
+        ValueKind::PutWithExpiry => MAX_VALUE_SIZE_BYTES + EXPIRY_SIZE_BYTES,
+        _ => MAX_VALUE_SIZE_BYTES,
     }
 }
 
@@ -195,10 +244,13 @@ pub(crate) fn decode_payload(payload: &Bytes) -> std::result::Result<Vec<BatchEn
         if key.len() > MAX_KEY_SIZE_BYTES {
             return Err(format!("key of {} bytes exceeds the limit", key.len()));
         }
-        let value = match kind {
-            ValueKind::Put => field(&mut pos, "value")?,
-            ValueKind::Delete => Bytes::new(),
+        let value = match kind.has_value() {
+            true => field(&mut pos, "value")?,
+            false => Bytes::new(),
         };
+        if kind == ValueKind::PutWithExpiry && value.len() < EXPIRY_SIZE_BYTES {
+            return Err(format!("expiring value of {} bytes has no expiry", value.len()));
+        }
         entries.push(BatchEntry { kind, key, value });
     }
     if pos != payload.len() {
@@ -236,6 +288,31 @@ mod tests {
     }
 
     #[test]
+    fn merges_and_expiring_puts_round_trip() {
+        let mut batch = WriteBatch::new();
+        batch.put(b"p", b"v").merge(b"m", b"op").delete(b"d");
+        let batch = batch.with_expiry(1234);
+        let (payload, count) = batch.into_payload().unwrap();
+        assert_eq!(count, 3);
+        let entries = decode_payload(&payload).unwrap();
+        assert_eq!(entries[0].kind, ValueKind::PutWithExpiry);
+        assert_eq!(
+            crate::ttl::split(&entries[0].value).unwrap(),
+            (1234, Bytes::from("v"))
+        );
+        assert_eq!(
+            (entries[1].kind, &entries[1].value[..]),
+            (ValueKind::Merge, &b"op"[..])
+        );
+        assert_eq!(entries[2].kind, ValueKind::Delete);
+        // An expiring value shorter than its prefix is rejected.
+        let mut bad = WriteBatch::new();
+        bad.push(ValueKind::PutWithExpiry, b"k", Some(b"1234567"));
+        let (payload, _) = bad.into_payload().unwrap();
+        assert!(decode_payload(&payload).unwrap_err().contains("no expiry"));
+    }
+
+    #[test]
     fn oversized_key_and_value_are_errors() {
         let mut batch = WriteBatch::new();
         batch.put(vec![0u8; MAX_KEY_SIZE_BYTES + 1], b"v");
@@ -260,7 +337,9 @@ mod tests {
         batch
             .put(b"key", b"value")
             .delete(b"gone")
+            .merge(b"m", b"operand")
             .put(b"k2", vec![7u8; 200]);
+        let batch = batch.with_expiry(99);
         let (payload, _) = batch.into_payload().unwrap();
         for cut in 0..payload.len() {
             assert!(decode_payload(&payload.slice(..cut)).is_err(), "cut at {cut}");

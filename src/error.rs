@@ -49,6 +49,14 @@ pub enum Error {
     },
     /// An option has a value ringdb cannot work with.
     InvalidOptions(String),
+    /// A merge could not be applied: no `Options::merge_operator` is set
+    /// for a store that holds merge operands, or the operator refused them.
+    MergeFailed {
+        /// The key whose operands were being folded.
+        key: bytes::Bytes,
+        /// Why.
+        reason: String,
+    },
     /// The database was closed.
     Closed,
 }
@@ -102,6 +110,7 @@ impl fmt::Display for Error {
                 )
             }
             Error::InvalidOptions(why) => write!(f, "invalid options: {why}"),
+            Error::MergeFailed { key, reason } => write!(f, "merge of key {key:?} failed: {reason}"),
             Error::Closed => write!(f, "the database is closed"),
         }
     }

@@ -25,14 +25,34 @@ pub enum ValueKind {
     Delete = 0,
     /// A value was stored.
     Put = 1,
+    /// A merge operand: folded onto the older versions by the store's
+    /// `MergeOperator` when read (see `merge.rs`).
+    Merge = 2,
+    /// A value with an expiry: the stored value is `expiry_ms:u64le ++ value`
+    /// (see `ttl.rs`); it reads as a tombstone from `expiry_ms` on.
+    PutWithExpiry = 3,
 }
 
 impl ValueKind {
+    /// True for the kinds of format version 1 (`Delete`, `Put`): a table
+    /// holding only these is written as version 1.
+    pub fn is_version_1(self) -> bool {
+        matches!(self, ValueKind::Delete | ValueKind::Put)
+    }
+
+    /// True when an entry of this kind carries a value (every kind but a
+    /// tombstone); a batch entry then has a value field.
+    pub fn has_value(self) -> bool {
+        matches!(self, ValueKind::Put | ValueKind::PutWithExpiry | ValueKind::Merge)
+    }
+
     /// Decodes a kind byte read from disk.
     pub fn from_u8(byte: u8) -> Option<ValueKind> {
         match byte {
             0 => Some(ValueKind::Delete),
             1 => Some(ValueKind::Put),
+            2 => Some(ValueKind::Merge),
+            3 => Some(ValueKind::PutWithExpiry),
             _ => None,
         }
     }

@@ -28,6 +28,7 @@
 )]
 
 mod batch;
+pub mod clock;
 mod coding;
 mod commit;
 mod compaction;
@@ -39,14 +40,17 @@ mod key;
 pub mod limits;
 mod manifest;
 mod memtable;
+pub mod merge;
 mod options;
 pub mod sst;
 #[cfg(test)]
 mod test_rng;
+mod ttl;
 mod version;
 mod wal;
 
 pub use batch::WriteBatch;
+pub use compaction::filter::{CompactionFilter, FilterDecision};
 pub use db::{Db, Scan, Snapshot, Stats};
 pub use error::{Error, Result};
 pub use options::{Compression, IoBackend, Options, SyncMode, WriteOptions};

@@ -42,6 +42,12 @@ pub enum Lookup {
     Deleted,
     /// This memtable has no visible version; look further down.
     Missing,
+    /// The newest visible version is a value with an expiry: the stored
+    /// value, `expiry_ms ++ value` (see `ttl.rs`).
+    Expiring(Bytes),
+    /// The newest visible version is a merge operand: the reader must fold
+    /// the key's older versions too (see `merge.rs`).
+    Merge,
 }
 
 /// User keys up to this long are stored inside the skiplist node.
@@ -287,6 +293,8 @@ impl Memtable {
         match found.kind() {
             ValueKind::Put => Lookup::Found(entry.value().clone()),
             ValueKind::Delete => Lookup::Deleted,
+            ValueKind::PutWithExpiry => Lookup::Expiring(entry.value().clone()),
+            ValueKind::Merge => Lookup::Merge,
         }
     }
 

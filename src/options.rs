@@ -162,6 +162,25 @@ pub struct Options {
     /// Writes await compaction once it is this many bytes behind.
     /// Default: 256 GiB.
     pub hard_pending_compaction_bytes_limit: u64,
+
+    // Merges, TTL and the clock (see `merge.rs`, `ttl.rs`, `clock.rs`).
+    /// Folds merge operands (`Db::merge`) onto values when they are read
+    /// and compacted. A store that holds merge operands must be opened with
+    /// one (the same one): reading an operand without it is
+    /// [`crate::Error::MergeFailed`]. Default: `None`.
+    pub merge_operator: Option<Arc<dyn crate::merge::MergeOperator>>,
+    /// Time to live of every put: a put expires this long after it was
+    /// written, on [`Options::clock`] (a `WriteOptions::ttl` overrides it).
+    /// An expired value reads as deleted, and compaction drops it. Changing
+    /// it at a reopen affects later writes only. Default: `None` (values do
+    /// not expire).
+    pub ttl: Option<Duration>,
+    /// The clock TTL expiry is judged by. Default: the system clock.
+    pub clock: Arc<dyn crate::clock::Clock>,
+    /// Keeps, drops or rewrites values as compaction rewrites them (see
+    /// [`crate::CompactionFilter`] for which values it sees). Default:
+    /// `None`.
+    pub compaction_filter: Option<Arc<dyn crate::CompactionFilter>>,
 }
 
 impl Default for Options {
@@ -193,6 +212,10 @@ impl Default for Options {
             compaction_rate_limit_bytes_per_sec: None,
             soft_pending_compaction_bytes_limit: 64 << 30,
             hard_pending_compaction_bytes_limit: 256 << 30,
+            merge_operator: None,
+            ttl: None,
+            clock: crate::clock::system(),
+            compaction_filter: None,
         }
     }
 }
@@ -235,6 +258,10 @@ impl std::fmt::Debug for Options {
                 "hard_pending_compaction_bytes_limit",
                 &self.hard_pending_compaction_bytes_limit,
             )
+            .field("merge_operator", &self.merge_operator)
+            .field("ttl", &self.ttl)
+            .field("clock", &self.clock)
+            .field("compaction_filter", &self.compaction_filter)
             .finish()
     }
 }
@@ -363,6 +390,10 @@ impl Options {
             dynamic_level_bytes: self.dynamic_level_bytes,
             target_file_size_bytes: self.target_file_size_bytes,
             rate_limit_bytes_per_sec: self.compaction_rate_limit_bytes_per_sec,
+            values: crate::compaction::ValuePolicy {
+                resolver: self.resolver(),
+                filter: self.compaction_filter.clone(),
+            },
         }
     }
 
@@ -421,19 +452,68 @@ impl Options {
     }
 }
 
+/// Builders for merges, TTL and the clock.
+impl Options {
+    /// Sets [`Options::merge_operator`].
+    pub fn merge_operator(mut self, operator: Arc<dyn crate::merge::MergeOperator>) -> Self {
+        self.merge_operator = Some(operator);
+        self
+    }
+
+    /// Sets [`Options::ttl`].
+    pub fn ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Sets [`Options::clock`].
+    pub fn clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets [`Options::compaction_filter`].
+    pub fn compaction_filter(mut self, filter: Arc<dyn crate::CompactionFilter>) -> Self {
+        self.compaction_filter = Some(filter);
+        self
+    }
+
+    /// What readers need to fold merges and judge expiry.
+    pub(crate) fn resolver(&self) -> crate::merge::Resolver {
+        crate::merge::Resolver {
+            operator: self.merge_operator.clone(),
+            clock: Arc::clone(&self.clock),
+        }
+    }
+}
+
 /// Per-write options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WriteOptions {
     /// Overrides [`Options::sync_mode`] for this write. Default: `None`.
     pub sync_mode: Option<SyncMode>,
+    /// Overrides [`Options::ttl`] for the puts of this write: they expire
+    /// this long after the write, on the store's clock. Each put then
+    /// carries an 8-byte expiry, which counts towards the batch's size
+    /// limit. Default: `None` (the store's TTL, if any).
+    pub ttl: Option<Duration>,
 }
 
 impl WriteOptions {
+    /// Write options whose puts expire `ttl` after the write.
+    pub fn with_ttl(ttl: Duration) -> Self {
+        WriteOptions {
+            ttl: Some(ttl),
+            ..WriteOptions::default()
+        }
+    }
+
     /// Write options that override the store's sync mode.
     pub fn with_sync_mode(mode: SyncMode) -> Self {
         WriteOptions {
             sync_mode: Some(mode),
+            ..WriteOptions::default()
         }
     }
 }

@@ -3,11 +3,16 @@
 //!
 //! Scenario: proptest generates a seed and a sequence of 20..120 operations
 //! over a small key space (`k000`..`k039`, so overwrites, deletes of present
-//! keys and range scans hit something): puts, deletes and batches with short
-//! values (some empty) and now and then a 1–3 KiB one; gets; range scans in
+//! keys and range scans hit something): puts, deletes, merge operands (every
+//! option set runs with the `Append` merge operator), puts with a per-write
+//! TTL, and batches of all three, with short values (some empty) and now and
+//! then a 1–3 KiB one; steps of the injected clock, so TTLs expire mid-run
+//! (the model folds a key's base and operands as a read would, hiding an
+//! expired base, snapshots included); gets; range scans in
 //! both directions with included, excluded and unbounded bounds (empty and
 //! inverted ranges too: an inverted range returns nothing); prefix scans;
-//! snapshots (up to three live, each with a copy of the model taken with
+//! checkpoints (each opened as a store of its own and checked against the
+//! model); snapshots (up to three live, each with a copy of the model taken with
 //! it) that are read, scanned and released; flushes, `compact_range` over
 //! everything or a sub-range, syncs; reopens; and power losses
 //! (`SimFs::crash_now`, then recovery with `DropAll`, `Random` and `KeepAll`
@@ -41,8 +46,12 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use std::time::Duration;
+
+use ringdb::clock::{Clock, ManualClock};
 use ringdb::io::sim::{SimFs, TearMode};
-use ringdb::{Compression, Db, Options, Scan, Snapshot, WriteBatch};
+use ringdb::merge::Append;
+use ringdb::{Compression, Db, Options, Scan, Snapshot, WriteBatch, WriteOptions};
 
 /// Where every store of this file lives on its simulated disk.
 const DIR: &str = "/db";
@@ -56,6 +65,12 @@ const DEFAULT_CASES: u32 = 1000;
 const TEAR_MODES: [TearMode; 3] = [TearMode::DropAll, TearMode::Random, TearMode::KeepAll];
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+/// The model's state: per key, what a read folds (see [`Versions`]).
+type State = BTreeMap<Vec<u8>, Versions>;
+/// Separator of the `Append` merge operator every option set uses.
+const MERGE_SEPARATOR: &[u8] = b"+";
+/// The injected clock's time when a harness starts, in ms.
+const CLOCK_START_MS: u64 = 1_000_000;
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 type MakeOptions = fn(Arc<SimFs>) -> Options;
 
@@ -175,11 +190,59 @@ impl fmt::Debug for ShownEntries<'_> {
     }
 }
 
+/// What the store holds for one key, as a read folds it: the newest put
+/// (with its expiry, if it had a TTL) and the merge operands written since,
+/// oldest first. A delete removes the key.
+#[derive(Clone, Debug, Default)]
+struct Versions {
+    base: Option<Vec<u8>>,
+    expiry_ms: Option<u64>,
+    operands: Vec<Vec<u8>>,
+}
+
+impl Versions {
+    /// The value a read at `now_ms` returns: the base unless expired, with
+    /// the operands appended (`Append` with [`MERGE_SEPARATOR`]).
+    fn value(&self, now_ms: u64) -> Option<Vec<u8>> {
+        let live = self.expiry_ms.is_none_or(|expiry| now_ms < expiry);
+        let base = self.base.clone().filter(|_| live);
+        let mut parts = base.into_iter().chain(self.operands.iter().cloned());
+        let mut value = parts.next()?;
+        for part in parts {
+            value.extend_from_slice(MERGE_SEPARATOR);
+            value.extend_from_slice(&part);
+        }
+        Some(value)
+    }
+}
+
+/// The plain key-value map a read at `now_ms` sees.
+fn visible(state: &State, now_ms: u64) -> Model {
+    state
+        .iter()
+        .filter_map(|(k, versions)| Some((k.clone(), versions.value(now_ms)?)))
+        .collect()
+}
+
+/// One write of a batch.
+#[derive(Clone, Debug)]
+enum BatchEntry {
+    Put(Value),
+    Delete,
+    Merge(Vec<u8>),
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Put(String, Value),
     Delete(String),
-    Batch(Vec<(String, Option<Value>)>),
+    Batch(Vec<(String, BatchEntry)>),
+    /// A merge operand (short, no separator inside).
+    Merge(String, Vec<u8>),
+    /// A put with a per-write TTL, in ms.
+    PutTtl(String, Value, u64),
+    /// Moves the injected clock forward, in ms.
+    AdvanceClock(u64),
     Get(String),
     Scan {
         start: Bound<String>,
@@ -206,6 +269,9 @@ enum Op {
     Reopen,
     /// Power loss, then open on the recovered disk.
     Crash,
+    /// `Db::checkpoint` into a fresh directory; the copy, opened as a
+    /// store, must hold the model's state.
+    Checkpoint,
 }
 
 fn key_name(index: u8) -> String {
@@ -243,11 +309,26 @@ fn bound() -> impl Strategy<Value = Bound<String>> {
     ]
 }
 
+fn operand() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(b'a'..=b'z', 0..6)
+}
+
+fn batch_entry() -> impl Strategy<Value = BatchEntry> {
+    prop_oneof![
+        6 => value().prop_map(BatchEntry::Put),
+        2 => Just(BatchEntry::Delete),
+        2 => operand().prop_map(BatchEntry::Merge),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
-    let batch_entry = (key(), prop::option::weighted(0.75, value()));
+    let batch_entry = (key(), batch_entry());
     prop_oneof![
         24 => (key(), value()).prop_map(|(k, v)| Op::Put(k, v)),
         8 => key().prop_map(Op::Delete),
+        8 => (key(), operand()).prop_map(|(k, v)| Op::Merge(k, v)),
+        4 => (key(), value(), 1u64..50).prop_map(|(k, v, ttl)| Op::PutTtl(k, v, ttl)),
+        3 => (1u64..40).prop_map(Op::AdvanceClock),
         6 => prop::collection::vec(batch_entry, 0..8).prop_map(Op::Batch),
         12 => key().prop_map(Op::Get),
         8 => (bound(), bound(), any::<bool>())
@@ -264,6 +345,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Sync),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
+        1 => Just(Op::Checkpoint),
     ]
 }
 
@@ -350,6 +432,11 @@ struct Coverage {
     trivial_moves: u64,
     reopens: u64,
     crashes: u64,
+    merges: u64,
+    ttl_puts: u64,
+    checkpoints: u64,
+    /// Reads that found a key's value hidden by its expiry.
+    expired_reads: u64,
 }
 
 impl Coverage {
@@ -367,6 +454,10 @@ impl Coverage {
         self.trivial_moves += other.trivial_moves;
         self.reopens += other.reopens;
         self.crashes += other.crashes;
+        self.merges += other.merges;
+        self.checkpoints += other.checkpoints;
+        self.ttl_puts += other.ttl_puts;
+        self.expired_reads += other.expired_reads;
     }
 }
 
@@ -376,10 +467,22 @@ struct Harness {
     sim: Arc<SimFs>,
     /// `None` only while reopening.
     db: Option<Db>,
-    model: Model,
+    model: State,
     /// Live snapshots, oldest first, each with the model as of its creation.
-    snapshots: Vec<(Snapshot, Model)>,
+    snapshots: Vec<(Snapshot, State)>,
     coverage: Coverage,
+    /// The store's clock, kept across reopens.
+    clock: Arc<ManualClock>,
+}
+
+/// `make_options` with what every option set shares: the `Append` merge
+/// operator and the injected clock.
+fn with_shared(make_options: MakeOptions, sim: &Arc<SimFs>, clock: &Arc<ManualClock>) -> Options {
+    make_options(Arc::clone(sim))
+        .merge_operator(Arc::new(Append {
+            separator: MERGE_SEPARATOR.to_vec(),
+        }))
+        .clock(clock.clone())
 }
 
 fn failed(what: &str, error: ringdb::Error) -> String {
@@ -389,24 +492,31 @@ fn failed(what: &str, error: ringdb::Error) -> String {
 impl Harness {
     async fn open(make_options: MakeOptions, seed: u64) -> Result<Harness, String> {
         let sim = SimFs::new(seed);
-        let db = Db::open(DIR, make_options(Arc::clone(&sim)))
+        let clock = Arc::new(ManualClock::new(CLOCK_START_MS));
+        let db = Db::open(DIR, with_shared(make_options, &sim, &clock))
             .await
             .map_err(|e| failed("open", e))?;
         Ok(Harness {
             make_options,
             sim,
             db: Some(db),
-            model: Model::new(),
+            model: State::new(),
             snapshots: Vec::new(),
             coverage: Coverage::default(),
+            clock,
         })
+    }
+
+    /// What a read of the latest state sees now.
+    fn visible(&self) -> Model {
+        visible(&self.model, self.clock.now_ms())
     }
 
     fn db(&self) -> &Db {
         self.db.as_ref().expect("the store is open")
     }
 
-    fn snapshot(&self, index: usize) -> Option<&(Snapshot, Model)> {
+    fn snapshot(&self, index: usize) -> Option<&(Snapshot, State)> {
         match self.snapshots.len() {
             0 => None,
             live => self.snapshots.get(index % live),
@@ -422,8 +532,9 @@ impl Harness {
         let forward = collect(self.db().scan::<&[u8], _>(..))
             .await
             .map_err(|e| failed("full scan", e))?;
+        let model = self.visible();
         compare(
-            &model_scan(&self.model, &Bound::Unbounded, &Bound::Unbounded, false),
+            &model_scan(&model, &Bound::Unbounded, &Bound::Unbounded, false),
             &forward,
         )
         .map_err(|e| format!("full forward scan: {e}"))?;
@@ -431,7 +542,7 @@ impl Harness {
             .await
             .map_err(|e| failed("full reverse scan", e))?;
         compare(
-            &model_scan(&self.model, &Bound::Unbounded, &Bound::Unbounded, true),
+            &model_scan(&model, &Bound::Unbounded, &Bound::Unbounded, true),
             &reverse,
         )
         .map_err(|e| format!("full reverse scan: {e}"))
@@ -442,31 +553,68 @@ impl Harness {
             Op::Put(k, v) => {
                 let bytes = v.bytes();
                 self.db().put(k, &bytes).await.map_err(|e| failed("put", e))?;
-                self.model.insert(k.as_bytes().to_vec(), bytes);
+                self.model.insert(k.as_bytes().to_vec(), put(bytes, None));
             }
+            Op::PutTtl(k, v, ttl_ms) => {
+                let bytes = v.bytes();
+                let options = WriteOptions::with_ttl(Duration::from_millis(*ttl_ms));
+                let mut batch = WriteBatch::new();
+                batch.put(k, &bytes);
+                self.db()
+                    .write_opt(batch, options)
+                    .await
+                    .map_err(|e| failed("put with ttl", e))?;
+                let expiry = self.clock.now_ms() + ttl_ms;
+                self.model.insert(k.as_bytes().to_vec(), put(bytes, Some(expiry)));
+                self.coverage.ttl_puts += 1;
+            }
+            Op::Merge(k, operand) => {
+                self.db()
+                    .merge(k, operand)
+                    .await
+                    .map_err(|e| failed("merge", e))?;
+                merge(&mut self.model, k, operand);
+                self.coverage.merges += 1;
+            }
+            Op::AdvanceClock(ms) => self.clock.advance(Duration::from_millis(*ms)),
+            Op::Checkpoint => self.checkpoint().await?,
             Op::Delete(k) => {
                 self.db().delete(k).await.map_err(|e| failed("delete", e))?;
                 self.model.remove(k.as_bytes());
             }
             Op::Batch(entries) => {
                 let mut batch = WriteBatch::new();
-                for (k, v) in entries {
-                    match v {
-                        Some(v) => batch.put(k, v.bytes()),
-                        None => batch.delete(k),
+                for (k, entry) in entries {
+                    match entry {
+                        BatchEntry::Put(v) => batch.put(k, v.bytes()),
+                        BatchEntry::Delete => batch.delete(k),
+                        BatchEntry::Merge(operand) => batch.merge(k, operand),
                     };
                 }
                 self.write(batch).await?;
-                for (k, v) in entries {
-                    match v {
-                        Some(v) => self.model.insert(k.as_bytes().to_vec(), v.bytes()),
-                        None => self.model.remove(k.as_bytes()),
-                    };
+                for (k, entry) in entries {
+                    match entry {
+                        BatchEntry::Put(v) => {
+                            self.model.insert(k.as_bytes().to_vec(), put(v.bytes(), None));
+                        }
+                        BatchEntry::Delete => {
+                            self.model.remove(k.as_bytes());
+                        }
+                        BatchEntry::Merge(operand) => {
+                            merge(&mut self.model, k, operand);
+                            self.coverage.merges += 1;
+                        }
+                    }
                 }
             }
             Op::Get(k) => {
                 let actual = self.db().get(k).await.map_err(|e| failed("get", e))?;
-                check_get(self.model.get(k.as_bytes()), actual.as_deref())?;
+                let versions = self.model.get(k.as_bytes());
+                let expected = versions.and_then(|v| v.value(self.clock.now_ms()));
+                if versions.is_some_and(|v| v.base.is_some() && v.value(0) != expected) {
+                    self.coverage.expired_reads += 1;
+                }
+                check_get(expected.as_ref(), actual.as_deref())?;
             }
             Op::Scan { start, end, reverse } => {
                 let mut scan = self.db().scan((owned(start), owned(end)));
@@ -474,13 +622,13 @@ impl Harness {
                     scan = scan.rev();
                 }
                 let actual = collect(scan).await.map_err(|e| failed("scan", e))?;
-                compare(&model_scan(&self.model, start, end, *reverse), &actual)?;
+                compare(&model_scan(&self.visible(), start, end, *reverse), &actual)?;
             }
             Op::ScanPrefix(prefix) => {
                 let actual = collect(self.db().scan_prefix(prefix))
                     .await
                     .map_err(|e| failed("scan_prefix", e))?;
-                compare(&model_prefix(&self.model, prefix), &actual)?;
+                compare(&model_prefix(&self.visible(), prefix), &actual)?;
             }
             Op::TakeSnapshot => {
                 if self.snapshots.len() == MAX_LIVE_SNAPSHOTS {
@@ -491,7 +639,8 @@ impl Harness {
             Op::ReadSnapshot(index, k) => {
                 if let Some((snapshot, model)) = self.snapshot(*index) {
                     let actual = snapshot.get(k).await.map_err(|e| failed("snapshot get", e))?;
-                    check_get(model.get(k.as_bytes()), actual.as_deref())?;
+                    let expected = model.get(k.as_bytes()).and_then(|v| v.value(self.clock.now_ms()));
+                    check_get(expected.as_ref(), actual.as_deref())?;
                 }
             }
             Op::ScanSnapshot {
@@ -506,7 +655,8 @@ impl Harness {
                         scan = scan.rev();
                     }
                     let actual = collect(scan).await.map_err(|e| failed("snapshot scan", e))?;
-                    compare(&model_scan(model, start, end, *reverse), &actual)?;
+                    let model = visible(model, self.clock.now_ms());
+                    compare(&model_scan(&model, start, end, *reverse), &actual)?;
                 }
             }
             Op::ReleaseSnapshot(index) => {
@@ -552,13 +702,37 @@ impl Harness {
         Ok(())
     }
 
+    /// Checkpoints into a new directory, opens the copy beside the store and
+    /// checks it holds the model's state (and takes writes of its own).
+    async fn checkpoint(&mut self) -> Result<(), String> {
+        let target = format!("/checkpoint-{}", self.coverage.checkpoints);
+        self.coverage.checkpoints += 1;
+        self.db()
+            .checkpoint(&target)
+            .await
+            .map_err(|e| failed("checkpoint", e))?;
+        let options = with_shared(self.make_options, &self.sim, &self.clock);
+        let copy = Db::open(&target, options)
+            .await
+            .map_err(|e| failed("open checkpoint", e))?;
+        let actual = collect(copy.scan::<&[u8], _>(..))
+            .await
+            .map_err(|e| failed("checkpoint scan", e))?;
+        let expected = model_scan(&self.visible(), &Bound::Unbounded, &Bound::Unbounded, false);
+        compare(&expected, &actual).map_err(|e| format!("checkpoint contents: {e}"))?;
+        copy.put(b"k000", b"copy")
+            .await
+            .map_err(|e| failed("checkpoint put", e))?;
+        copy.close().await.map_err(|e| failed("checkpoint close", e))
+    }
+
     /// Drops the old handle, opens the store again on `self.sim` and checks
     /// it against the model.
     async fn reopen(&mut self) -> Result<(), String> {
         if let Some(db) = self.db.take() {
             self.coverage.add_stats(&db.stats());
         }
-        let options = (self.make_options)(Arc::clone(&self.sim));
+        let options = with_shared(self.make_options, &self.sim, &self.clock);
         self.db = Some(Db::open(DIR, options).await.map_err(|e| failed("reopen", e))?);
         self.check_all().await
     }
@@ -577,6 +751,24 @@ impl Harness {
         self.db().close().await.map_err(|e| failed("close", e))?;
         Ok(self.coverage)
     }
+}
+
+/// The model's versions after a put (with its expiry, if any).
+fn put(value: Vec<u8>, expiry_ms: Option<u64>) -> Versions {
+    Versions {
+        base: Some(value),
+        expiry_ms,
+        operands: Vec::new(),
+    }
+}
+
+/// The model after a merge of `operand` at `key`.
+fn merge(state: &mut State, key: &str, operand: &[u8]) {
+    state
+        .entry(key.as_bytes().to_vec())
+        .or_default()
+        .operands
+        .push(operand.to_vec());
 }
 
 fn check_get(expected: Option<&Vec<u8>>, actual: Option<&[u8]>) -> Result<(), String> {
@@ -662,6 +854,13 @@ fn random_operations_match_a_btreemap_under_every_option_set() {
         for (name, exercised) in &coverage {
             assert!(
                 exercised.reopens > 0 && exercised.crashes > 0 && exercised.flushes > 0,
+                "{name}: {exercised:?}"
+            );
+            assert!(
+                exercised.merges > 0
+                    && exercised.ttl_puts > 0
+                    && exercised.expired_reads > 0
+                    && exercised.checkpoints > 0,
                 "{name}: {exercised:?}"
             );
             if name.starts_with("tiny") {

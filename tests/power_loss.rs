@@ -11,7 +11,10 @@
 //! ops, or those plus the one op in flight — so no acked write is lost, no
 //! batch is half applied and nothing lands out of order. A second sweep
 //! mixes buffered writes in: then each task's keys must show a prefix of its
-//! ops that holds every op up to its last acked durable one.
+//! ops that holds every op up to its last acked durable one. A third sweep
+//! runs a workload of merge operands (the `Append` operator), puts and
+//! batches of two merges, with memtables small enough to flush and compact
+//! operands, and checks each task's folded values the same way.
 
 mod common;
 
@@ -368,4 +371,171 @@ async fn power_loss_at_every_mutating_operation_slow_disk_holding() {
 async fn power_loss_at_every_mutating_operation_pipelined() {
     PIPELINE_MIN_WRITERS.with(|cell| cell.set(1));
     sweep_power_loss(None).await;
+}
+
+// ---------------------------------------------------------------------------
+// Merges
+
+/// One write of the merge workload: merge operands, puts, and batches that
+/// merge into two keys at once.
+#[derive(Debug, Clone)]
+enum MergeOp {
+    Put(String, String),
+    Merge(String, String),
+    /// Merges the operand into both keys, atomically.
+    MergeTwo(String, String, String),
+}
+
+const MERGE_TASKS: usize = 4;
+const MERGE_OPS_PER_TASK: u64 = 30;
+
+fn merge_options(sim: &Arc<SimFs>) -> Options {
+    options(sim)
+        .write_buffer_size_bytes(1024)
+        .merge_operator(Arc::new(ringdb::merge::Append {
+            separator: b",".to_vec(),
+        }))
+}
+
+fn merge_op(ops: &mut OpGen, task: usize, n: u64) -> MergeOp {
+    let key = |r: u64| format!("m{task}-k{}", r % 4);
+    let value = format!("t{task}n{n}");
+    match ops.next_u64() % 4 {
+        0 => MergeOp::Put(key(ops.next_u64()), value),
+        1 => MergeOp::MergeTwo(key(ops.next_u64()), key(ops.next_u64() + 1), value),
+        _ => MergeOp::Merge(key(ops.next_u64()), value),
+    }
+}
+
+fn apply_merge_op(op: &MergeOp, state: &mut common::State) {
+    let mut merge = |key: &String, operand: &String| {
+        let value = match state.get(key) {
+            Some(old) => format!("{old},{operand}"),
+            None => operand.clone(),
+        };
+        state.insert(key.clone(), value);
+    };
+    match op {
+        MergeOp::Put(key, value) => {
+            state.insert(key.clone(), value.clone());
+        }
+        MergeOp::Merge(key, operand) => merge(key, operand),
+        MergeOp::MergeTwo(a, b, operand) => {
+            merge(a, operand);
+            merge(b, operand);
+        }
+    }
+}
+
+async fn run_merge_op(op: &MergeOp, db: &Db) -> ringdb::Result<()> {
+    match op {
+        MergeOp::Put(key, value) => db.put(key, value).await,
+        MergeOp::Merge(key, operand) => db.merge(key, operand).await,
+        MergeOp::MergeTwo(a, b, operand) => {
+            let mut batch = ringdb::WriteBatch::new();
+            batch.merge(a, operand).merge(b, operand);
+            db.write(batch).await
+        }
+    }
+}
+
+/// Runs the merge workload until it finishes or a write fails: each task's
+/// ops and how many were acked, and the store's counters if it completed.
+async fn run_merge_workload(
+    sim: &Arc<SimFs>,
+    dir: &Path,
+) -> (Vec<(Vec<MergeOp>, usize)>, Option<ringdb::Stats>) {
+    let logs = Arc::new(Mutex::new(vec![(Vec::new(), 0usize); MERGE_TASKS]));
+    let Ok(db) = Db::open(dir, merge_options(sim)).await else {
+        return (logs.lock().unwrap().clone(), None);
+    };
+    let tasks: Vec<_> = (0..MERGE_TASKS)
+        .map(|task| {
+            let (db, logs) = (db.clone(), Arc::clone(&logs));
+            tokio::spawn(async move {
+                let mut ops = OpGen::new(task as u64 + 100);
+                for n in 0..MERGE_OPS_PER_TASK {
+                    let op = merge_op(&mut ops, task, n);
+                    logs.lock().unwrap()[task].0.push(op.clone());
+                    if run_merge_op(&op, &db).await.is_err() {
+                        return;
+                    }
+                    logs.lock().unwrap()[task].1 += 1;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = db.stats();
+    let _ = db.close().await;
+    (logs.lock().unwrap().clone(), Some(stats))
+}
+
+/// Every task's keys must fold to its acked ops, or those plus the one in
+/// flight: no acked operand lost, none applied twice, no batch half applied.
+async fn check_merge_recovery(sim: Arc<SimFs>, dir: &Path, logs: &[(Vec<MergeOp>, usize)], context: &str) {
+    let db = Db::open(dir, merge_options(&sim))
+        .await
+        .unwrap_or_else(|e| panic!("{context}: store does not open after power loss: {e}"));
+    for (task, (ops, acked)) in logs.iter().enumerate() {
+        let mut recovered = common::State::new();
+        for r in 0..4 {
+            let key = format!("m{task}-k{r}");
+            if let Some(value) = db.get(&key).await.unwrap() {
+                recovered.insert(key, String::from_utf8(value.to_vec()).unwrap());
+            }
+        }
+        let mut state = common::State::new();
+        ops.iter()
+            .take(*acked)
+            .for_each(|op| apply_merge_op(op, &mut state));
+        let mut one_more = state.clone();
+        if let Some(op) = ops.get(*acked) {
+            apply_merge_op(op, &mut one_more);
+        }
+        assert!(
+            recovered == state || recovered == one_more,
+            "{context}: task {task} recovered {recovered:?}, acked state {state:?}, ops {ops:?}"
+        );
+    }
+    db.merge(b"after-recovery", b"ok").await.unwrap();
+    db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_loss_at_every_mutating_operation_with_merges() {
+    let dir = Path::new("/db");
+    let dry = SimFs::new(0);
+    let (logs, stats) = run_merge_workload(&dry, dir).await;
+    let stats = stats.unwrap();
+    assert!(
+        logs.iter()
+            .all(|(_, acked)| *acked == MERGE_OPS_PER_TASK as usize)
+    );
+    assert!(stats.flushes >= 3 && stats.compactions >= 1, "{stats:?}");
+    let total_ops = dry.mutating_ops();
+    assert!(total_ops > 50, "suspiciously few mutating ops: {total_ops}");
+    eprintln!("merges: {total_ops} crash points; dry run {stats:?}");
+    let mut crashes_with_acked_writes = 0;
+    for crash_at in 0..total_ops {
+        let sim = SimFs::new(crash_at);
+        sim.crash_at(crash_at);
+        let (logs, _) = run_merge_workload(&sim, dir).await;
+        if logs.iter().any(|(_, acked)| *acked > 0) {
+            crashes_with_acked_writes += 1;
+        }
+        let mode = match crash_at % 3 {
+            0 => TearMode::Random,
+            1 => TearMode::DropAll,
+            _ => TearMode::KeepAll,
+        };
+        let context = format!("merges: power loss at op {crash_at} of {total_ops}, {mode:?}");
+        check_merge_recovery(sim.recover_with(mode), dir, &logs, &context).await;
+    }
+    assert!(
+        crashes_with_acked_writes * 2 > total_ops,
+        "{crashes_with_acked_writes} of {total_ops}"
+    );
 }

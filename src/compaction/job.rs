@@ -11,6 +11,22 @@
 //! put older than it hides nothing, so it is dropped too: every reader that
 //! saw it sees no version at all instead, which reads the same.
 //!
+//! Merge operands, expiry and the filter (see `merge.rs`, `ttl.rs`,
+//! `compaction/filter.rs`). When the newest version of a stripe is a merge
+//! operand, the older operands of the same stripe join it (a run) down to
+//! the stripe's first put or tombstone, the base. A run with a base is
+//! folded into one put at the newest operand's seqno (the base is then
+//! shadowed); a run that reaches the key's end folds onto no base when the
+//! compaction is bottommost. Any other run (the next version is in a lower
+//! stripe, or the end of a key that may have older versions below) is
+//! written as operands, shortened to one by the operator's partial merge
+//! where it offers one. A run is never folded onto an expiring value that
+//! has not expired, since the folded put would not expire with it; and a
+//! run the operator cannot fold (no operator, or it fails) is written as it
+//! is, so the read reports the error instead of the compaction failing. An
+//! expiring value found expired (on the store's clock) becomes a tombstone
+//! at its seqno. The filter sees the values of the newest stripe only.
+//!
 //! NOTE: that tombstone rule generalises RocksDB's (drop a tombstone in
 //! the oldest stripe): with snapshots `[10]` and versions `del@20, del@5`,
 //! both go. Snapshots created while the job runs are at or above every
@@ -37,6 +53,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::compaction::CompactionOptions;
+use crate::compaction::filter::FilterDecision;
 use crate::compaction::picker::Compaction;
 pub use crate::compaction::rate_limiter::RateLimiter;
 use crate::error::{Error, Result};
@@ -166,6 +183,25 @@ struct KeyState {
     /// unless an older put is kept after them. Only used when bottommost;
     /// at most one per stripe.
     pending_tombstones: Vec<(u64, Bytes)>,
+    /// The merge operands of the newest stripe's run, not yet written.
+    run: Option<Run>,
+}
+
+/// A run of merge operands in one stripe, newest first, with trailers.
+struct Run {
+    stripe: usize,
+    operands: Vec<(u64, Bytes)>,
+}
+
+/// What the drop rules need beyond the snapshots.
+struct Rules<'a> {
+    is_bottommost: bool,
+    /// The stripe above every live snapshot (seen only by the latest state).
+    latest_stripe: usize,
+    output_level: usize,
+    values: &'a crate::compaction::ValuePolicy,
+    /// The time expiry is judged at, for the whole job.
+    now_ms: u64,
 }
 
 /// Streams the merge through the drop rules into `writer`.
@@ -176,6 +212,13 @@ async fn merge(
 ) -> Result<()> {
     let mut merge = MergingIterator::new(sources(compaction, ctx).await?, Direction::Forward);
     merge.seek_to_first().await?;
+    let rules = Rules {
+        is_bottommost: compaction.is_bottommost,
+        latest_stripe: ctx.snapshots.len(),
+        output_level: compaction.output_level,
+        values: &ctx.options.values,
+        now_ms: ctx.options.values.resolver.now_ms(),
+    };
     let mut key: Option<KeyState> = None;
     let mut entries_read: u64 = 0;
     while merge.valid() {
@@ -184,37 +227,28 @@ async fn merge(
             _ => {
                 if let Some(done) = key.take() {
                     debug_assert!(done.user_key.as_ref() < merge.user_key());
-                    finish_key(done, compaction.is_bottommost);
+                    finish_key(done, &rules, writer).await?;
                 }
                 key.insert(KeyState {
                     user_key: Bytes::copy_from_slice(merge.user_key()),
                     last_stripe: None,
                     pending_tombstones: Vec::new(),
+                    run: None,
                 })
             }
         };
-        let trailer = merge.trailer();
         // The stripe of a seqno: the index of the first snapshot at or
         // above it, or `snapshots.len()` for "latest".
         let stripe = ctx
             .snapshots
             .partition_point(|&snapshot| snapshot < merge.seqno());
-        if state.last_stripe != Some(stripe) {
-            debug_assert!(state.last_stripe.is_none_or(|last| stripe < last));
-            state.last_stripe = Some(stripe);
-            match merge.kind() {
-                ValueKind::Delete if compaction.is_bottommost => {
-                    state.pending_tombstones.push((trailer, merge.value()));
-                }
-                ValueKind::Delete => writer.add(&state.user_key, trailer, &merge.value()).await?,
-                ValueKind::Put => {
-                    for (trailer, value) in std::mem::take(&mut state.pending_tombstones) {
-                        writer.add(&state.user_key, trailer, &value).await?;
-                    }
-                    writer.add(&state.user_key, trailer, &merge.value()).await?;
-                }
-            }
-        }
+        let version = Version {
+            kind: merge.kind(),
+            stripe,
+            trailer: merge.trailer(),
+            value: merge.value(),
+        };
+        add_version(state, version, &rules, writer).await?;
         merge.next().await?;
         entries_read += 1;
         if entries_read.is_multiple_of(YIELD_EVERY_ENTRIES) {
@@ -223,16 +257,236 @@ async fn merge(
         }
     }
     if let Some(done) = key.take() {
-        finish_key(done, compaction.is_bottommost);
+        finish_key(done, &rules, writer).await?;
     }
     writer.finish_table().await
 }
 
-/// Ends a user key: tombstones still pending have no older put kept, so
-/// (bottommost) they hide nothing and are dropped.
-fn finish_key(state: KeyState, is_bottommost: bool) {
-    debug_assert!(state.pending_tombstones.is_empty() || is_bottommost);
-    drop(state);
+/// One version of a key as the merge yields it.
+struct Version {
+    kind: ValueKind,
+    stripe: usize,
+    trailer: u64,
+    value: Bytes,
+}
+
+/// `trailer` with its kind replaced by `kind`.
+fn with_kind(trailer: u64, kind: ValueKind) -> u64 {
+    (trailer & !0xff) | kind as u64
+}
+
+/// Applies the drop rules to the next (older) version of `state`'s key.
+async fn add_version(
+    state: &mut KeyState,
+    version: Version,
+    rules: &Rules<'_>,
+    writer: &mut OutputWriter<'_, '_>,
+) -> Result<()> {
+    if let Some(run) = &mut state.run {
+        if run.stripe == version.stripe {
+            if version.kind == ValueKind::Merge {
+                run.operands.push((version.trailer, version.value));
+                return Ok(());
+            }
+            let run = state.run.take();
+            return resolve_run(state, run, Some(version), rules, writer).await;
+        }
+        // The run's stripe ends without a base.
+        let run = state.run.take();
+        write_run(state, run, rules, writer).await?;
+    }
+    if state.last_stripe == Some(version.stripe) {
+        // Shadowed by the newest version of its stripe.
+        return Ok(());
+    }
+    debug_assert!(state.last_stripe.is_none_or(|last| version.stripe < last));
+    state.last_stripe = Some(version.stripe);
+    match version.kind {
+        ValueKind::Delete => tombstone(state, version.trailer, version.value, rules, writer).await,
+        ValueKind::Merge => {
+            state.run = Some(Run {
+                stripe: version.stripe,
+                operands: vec![(version.trailer, version.value)],
+            });
+            Ok(())
+        }
+        ValueKind::Put | ValueKind::PutWithExpiry => write_value(state, version, rules, writer).await,
+    }
+}
+
+/// Keeps a tombstone: written at once, or (bottommost) held until an older
+/// version is kept, and dropped if none is.
+async fn tombstone(
+    state: &mut KeyState,
+    trailer: u64,
+    value: Bytes,
+    rules: &Rules<'_>,
+    writer: &mut OutputWriter<'_, '_>,
+) -> Result<()> {
+    debug_assert_eq!(trailer & 0xff, ValueKind::Delete as u64);
+    if rules.is_bottommost {
+        state.pending_tombstones.push((trailer, value));
+        Ok(())
+    } else {
+        writer.add(&state.user_key, trailer, &value).await
+    }
+}
+
+/// Writes the tombstones held back so far: an older version is kept, which
+/// they hide.
+async fn write_pending_tombstones(state: &mut KeyState, writer: &mut OutputWriter<'_, '_>) -> Result<()> {
+    for (trailer, value) in std::mem::take(&mut state.pending_tombstones) {
+        writer.add(&state.user_key, trailer, &value).await?;
+    }
+    Ok(())
+}
+
+/// Keeps a put or an expiring put: an expired one becomes a tombstone; in
+/// the newest stripe the filter decides.
+async fn write_value(
+    state: &mut KeyState,
+    version: Version,
+    rules: &Rules<'_>,
+    writer: &mut OutputWriter<'_, '_>,
+) -> Result<()> {
+    let (expiry, value) = match version.kind {
+        ValueKind::PutWithExpiry => match crate::ttl::split(&version.value) {
+            Some((expiry, _)) if crate::ttl::is_expired(expiry, rules.now_ms) => {
+                let trailer = with_kind(version.trailer, ValueKind::Delete);
+                return tombstone(state, trailer, Bytes::new(), rules, writer).await;
+            }
+            Some((expiry, value)) => (Some(expiry), value),
+            None => unreachable!("block decoders reject expiring values without an expiry"),
+        },
+        _ => (None, version.value.clone()),
+    };
+    let filter = rules
+        .values
+        .filter
+        .as_ref()
+        .filter(|_| version.stripe == rules.latest_stripe);
+    let decision = filter.map_or(FilterDecision::Keep, |filter| {
+        filter.filter(rules.output_level, &state.user_key, &value)
+    });
+    let stored = match decision {
+        FilterDecision::Keep => version.value,
+        FilterDecision::Remove => {
+            let trailer = with_kind(version.trailer, ValueKind::Delete);
+            return tombstone(state, trailer, Bytes::new(), rules, writer).await;
+        }
+        FilterDecision::ChangeValue(new) => match expiry {
+            Some(expiry) => {
+                let mut stored = Vec::with_capacity(crate::ttl::EXPIRY_SIZE_BYTES + new.len());
+                crate::ttl::encode(expiry, &new, &mut stored);
+                Bytes::from(stored)
+            }
+            None => Bytes::from(new),
+        },
+    };
+    write_pending_tombstones(state, writer).await?;
+    writer.add(&state.user_key, version.trailer, &stored).await
+}
+
+/// Ends a run of merge operands at `base` (a put, expiring put or
+/// tombstone of the run's stripe) or, with `None`, at the key's end.
+async fn resolve_run(
+    state: &mut KeyState,
+    run: Option<Run>,
+    base: Option<Version>,
+    rules: &Rules<'_>,
+    writer: &mut OutputWriter<'_, '_>,
+) -> Result<()> {
+    let Some(mut run) = run else { return Ok(()) };
+    let base_value = match &base {
+        None if !rules.is_bottommost => return write_run(state, Some(run), rules, writer).await,
+        None => None,
+        Some(base) => match base.kind {
+            ValueKind::PutWithExpiry => match crate::ttl::split(&base.value) {
+                Some((expiry, _)) if !crate::ttl::is_expired(expiry, rules.now_ms) => {
+                    // NOTE: never folded onto a live expiring value: the
+                    // folded put would outlive it (see the module docs).
+                    write_run(state, Some(run), rules, writer).await?;
+                    return write_value(state, take_base(base), rules, writer).await;
+                }
+                _ => None,
+            },
+            kind => crate::merge::Resolver::base_value(kind, &base.value, rules.now_ms),
+        },
+    };
+    run.operands.reverse();
+    let operands: Vec<Bytes> = run.operands.iter().map(|(_, operand)| operand.clone()).collect();
+    let folded = rules
+        .values
+        .resolver
+        .full_merge(&state.user_key, base_value.as_deref(), &operands);
+    run.operands.reverse();
+    let Ok(folded) = folded else {
+        // Kept as it is: the read reports the failure.
+        write_run(state, Some(run), rules, writer).await?;
+        return match base {
+            Some(base) if base.kind == ValueKind::Delete => {
+                tombstone(state, base.trailer, base.value, rules, writer).await
+            }
+            Some(base) => write_value(state, base, rules, writer).await,
+            None => Ok(()),
+        };
+    };
+    let newest = run.operands.first().map_or(0, |(trailer, _)| *trailer);
+    let version = Version {
+        kind: ValueKind::Put,
+        stripe: run.stripe,
+        trailer: with_kind(newest, ValueKind::Put),
+        value: folded,
+    };
+    write_value(state, version, rules, writer).await
+}
+
+/// A copy of `base` to write (its value shares the block).
+fn take_base(base: &Version) -> Version {
+    Version {
+        kind: base.kind,
+        stripe: base.stripe,
+        trailer: base.trailer,
+        value: base.value.clone(),
+    }
+}
+
+/// Writes a run of operands that cannot be folded onto a base: one operand
+/// if the operator's partial merge offers it, else each as it is.
+async fn write_run(
+    state: &mut KeyState,
+    run: Option<Run>,
+    rules: &Rules<'_>,
+    writer: &mut OutputWriter<'_, '_>,
+) -> Result<()> {
+    let Some(run) = run else { return Ok(()) };
+    write_pending_tombstones(state, writer).await?;
+    let operator = rules.values.resolver.operator.as_ref();
+    if let (Some(operator), [(newest, _), _, ..]) = (operator, run.operands.as_slice()) {
+        let oldest_first: Vec<Bytes> = run
+            .operands
+            .iter()
+            .rev()
+            .map(|(_, operand)| operand.clone())
+            .collect();
+        if let Some(merged) = operator.partial_merge(&state.user_key, &oldest_first) {
+            return writer.add(&state.user_key, *newest, &merged).await;
+        }
+    }
+    for (trailer, operand) in &run.operands {
+        writer.add(&state.user_key, *trailer, operand).await?;
+    }
+    Ok(())
+}
+
+/// Ends a user key: a run still open ends at the key's end; tombstones
+/// still pending have no older version kept, so (bottommost) they hide
+/// nothing and are dropped.
+async fn finish_key(mut state: KeyState, rules: &Rules<'_>, writer: &mut OutputWriter<'_, '_>) -> Result<()> {
+    let run = state.run.take();
+    resolve_run(&mut state, run, None, rules, writer).await?;
+    debug_assert!(state.pending_tombstones.is_empty() || rules.is_bottommost);
+    Ok(())
 }
 
 /// The output table being written, and its bookkeeping.

@@ -27,6 +27,7 @@
 //! - For every user key and every live snapshot (and the latest state), the
 //!   version a reader there saw before the job is the one it sees after.
 
+pub mod filter;
 pub mod job;
 pub mod picker;
 pub mod rate_limiter;
@@ -56,7 +57,51 @@ pub struct CompactionOptions {
     /// Most bytes per second that compaction jobs write; `None` for no
     /// limit. Default: `None`.
     pub rate_limit_bytes_per_sec: Option<u64>,
+    /// How values are folded, expired and filtered. Default: no merge
+    /// operator, the system clock, no filter.
+    pub values: ValuePolicy,
 }
+
+/// What compaction does to values beyond dropping shadowed versions:
+/// folding merge operands, dropping expired values, the user's filter.
+#[derive(Debug, Clone)]
+pub struct ValuePolicy {
+    /// The merge operator and the clock.
+    pub resolver: crate::merge::Resolver,
+    /// The user's filter, if any.
+    pub filter: Option<std::sync::Arc<dyn filter::CompactionFilter>>,
+}
+
+impl Default for ValuePolicy {
+    fn default() -> Self {
+        ValuePolicy {
+            resolver: crate::merge::Resolver {
+                operator: None,
+                clock: crate::clock::system(),
+            },
+            filter: None,
+        }
+    }
+}
+
+/// Two policies are equal when they share their operator, clock and
+/// filter (`Arc`s compared by address).
+impl PartialEq for ValuePolicy {
+    fn eq(&self, other: &Self) -> bool {
+        fn same<T: ?Sized>(a: Option<&std::sync::Arc<T>>, b: Option<&std::sync::Arc<T>>) -> bool {
+            match (a, b) {
+                (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+        }
+        same(self.resolver.operator.as_ref(), other.resolver.operator.as_ref())
+            && std::sync::Arc::ptr_eq(&self.resolver.clock, &other.resolver.clock)
+            && same(self.filter.as_ref(), other.filter.as_ref())
+    }
+}
+
+impl Eq for ValuePolicy {}
 
 impl Default for CompactionOptions {
     fn default() -> Self {
@@ -67,6 +112,7 @@ impl Default for CompactionOptions {
             dynamic_level_bytes: true,
             target_file_size_bytes: 64 << 20,
             rate_limit_bytes_per_sec: None,
+            values: ValuePolicy::default(),
         }
     }
 }

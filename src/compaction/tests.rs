@@ -727,8 +727,8 @@ async fn three_l0_and_one_l1(disk: &Disk, seed: u64, with_level2: bool) -> (Comp
             ValueKind::Put
         };
         let value = match kind {
-            ValueKind::Put => Bytes::from(vec![b'v'; 40 + rng.below(40) as usize]),
             ValueKind::Delete => Bytes::new(),
+            _ => Bytes::from(vec![b'v'; 40 + rng.below(40) as usize]),
         };
         let home = 3 - ((seqno - 1) / 500) as usize;
         homes[home].push((InternalKey::new(user_key.clone(), seqno, kind), value.clone()));
@@ -979,4 +979,136 @@ fn job_future_is_send() {
         is_bottommost: true,
     };
     assert_send(&job::run(&compaction, &ctx));
+}
+
+/// Every entry of `tables` with its value.
+async fn read_with_values(disk: &Disk, tables: &[Arc<TableMeta>]) -> Vec<(InternalKey, Bytes)> {
+    let mut out = Vec::new();
+    for meta in tables {
+        let table = disk.table_cache.get(meta.number, meta.size_bytes).await.unwrap();
+        let mut iter = table.iter();
+        iter.seek_to_first().await.unwrap();
+        while iter.valid() {
+            out.push((iter.key(), iter.value()));
+            iter.next().await.unwrap();
+        }
+    }
+    out
+}
+
+/// The merge and expiry rules of a job, entry by entry: operands fold onto
+/// a base in their stripe, onto nothing at the bottom, shorten by partial
+/// merge when a snapshot separates them from their base, never fold onto a live expiring value, and an
+/// expired value becomes a tombstone (dropped at the bottom).
+#[test]
+fn merge_runs_fold_within_stripes_and_expired_values_go() {
+    use crate::clock::ManualClock;
+    use crate::compaction::ValuePolicy;
+    use crate::merge::{Append, Resolver};
+    current_thread_runtime().block_on(async {
+        let disk = Disk::new(8);
+        let entry = |key: &'static str, seqno, kind, value: &[u8]| {
+            (
+                InternalKey::new(Bytes::from_static(key.as_bytes()), seqno, kind),
+                Bytes::copy_from_slice(value),
+            )
+        };
+        let expiring = |expiry: u64, value: &[u8]| {
+            let mut stored = Vec::new();
+            crate::ttl::encode(expiry, value, &mut stored);
+            stored
+        };
+        let newer = vec![
+            entry("a", 20, ValueKind::Merge, b"a3"),
+            entry("a", 19, ValueKind::Merge, b"a2"),
+            entry("b", 18, ValueKind::Merge, b"b2"),
+            entry("c", 17, ValueKind::Merge, b"c2"),
+            entry("d", 16, ValueKind::PutWithExpiry, &expiring(1_000, b"gone")),
+            entry("e", 15, ValueKind::Merge, b"e1"),
+            entry("f", 14, ValueKind::Merge, b"f1"),
+            entry("f", 13, ValueKind::Put, b"f0"),
+        ];
+        let older = vec![
+            entry("a", 5, ValueKind::Put, b"a0"),
+            entry("b", 9, ValueKind::Merge, b"b1"),
+            entry("b", 8, ValueKind::Merge, b"b0"),
+            entry("c", 4, ValueKind::PutWithExpiry, &expiring(5_000, b"c0")),
+            entry("d", 3, ValueKind::Put, b"d0"),
+        ];
+        let v = version(vec![(
+            0,
+            vec![disk.write(2, &newer).await, disk.write(1, &older).await],
+        )]);
+        let compaction = picker::pick_range(&v, 0, Bound::Unbounded, Bound::Unbounded).unwrap();
+        assert!(compaction.is_bottommost);
+        let options = CompactionOptions {
+            values: ValuePolicy {
+                resolver: Resolver {
+                    operator: Some(Arc::new(Append {
+                        separator: b",".to_vec(),
+                    })),
+                    clock: Arc::new(ManualClock::new(2_000)),
+                },
+                filter: None,
+            },
+            ..CompactionOptions::default()
+        };
+        // A snapshot at 10 separates b's operands: b2 stays alone in the
+        // newest stripe; b1 and b0 reach the key's end at the bottom and
+        // fold onto nothing.
+        let output = disk.run(&compaction, &[10], &options, None).await.unwrap();
+        let got = read_with_values(&disk, &output.added).await;
+        let shown: Vec<(String, u64, ValueKind, String)> = got
+            .iter()
+            .map(|(k, v)| {
+                let value = match k.kind() {
+                    ValueKind::PutWithExpiry => {
+                        String::from_utf8_lossy(&crate::ttl::split(v).unwrap().1).into_owned()
+                    }
+                    _ => String::from_utf8_lossy(v).into_owned(),
+                };
+                (
+                    String::from_utf8_lossy(&k.user_key).into_owned(),
+                    k.seqno(),
+                    k.kind(),
+                    value,
+                )
+            })
+            .collect();
+        let expected: Vec<(String, u64, ValueKind, String)> = [
+            // Snapshot 10 sees a0 alone: the newer run cannot fold onto it
+            // and shortens to one operand by partial merge.
+            ("a", 20, ValueKind::Merge, "a2,a3"),
+            ("a", 5, ValueKind::Put, "a0"),
+            ("b", 18, ValueKind::Merge, "b2"),
+            ("b", 9, ValueKind::Put, "b0,b1"),
+            // Not folded onto a live expiring value.
+            ("c", 17, ValueKind::Merge, "c2"),
+            ("c", 4, ValueKind::PutWithExpiry, "c0"),
+            // d@16 expired (at 1000, now 2000): a tombstone hiding d0 from
+            // the latest state; d0 stays for snapshot 10.
+            ("d", 16, ValueKind::Delete, ""),
+            ("d", 3, ValueKind::Put, "d0"),
+            // Folded onto nothing at the bottom.
+            ("e", 15, ValueKind::Put, "e1"),
+            // Folded onto the put of its stripe, which it shadows.
+            ("f", 14, ValueKind::Put, "f0,f1"),
+        ]
+        .into_iter()
+        .map(|(k, s, kind, v)| (k.to_owned(), s, kind, v.to_owned()))
+        .collect();
+        assert_eq!(shown, expected);
+        // Not bottommost and without a snapshot, b's operands shorten to
+        // one by partial merge instead.
+        let mut not_bottom = compaction.clone();
+        not_bottom.is_bottommost = false;
+        let output = disk.run(&not_bottom, &[], &options, None).await.unwrap();
+        let got = read_with_values(&disk, &output.added).await;
+        let b: Vec<_> = got.iter().filter(|(k, _)| &k.user_key[..] == b"b").collect();
+        assert_eq!(b.len(), 1);
+        assert_eq!(
+            (b[0].0.seqno(), b[0].0.kind(), &b[0].1[..]),
+            (18, ValueKind::Merge, &b"b0,b1,b2"[..])
+        );
+    });
 }

@@ -166,14 +166,17 @@ fn shadowed_versions_dropped<'a>(
     snapshots: &'a [SeqNo],
 ) -> impl Iterator<Item = (InternalKey, Bytes)> + 'a {
     debug_assert!(snapshots.is_sorted());
-    let mut last: Option<(Bytes, usize)> = None;
+    // The last kept version: its user key, stripe, and whether it is a
+    // merge operand (which needs the older versions of its stripe too).
+    let mut last: Option<(Bytes, usize, bool)> = None;
     entries.filter(move |(key, _)| {
         let stripe = snapshots.partition_point(|&snapshot| snapshot < key.seqno());
-        let shadowed = last
-            .as_ref()
-            .is_some_and(|(user_key, last_stripe)| *user_key == key.user_key && *last_stripe == stripe);
+        let shadowed = last.as_ref().is_some_and(|(user_key, last_stripe, merge)| {
+            *user_key == key.user_key && *last_stripe == stripe && !merge
+        });
         if !shadowed {
-            last = Some((key.user_key.clone(), stripe));
+            let merge = key.kind() == crate::key::ValueKind::Merge;
+            last = Some((key.user_key.clone(), stripe, merge));
         }
         !shadowed
     })

@@ -4,6 +4,7 @@
 //! clone closes the commit queue; the WAL task then writes and syncs what is
 //! queued and exits on its own.
 
+mod checkpoint;
 mod compact;
 mod flush;
 mod obsolete;
@@ -513,6 +514,7 @@ impl Db {
     ) -> impl Future<Output = Result<()>> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         let durable = options.sync_mode.unwrap_or(shared.options.sync_mode).is_durable();
+        let batch = with_ttl(&shared.options, batch, &options);
         async move {
             let (payload, count) = batch.into_payload()?;
             if count == 0 {
@@ -547,15 +549,12 @@ impl Db {
         async move {
             // NOTE: the seqno first, then the super-version (see db/tree.rs).
             let (snapshot, current) = shared.tree.read_view(|| shared.queue.visible_seqno());
-            let lookup = get_at(&shared, &current, &key, snapshot).await?;
+            let value = get_at(&shared, &current, &key, snapshot).await?;
             // NOTE: a get served from memory never returns Pending; on tokio,
             // spend scheduling budget so a loop of gets lets other tasks run
             // (a no-op on other executors).
             tokio::task::consume_budget().await;
-            Ok(match lookup {
-                Lookup::Found(value) => Some(value),
-                Lookup::Deleted | Lookup::Missing => None,
-            })
+            Ok(value)
         }
     }
 
@@ -823,6 +822,52 @@ impl Db {
     }
 }
 
+/// Merges (see [`crate::merge`]).
+impl Db {
+    /// Adds a merge `operand` for `key` with the default [`SyncMode`]:
+    /// reads fold it onto the value before it with
+    /// [`Options::merge_operator`].
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::sync::Arc;
+    /// let append = ringdb::merge::Append { separator: b",".to_vec() };
+    /// let options = ringdb::Options::default().merge_operator(Arc::new(append));
+    /// let db = ringdb::Db::open(dir.path(), options).await?;
+    /// db.put(b"list", b"a").await?;
+    /// db.merge(b"list", b"b").await?;
+    /// assert_eq!(db.get(b"list").await?.as_deref(), Some(&b"a,b"[..]));
+    /// # Ok::<(), ringdb::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Db::put`]. The write itself needs no operator; reading the
+    /// key without one is [`Error::MergeFailed`].
+    ///
+    /// # Cancel safety
+    /// As for [`Db::put`].
+    pub fn merge(
+        &self,
+        key: impl AsRef<[u8]>,
+        operand: impl AsRef<[u8]>,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let mut batch = WriteBatch::with_capacity(key.as_ref().len() + operand.as_ref().len() + 12);
+        batch.merge(key, operand);
+        self.write_opt(batch, WriteOptions::default())
+    }
+}
+
+/// `batch` with its puts expiring after the write's TTL (or the store's),
+/// judged on the store's clock now; unchanged when neither is set.
+fn with_ttl(options: &Options, batch: WriteBatch, write_options: &WriteOptions) -> WriteBatch {
+    match write_options.ttl.or(options.ttl) {
+        None => batch,
+        Some(ttl) => batch.with_expiry(crate::ttl::expiry_ms(options.clock.now_ms(), ttl)),
+    }
+}
+
 /// A consistent, read-only view of the store at one seqno. Dropping it lets
 /// compaction discard the versions only it could see.
 /// Clones share one registration; the last one dropped releases it.
@@ -864,10 +909,7 @@ impl Snapshot {
         async move {
             let (shared, seqno) = (&inner.shared, inner.seqno);
             let current = shared.tree.current();
-            Ok(match get_at(shared, &current, &key, seqno).await? {
-                Lookup::Found(value) => Some(value),
-                Lookup::Deleted | Lookup::Missing => None,
-            })
+            get_at(shared, &current, &key, seqno).await
         }
     }
 
@@ -899,10 +941,42 @@ fn owned_bounds<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(
     (own(range.start_bound()), own(range.end_bound()))
 }
 
+/// The value of `key` at `snapshot` in one super-version: the newest
+/// version decides, unless it is a merge operand (then the key's versions
+/// are folded, see `scan::point_read`) or an expired value.
+///
+/// NOTE: a put or a tombstone (the only kinds of a store that uses neither
+/// merges nor TTL) costs one match more than the lookup itself.
+async fn get_at(
+    shared: &Shared,
+    current: &tree::SuperVersion,
+    key: &Bytes,
+    snapshot: u64,
+) -> Result<Option<Bytes>> {
+    match lookup_at(shared, current, key, snapshot).await? {
+        Lookup::Found(value) => Ok(Some(value)),
+        Lookup::Deleted | Lookup::Missing => Ok(None),
+        Lookup::Expiring(stored) => {
+            let now_ms = shared.options.clock.now_ms();
+            Ok(crate::merge::Resolver::base_value(
+                crate::key::ValueKind::PutWithExpiry,
+                &stored,
+                now_ms,
+            ))
+        }
+        Lookup::Merge => scan::point_read(shared, current, key, snapshot).await,
+    }
+}
+
 /// The newest version of `key` at `snapshot` in one super-version:
 /// memtable, frozen memtables newest first, level 0 newest first, then one
 /// table per deeper level.
-async fn get_at(shared: &Shared, current: &tree::SuperVersion, key: &Bytes, snapshot: u64) -> Result<Lookup> {
+async fn lookup_at(
+    shared: &Shared,
+    current: &tree::SuperVersion,
+    key: &Bytes,
+    snapshot: u64,
+) -> Result<Lookup> {
     let memtables = std::iter::once(&current.memtable).chain(current.imms.iter().map(|imm| &imm.memtable));
     for memtable in memtables {
         match memtable.get(key, snapshot) {

@@ -206,7 +206,10 @@ fn run(
                     let current = view.unwrap_or_else(|| shared.tree.current());
                     match sources(&shared, &current).await {
                         Ok(sources) => (
-                            Box::new(DbIter::new(sources, seqno, start, end, direction)),
+                            Box::new(
+                                DbIter::new(sources, seqno, start, end, direction)
+                                    .with_resolver(shared.options.resolver()),
+                            ),
                             current,
                             FIRST_SCAN_BATCH_ENTRIES,
                         ),
@@ -232,6 +235,27 @@ fn run(
         }
     })
     .boxed()
+}
+
+/// The value of `key` at `snapshot` in `current`, with its merge operands
+/// folded: a scan of the one key, for a point read whose newest version is
+/// a merge operand.
+///
+/// # Errors
+/// As a scan's, and [`crate::Error::MergeFailed`] from the fold.
+pub(super) async fn point_read(
+    shared: &Shared,
+    current: &SuperVersion,
+    key: &Bytes,
+    snapshot: SeqNo,
+) -> Result<Option<Bytes>> {
+    let sources = sources(shared, current).await?;
+    let (start, end) = (Bound::Included(key.clone()), Bound::Included(key.clone()));
+    let mut iter = DbIter::new(sources, snapshot, start, end, Direction::Forward)
+        .with_resolver(shared.options.resolver());
+    let mut batch = Batch::with_capacity(1);
+    iter.next_batch(&mut batch, 1, usize::MAX).await?;
+    Ok(batch.into_entries().next().map(|(_, value)| value))
 }
 
 /// The smallest key above every key that starts with `prefix`, if any.

@@ -184,6 +184,12 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// Atomically renames `from` to `to`, replacing `to` if it exists.
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 
+    /// Makes `to` a second name (a hard link) of the file at `from`. Fails
+    /// if `to` exists, and where the filesystem has no hard links or `to`
+    /// is on another one (callers then copy). Like any new entry, `to` is
+    /// durable only after a `sync_dir` of its directory.
+    async fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()>;
+
     /// Removes a file.
     async fn remove_file(&self, path: &Path) -> io::Result<()>;
 

@@ -454,6 +454,23 @@ impl State {
         }
     }
 
+    /// A second entry for the inode at `from`: a pending entry op of the
+    /// target directory, like a create.
+    fn hard_link(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        self.begin_mutation()?;
+        let inode = self.lookup(from)?;
+        let (to_dir, to_name) = split(to)?;
+        let exists = self.dirs.contains_key(to)
+            || self
+                .dirs
+                .get(&to_dir)
+                .is_some_and(|dir| dir.volatile.contains_key(&to_name));
+        if exists {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        self.record(&to_dir, EntryOp::Link { name: to_name, inode })
+    }
+
     fn remove_file(&mut self, path: &Path) -> io::Result<()> {
         self.begin_mutation()?;
         self.lookup(path)?;
@@ -902,6 +919,10 @@ impl Fs for SimFs {
         self.lock().rename(from, to)
     }
 
+    async fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.lock().hard_link(from, to)
+    }
+
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.lock().remove_file(path)
     }
@@ -1150,6 +1171,32 @@ mod tests {
         let synced = fs.recover_with(TearMode::DropAll);
         assert_eq!(synced.list_files(), [PathBuf::from("/db/CURRENT")]);
         assert_eq!(synced.read_file(path("/db/CURRENT")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn hard_link_shares_the_file_and_is_durable_after_sync_dir() {
+        let build = || {
+            let fs = disk(5);
+            durable_file(&fs, "000001.sst", b"table");
+            block_on(fs.create_dir_all(path("/copy"))).unwrap();
+            block_on(fs.hard_link(path("/db/000001.sst"), path("/copy/000001.sst"))).unwrap();
+            assert_eq!(fs.read_file(path("/copy/000001.sst")).unwrap(), b"table");
+            let again = block_on(fs.hard_link(path("/db/000001.sst"), path("/copy/000001.sst")));
+            assert_eq!(again.unwrap_err().raw_os_error(), Some(libc::EEXIST));
+            let missing = block_on(fs.hard_link(path("/db/none"), path("/copy/none")));
+            assert_eq!(missing.unwrap_err().kind(), io::ErrorKind::NotFound);
+            fs
+        };
+        let dropped = build().recover_with(TearMode::DropAll);
+        assert_eq!(dropped.read_file(path("/copy/000001.sst")), None);
+        let fs = build();
+        block_on(fs.sync_dir(path("/copy"))).unwrap();
+        // Removing the original name leaves the link.
+        block_on(fs.remove_file(path("/db/000001.sst"))).unwrap();
+        block_on(fs.sync_dir(path("/db"))).unwrap();
+        let synced = fs.recover_with(TearMode::DropAll);
+        assert_eq!(synced.read_file(path("/copy/000001.sst")).unwrap(), b"table");
+        assert_eq!(synced.read_file(path("/db/000001.sst")), None);
     }
 
     /// Ops: 0 create_dir_all, 1 open, 2 write, 3 sync, 4 write, 5 sync_dir.

@@ -208,6 +208,11 @@ impl Fs for ThreadsFs {
         self.pool.run(move || std::fs::rename(&from, &to)).await
     }
 
+    async fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let (from, to) = (from.to_path_buf(), to.to_path_buf());
+        self.pool.run(move || std::fs::hard_link(&from, &to)).await
+    }
+
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
         let path = path.to_path_buf();
         self.pool.run(move || std::fs::remove_file(&path)).await

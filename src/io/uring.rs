@@ -570,6 +570,23 @@ impl Fs for UringFs {
             .await
     }
 
+    async fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        // NOTE: tokio-uring exposes no linkat, so the plain system call runs
+        // on a short-lived helper thread, as for `list_dir`: it blocks
+        // neither the caller's executor nor the ring thread. Links are made
+        // only by checkpoints.
+        let (from, to) = (from.to_path_buf(), to.to_path_buf());
+        let (reply, result) = oneshot::channel();
+        thread::Builder::new()
+            .name("ringdb-link".to_owned())
+            .spawn(move || {
+                let _ = reply.send(std::fs::hard_link(&from, &to));
+            })?;
+        result
+            .await
+            .map_err(|_| io::Error::other("the ringdb-link thread panicked"))?
+    }
+
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
         let path = path.to_path_buf();
         self.handle

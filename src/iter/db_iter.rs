@@ -10,6 +10,15 @@
 //! arrive oldest first: every version of the key is walked, the last one at
 //! or below the snapshot decides.
 //!
+//! Merge operands and expiring values (see `merge.rs`, `ttl.rs`): a
+//! visible merge operand does not decide its key alone. Forward, the walk
+//! gathers the operands that follow it down to the first put or tombstone
+//! (the base) or the key's end, and folds them onto the base. Reverse, a
+//! put or tombstone resets what was gathered and an operand is added to it,
+//! so the fold at the key's end is the same. An expiring value reads as a
+//! tombstone once expired, judged at one time (`now_ms`) fixed when the
+//! iterator is built.
+//!
 //! The walk is a synchronous loop over the merge's entries ([`DbIter::walk`])
 //! that keeps what it is in the middle of (the key being skipped or
 //! gathered) in fields, so it can stop at any entry: when a batch is full,
@@ -20,7 +29,8 @@
 //! - Yielded user keys are strictly increasing (forward) or strictly
 //!   decreasing (reverse), and lie within the bounds.
 //! - A yielded value is the newest version with seqno <= snapshot, and
-//!   that version is a put.
+//!   that version is a put (an expiring one not expired), or it is the fold
+//!   of the merge operands down to the first put or tombstone below them.
 //! - `key_buf` holds the key of `pending` whenever it is not `Idle`.
 //! - After an `Err`, every later call returns the same error.
 
@@ -31,6 +41,7 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::iter::{Batch, Direction, MergingIterator, Source, trailer_kind, trailer_seqno};
 use crate::key::{InternalKey, MAX_SEQNO, SeqNo, ValueKind};
+use crate::merge::Resolver;
 
 /// Where a `DbIter` is in its walk.
 #[derive(Debug)]
@@ -53,9 +64,21 @@ enum Pending {
     /// Forward: the key is decided (yielded or hidden); its older versions
     /// are skipped.
     Skipping,
-    /// Reverse: the key's versions are being walked, oldest first; the
-    /// newest visible one so far, if any.
-    Gathering(Option<(ValueKind, Bytes)>),
+    /// Forward: the newest visible version is a merge operand; the
+    /// operands so far, newest first, while the walk looks for the base.
+    Merging(Vec<Bytes>),
+    /// Reverse: the key's versions are being walked, oldest first; what
+    /// the visible ones so far read as.
+    Gathering(Fold),
+}
+
+/// The visible versions of one key, oldest first, folded so far: the value
+/// of the newest put (`None` after a tombstone, an expired value, or
+/// nothing yet), and the merge operands newer than it, oldest first.
+#[derive(Debug, Default)]
+struct Fold {
+    base: Option<Bytes>,
+    operands: Vec<Bytes>,
 }
 
 /// Why [`DbIter::walk`] stopped.
@@ -79,6 +102,10 @@ pub struct DbIter {
     pending: Pending,
     /// The user key of `pending`, reused across keys.
     key_buf: Vec<u8>,
+    /// Folds merge operands; its clock judges expiry.
+    resolver: Resolver,
+    /// The time expiry is judged at, for the whole walk.
+    now_ms: u64,
 }
 
 impl DbIter {
@@ -93,6 +120,10 @@ impl DbIter {
         end: Bound<Bytes>,
         direction: Direction,
     ) -> Self {
+        let resolver = Resolver {
+            operator: None,
+            clock: crate::clock::system(),
+        };
         DbIter {
             merge: MergingIterator::new(sources, direction),
             snapshot,
@@ -101,7 +132,18 @@ impl DbIter {
             state: State::Unpositioned,
             pending: Pending::Idle,
             key_buf: Vec::new(),
+            now_ms: resolver.now_ms(),
+            resolver,
         }
+    }
+
+    /// The same iterator folding merges with `resolver`'s operator and
+    /// judging expiry by its clock, now (without one, a merge operand is
+    /// an error and the system clock judges expiry).
+    pub fn with_resolver(mut self, resolver: Resolver) -> Self {
+        self.now_ms = resolver.now_ms();
+        self.resolver = resolver;
+        self
     }
 
     /// The way the iterator moves.
@@ -233,8 +275,8 @@ impl DbIter {
         // the last entry.
         while batch.len() < max_entries && batch.size_bytes() < max_bytes {
             let next = match self.direction() {
-                Direction::Forward => self.visit_forward(batch),
-                Direction::Reverse => self.visit_reverse(batch),
+                Direction::Forward => self.visit_forward(batch)?,
+                Direction::Reverse => self.visit_reverse(batch)?,
             };
             match next {
                 Next::Step => match self.merge.step_without_io() {
@@ -251,76 +293,130 @@ impl DbIter {
     /// Forward: considers the merge's current entry, appending it to
     /// `batch` if it decides a key that is not deleted.
     #[inline]
-    fn visit_forward(&mut self, batch: &mut Batch) -> Next {
+    fn visit_forward(&mut self, batch: &mut Batch) -> Result<Next> {
+        if let Pending::Merging(_) = self.pending {
+            return self.visit_merging(batch);
+        }
         if !self.merge.valid() {
-            return Next::End;
+            return Ok(Next::End);
         }
         let (user_key, trailer) = self.merge.user_key_and_trailer();
         if matches!(self.pending, Pending::Skipping) && user_key == self.key_buf.as_slice() {
             // An older version of a decided key.
-            return Next::Step;
+            return Ok(Next::Step);
         }
         if past_end(user_key, &self.end) {
-            return Next::End;
+            return Ok(Next::End);
         }
         if before_start(user_key, &self.start) || trailer_seqno(trailer) > self.snapshot {
             // Only the excluded start key or a version above the snapshot:
             // not yet the deciding version.
-            return Next::Step;
+            return Ok(Next::Step);
         }
         // The newest visible version of this user key decides it.
         self.key_buf.clear();
         self.key_buf.extend_from_slice(user_key);
         self.pending = Pending::Skipping;
-        if trailer_kind(trailer) == ValueKind::Put {
-            batch.push(user_key, self.merge.value());
+        match trailer_kind(trailer) {
+            ValueKind::Put => batch.push(user_key, self.merge.value()),
+            ValueKind::PutWithExpiry => {
+                let value = Resolver::base_value(ValueKind::PutWithExpiry, &self.merge.value(), self.now_ms);
+                if let Some(value) = value {
+                    batch.push(user_key, value);
+                }
+            }
+            ValueKind::Merge => self.pending = Pending::Merging(vec![self.merge.value()]),
+            // A tombstone: the key is hidden.
+            ValueKind::Delete => {}
         }
-        // Else a tombstone: the key is hidden.
-        Next::Step
+        Ok(Next::Step)
+    }
+
+    /// Forward, gathering the operands of `key_buf`: an older operand is
+    /// gathered; a put or tombstone is the base, and the end of the key
+    /// means no base. Either ends the key with the fold.
+    #[cold]
+    fn visit_merging(&mut self, batch: &mut Batch) -> Result<Next> {
+        let (user_key, trailer) = self.merge.user_key_and_trailer();
+        let same_key = self.merge.valid() && user_key == self.key_buf.as_slice();
+        let kind = trailer_kind(trailer);
+        if same_key && kind == ValueKind::Merge {
+            if let Pending::Merging(operands) = &mut self.pending {
+                operands.push(self.merge.value());
+            }
+            return Ok(Next::Step);
+        }
+        let base = match same_key {
+            true => Resolver::base_value(kind, &self.merge.value(), self.now_ms),
+            false => None,
+        };
+        let Pending::Merging(mut operands) = std::mem::replace(&mut self.pending, Pending::Skipping) else {
+            unreachable!("pending was just matched as merging");
+        };
+        operands.reverse();
+        let merged = self
+            .resolver
+            .full_merge(&self.key_buf, base.as_deref(), &operands)?;
+        batch.push(&self.key_buf, merged);
+        // The base is decided with the key; another key is looked at again.
+        Ok(if same_key { Next::Step } else { Next::Stay })
     }
 
     /// Reverse: considers the merge's current entry; appends the key
     /// gathered so far to `batch` if this entry ends it and it is not
     /// deleted.
     #[inline]
-    fn visit_reverse(&mut self, batch: &mut Batch) -> Next {
+    fn visit_reverse(&mut self, batch: &mut Batch) -> Result<Next> {
         let (user_key, trailer) = self.merge.user_key_and_trailer();
         let ended = !self.merge.valid() || before_start(user_key, &self.start);
         if let Pending::Gathering(_) = self.pending {
             if ended || user_key != self.key_buf.as_slice() {
                 // Every version of the gathered key is walked: decide it,
                 // then (if the walk goes on) look at this entry again.
-                let Pending::Gathering(newest_visible) = std::mem::replace(&mut self.pending, Pending::Idle)
-                else {
+                let Pending::Gathering(fold) = std::mem::replace(&mut self.pending, Pending::Idle) else {
                     unreachable!("pending was just matched as gathering");
                 };
-                if let Some((ValueKind::Put, value)) = newest_visible {
-                    batch.push(&self.key_buf, value);
+                if fold.operands.is_empty() {
+                    if let Some(value) = fold.base {
+                        batch.push(&self.key_buf, value);
+                    }
+                } else {
+                    let merged =
+                        self.resolver
+                            .full_merge(&self.key_buf, fold.base.as_deref(), &fold.operands)?;
+                    batch.push(&self.key_buf, merged);
                 }
-                return if ended { Next::End } else { Next::Stay };
+                return Ok(if ended { Next::End } else { Next::Stay });
             }
         } else {
             if ended {
-                return Next::End;
+                return Ok(Next::End);
             }
             if past_end(user_key, &self.end) {
                 // Cannot happen after `seek_for_prev` to the end bound;
                 // skipped for safety rather than yielded.
                 debug_assert!(false, "reverse walk started past the end bound");
-                return Next::Step;
+                return Ok(Next::Step);
             }
             self.key_buf.clear();
             self.key_buf.extend_from_slice(user_key);
-            self.pending = Pending::Gathering(None);
+            self.pending = Pending::Gathering(Fold::default());
         }
         // A version of the gathered key; versions arrive oldest first, so
-        // the last visible one wins.
+        // a put or tombstone replaces everything before it and an operand
+        // adds to it.
         if trailer_seqno(trailer) <= self.snapshot
-            && let Pending::Gathering(newest_visible) = &mut self.pending
+            && let Pending::Gathering(fold) = &mut self.pending
         {
-            *newest_visible = Some((trailer_kind(trailer), self.merge.value()));
+            match trailer_kind(trailer) {
+                ValueKind::Merge => fold.operands.push(self.merge.value()),
+                kind => {
+                    fold.base = Resolver::base_value(kind, &self.merge.value(), self.now_ms);
+                    fold.operands.clear();
+                }
+            }
         }
-        Next::Step
+        Ok(Next::Step)
     }
 }
 

@@ -51,8 +51,14 @@ pub use table_cache::{TableCache, parse_table_name, table_path};
 
 /// Magic number closing every table file (the last 8 bytes of the footer).
 pub const TABLE_MAGIC: u64 = 0x7269_6e67_7373_7401; // hex of "ringsst" ++ 0x01
-/// Version of the table format written by this code; the only one it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Newest version of the table format: version 2 adds the entry kinds
+/// `Merge` (2) and `PutWithExpiry` (3). A table is written as version 2
+/// only if it holds one of them, else as [`FORMAT_VERSION_1`], which
+/// builds from before version 2 can still read.
+pub const FORMAT_VERSION: u32 = 2;
+/// The first table format version (kinds `Delete` and `Put` only); read
+/// and written by this code.
+pub const FORMAT_VERSION_1: u32 = 1;
 /// Bytes in the fixed-size footer at the end of every table.
 pub const FOOTER_SIZE_BYTES: usize = 64;
 /// Bytes in the trailer after every block: type `u8` + masked crc32c `u32`.

@@ -9,7 +9,7 @@
 //! ringdb's own thread instead, where throughput, not a wake, is what counts.
 //!
 //! Everything goes through the ring (openat, read, write, fdatasync, fsync,
-//! statx, renameat, unlinkat, mkdirat) except what io_uring has no
+//! statx, renameat, linkat, unlinkat, mkdirat) except what io_uring has no
 //! operation for: listing a directory (`getdents`), the store's `flock`, and
 //! closing a descriptor (a plain `close(2)` when its last in-flight operation
 //! is done, see [`RingFile`]).
@@ -137,6 +137,24 @@ impl Fs for RingFs {
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let (from_c, to_c) = (c_path(from)?, c_path(to)?);
         let entry = opcode::RenameAt::new(
+            types::Fd(libc::AT_FDCWD),
+            from_c.as_ptr(),
+            types::Fd(libc::AT_FDCWD),
+            to_c.as_ptr(),
+        )
+        .build();
+        // NOTE: the second path rides in `buf`, which the kernel only reads.
+        let resources = Resources {
+            path: Some(from_c),
+            buf: to_c.into_bytes_with_nul(),
+            ..Resources::default()
+        };
+        self.path_op(entry, resources).await
+    }
+
+    async fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let (from_c, to_c) = (c_path(from)?, c_path(to)?);
+        let entry = opcode::LinkAt::new(
             types::Fd(libc::AT_FDCWD),
             from_c.as_ptr(),
             types::Fd(libc::AT_FDCWD),

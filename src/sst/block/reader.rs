@@ -49,9 +49,22 @@ pub struct Block {
     restarts_offset: usize,
     /// Entries of the restart array, at least 1.
     restart_count: usize,
+    /// Shortest value an entry of kind `PutWithExpiry` may have: the expiry
+    /// prefix in a data block, 0 in an index block (whose values are
+    /// handles).
+    min_expiring_value_bytes: usize,
 }
 
 impl Block {
+    /// Checks the restart array of a data block's `data`; its entries'
+    /// values are then checked as values of their kind (an expiring value
+    /// holds its expiry).
+    pub fn new_data(data: Bytes) -> Result<Block, String> {
+        let mut block = Self::new(data)?;
+        block.min_expiring_value_bytes = crate::ttl::EXPIRY_SIZE_BYTES;
+        Ok(block)
+    }
+
     /// Checks the restart array of `data`.
     pub fn new(data: Bytes) -> Result<Block, String> {
         let len = data.len();
@@ -87,6 +100,7 @@ impl Block {
             data,
             restarts_offset,
             restart_count,
+            min_expiring_value_bytes: 0,
         })
     }
 
@@ -215,6 +229,15 @@ impl Block {
         let Some(trailer) = encoded_key::valid_trailer(key) else {
             return Err(entry_error(offset, "has no valid internal key"));
         };
+        if trailer & 0xff == crate::key::ValueKind::PutWithExpiry as u64
+            && header.value_end - header.key_end < self.min_expiring_value_bytes
+        {
+            return Err(entry_error(
+                offset,
+                "holds an expiring value shorter than its expiry",
+            ));
+        }
+
         Ok(Decoded {
             value_start: header.key_end,
             value_end: header.value_end,

@@ -9,7 +9,7 @@
 //!   24      8     properties_size     u64
 //!   32      8     index_offset        u64
 //!   40      8     index_size          u64
-//!   48      4     format_version      u32   FORMAT_VERSION (1)
+//!   48      4     format_version      u32   FORMAT_VERSION_1 (1) or FORMAT_VERSION (2)
 //!   52      4     crc                 u32   masked crc32c of footer[0..52]
 //!   56      8     magic               u64   TABLE_MAGIC
 //! ```
@@ -24,7 +24,7 @@
 
 use crate::coding::{get_u32_le, get_u64_le};
 use crate::sst::format::handle::BlockHandle;
-use crate::sst::{FOOTER_SIZE_BYTES, FORMAT_VERSION, TABLE_MAGIC};
+use crate::sst::{FOOTER_SIZE_BYTES, FORMAT_VERSION, FORMAT_VERSION_1, TABLE_MAGIC};
 use crate::wal::format::{mask_crc, unmask_crc};
 
 /// Offset of the crc field; the crc covers every byte before it.
@@ -101,9 +101,10 @@ impl Footer {
             ));
         }
         let format_version = get_u32_le(bytes, 48).ok_or_else(|| "footer version out of range".to_owned())?;
-        if format_version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_1..=FORMAT_VERSION).contains(&format_version) {
             return Err(format!(
-                "unsupported table format version {format_version} (this build reads {FORMAT_VERSION})"
+                "unsupported table format version {format_version} (this build reads \
+                 {FORMAT_VERSION_1} ..= {FORMAT_VERSION})"
             ));
         }
         Ok(Footer {
@@ -175,5 +176,18 @@ mod tests {
         };
         let error = Footer::decode(&other.encode()).unwrap_err();
         assert!(error.contains("version"), "{error}");
+        let zero = Footer {
+            format_version: 0,
+            ..footer()
+        };
+        assert!(Footer::decode(&zero.encode()).is_err());
+        let old = Footer {
+            format_version: FORMAT_VERSION_1,
+            ..footer()
+        };
+        assert_eq!(
+            Footer::decode(&old.encode()).unwrap().format_version,
+            FORMAT_VERSION_1
+        );
     }
 }

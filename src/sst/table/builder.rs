@@ -39,7 +39,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::io::File;
 use crate::key::{InternalKey, SeqNo, ValueKind};
-use crate::limits::{MAX_KEY_SIZE_BYTES, MAX_VALUE_SIZE_BYTES};
+use crate::limits::MAX_KEY_SIZE_BYTES;
 use crate::sst::block::BlockBuilder;
 pub use crate::sst::block::trailer::Compression;
 use crate::sst::block::trailer::encode_block;
@@ -49,8 +49,8 @@ use crate::sst::format::handle::BlockHandle;
 use crate::sst::format::properties::TableProperties;
 use crate::sst::{
     DATA_RESTART_INTERVAL, DEFAULT_BLOCK_SIZE_BYTES, DEFAULT_BLOOM_BITS_PER_KEY, FORMAT_VERSION,
-    INDEX_RESTART_INTERVAL, MAX_BLOCK_SIZE_BYTES, MAX_BLOOM_BITS_PER_KEY, MAX_META_BLOCK_SIZE_BYTES,
-    MAX_TARGET_BLOCK_SIZE_BYTES, WRITE_BUFFER_BYTES, encoded_key,
+    FORMAT_VERSION_1, INDEX_RESTART_INTERVAL, MAX_BLOCK_SIZE_BYTES, MAX_BLOOM_BITS_PER_KEY,
+    MAX_META_BLOCK_SIZE_BYTES, MAX_TARGET_BLOCK_SIZE_BYTES, WRITE_BUFFER_BYTES, encoded_key,
 };
 
 /// How tables are built.
@@ -123,6 +123,9 @@ pub struct TableBuilder {
     scratch: Vec<u8>,
     entry_count: u64,
     deletion_count: u64,
+    /// The format version the table needs: version 1 until an entry of a
+    /// kind added by version 2 arrives.
+    format_version: u32,
     data_block_count: u64,
     smallest_key: Option<InternalKey>,
     smallest_seqno: SeqNo,
@@ -156,6 +159,7 @@ impl TableBuilder {
             scratch: Vec::new(),
             entry_count: 0,
             deletion_count: 0,
+            format_version: FORMAT_VERSION_1,
             data_block_count: 0,
             smallest_key: None,
             smallest_seqno: SeqNo::MAX,
@@ -185,13 +189,16 @@ impl TableBuilder {
             "key of {} bytes exceeds MAX_KEY_SIZE_BYTES",
             key.user_key.len()
         );
+        let kind = ValueKind::from_u8((key.trailer & 0xff) as u8)
+            .unwrap_or_else(|| panic!("key kind byte {:#x} is not a ValueKind", key.trailer & 0xff));
         assert!(
-            value.len() <= MAX_VALUE_SIZE_BYTES,
+            value.len() <= crate::batch::max_stored_value_bytes(kind),
             "value of {} bytes exceeds MAX_VALUE_SIZE_BYTES",
             value.len()
         );
-        let kind = ValueKind::from_u8((key.trailer & 0xff) as u8)
-            .unwrap_or_else(|| panic!("key kind byte {:#x} is not a ValueKind", key.trailer & 0xff));
+        if !kind.is_version_1() {
+            self.format_version = FORMAT_VERSION;
+        }
         self.key_buf.clear();
         encoded_key::encode_into(key, &mut self.key_buf);
         let first = self.entry_count == 0;
@@ -274,7 +281,7 @@ impl TableBuilder {
         );
 
         let mut properties = TableProperties {
-            format_version: FORMAT_VERSION,
+            format_version: self.format_version,
             compression: self.options.compression,
             entry_count: self.entry_count,
             deletion_count: self.deletion_count,
@@ -300,7 +307,7 @@ impl TableBuilder {
             filter: filter_handle,
             properties: properties_handle,
             index: index_handle,
-            format_version: FORMAT_VERSION,
+            format_version: self.format_version,
         };
         self.out.extend_from_slice(&footer.encode());
         let file_size_bytes = self.offset();

@@ -232,6 +232,8 @@ impl Table {
         Ok(match ValueKind::from_u8((trailer & 0xff) as u8) {
             Some(ValueKind::Put) => Lookup::Found(entries.value()),
             Some(ValueKind::Delete) => Lookup::Deleted,
+            Some(ValueKind::PutWithExpiry) => Lookup::Expiring(entries.value()),
+            Some(ValueKind::Merge) => Lookup::Merge,
             None => unreachable!("block iterators yield only valid kinds"),
         })
     }
@@ -281,7 +283,7 @@ impl Table {
         if let Some(cache) = &self.block_cache {
             if let Some(bytes) = cache.get(self.file_number, handle.offset) {
                 ReadStats::bump(&self.stats.block_cache_hits);
-                return Block::new(bytes).map_err(|reason| self.block_corruption(handle, reason));
+                return Block::new_data(bytes).map_err(|reason| self.block_corruption(handle, reason));
             }
             ReadStats::bump(&self.stats.block_cache_misses);
         }
@@ -293,7 +295,7 @@ impl Table {
         ReadStats::bump(&self.stats.block_reads);
         let bytes = decode_block(stored, MAX_BLOCK_SIZE_BYTES)
             .map_err(|reason| self.block_corruption(handle, reason))?;
-        let block = Block::new(bytes.clone()).map_err(|reason| self.block_corruption(handle, reason))?;
+        let block = Block::new_data(bytes.clone()).map_err(|reason| self.block_corruption(handle, reason))?;
         if block.is_empty() {
             return Err(self.block_corruption(handle, "has no entries".to_owned()));
         }

@@ -25,7 +25,8 @@ use crate::test_rng::Rng;
 type Model = BTreeMap<InternalKey, Bytes>;
 
 /// `user_keys` keys `k{i:06}` (and the empty key) with 1 to 4 versions,
-/// a fifth of them tombstones, at distinct seqnos in 1..=60_000.
+/// a fifth of them tombstones, some merge operands and expiring values, at
+/// distinct seqnos in 1..=60_000.
 fn model(user_keys: usize, value_len: u64, seed: u64) -> Model {
     let mut rng = Rng(seed | 1);
     let mut model = Model::new();
@@ -40,12 +41,24 @@ fn model(user_keys: usize, value_len: u64, seed: u64) -> Model {
                 continue;
             }
             seqnos.push(seqno);
+            // A fifth tombstones; of the rest, a tenth each merge operands
+            // and expiring values (whose value starts with its expiry).
             let (kind, value) = if rng.below(5) == 0 {
                 (ValueKind::Delete, Bytes::new())
             } else {
                 let len = rng.below(value_len + 1) as usize;
-                let value: Vec<u8> = (0..len).map(|j| (seqno as usize + j) as u8).collect();
-                (ValueKind::Put, Bytes::from(value))
+                let mut value: Vec<u8> = (0..len).map(|j| (seqno as usize + j) as u8).collect();
+                let kind = match rng.below(10) {
+                    0 => ValueKind::Merge,
+                    1 => {
+                        let mut stored = Vec::new();
+                        crate::ttl::encode(seqno * 1000, &value, &mut stored);
+                        value = stored;
+                        ValueKind::PutWithExpiry
+                    }
+                    _ => ValueKind::Put,
+                };
+                (kind, Bytes::from(value))
             };
             model.insert(InternalKey::new(Bytes::from(name.clone()), seqno, kind), value);
         }
@@ -60,6 +73,8 @@ fn model_get(model: &Model, user_key: &[u8], snapshot: SeqNo) -> Lookup {
         Some((key, value)) if key.user_key == user_key => match key.kind() {
             ValueKind::Put => Lookup::Found(value.clone()),
             ValueKind::Delete => Lookup::Deleted,
+            ValueKind::PutWithExpiry => Lookup::Expiring(value.clone()),
+            ValueKind::Merge => Lookup::Merge,
         },
         _ => Lookup::Missing,
     }
@@ -667,5 +682,83 @@ fn failed_write_poisons_the_builder() {
         let next = InternalKey::new(Bytes::from_static(b"b"), 5, ValueKind::Put);
         assert!(matches!(builder.add(&next, b"x").await, Err(Error::Io { .. })));
         assert!(matches!(builder.finish().await, Err(Error::Io { .. })));
+    });
+}
+
+/// Format versions: a table of puts and tombstones only is written as
+/// version 1 (what builds before version 2 wrote and read) and still
+/// opens; one with a merge operand or an expiring value is version 2; an
+/// expiring value too short for its expiry is corruption.
+#[test]
+fn old_kinds_write_version_1_and_new_kinds_version_2() {
+    use crate::sst::{FORMAT_VERSION, FORMAT_VERSION_1};
+    block_on(async {
+        let fs = SimFs::new(11);
+        let key = |name: &'static str, seqno, kind| {
+            InternalKey::new(Bytes::from_static(name.as_bytes()), seqno, kind)
+        };
+        let mut stored = Vec::new();
+        crate::ttl::encode(77, b"v", &mut stored);
+        let cases: [(Model, u32); 3] = [
+            (
+                Model::from([
+                    (key("a", 2, ValueKind::Put), "x".into()),
+                    (key("b", 1, ValueKind::Delete), Bytes::new()),
+                ]),
+                FORMAT_VERSION_1,
+            ),
+            (
+                Model::from([(key("a", 2, ValueKind::Merge), "op".into())]),
+                FORMAT_VERSION,
+            ),
+            (
+                Model::from([(key("a", 2, ValueKind::PutWithExpiry), Bytes::from(stored.clone()))]),
+                FORMAT_VERSION,
+            ),
+        ];
+        for (number, (model, version)) in cases.into_iter().enumerate() {
+            let path = PathBuf::from(format!("/db/00000{number}.sst"));
+            let properties = write_table(&fs, &path, TableOptions::default(), &model).await;
+            assert_eq!(properties.format_version, version);
+            let table = open(
+                &fs,
+                &path,
+                properties.file_size_bytes,
+                None,
+                Arc::new(ReadStats::new()),
+            )
+            .await
+            .unwrap();
+            let bytes = fs.read_file(&path).unwrap();
+            let footer = Footer::decode(&bytes[bytes.len() - FOOTER_SIZE_BYTES..]).unwrap();
+            assert_eq!(footer.format_version, version);
+            for (key, value) in &model {
+                let expected = model_get(&model, &key.user_key, MAX_SEQNO);
+                assert_eq!(table.get(&key.user_key, MAX_SEQNO).await.unwrap(), expected);
+                if key.kind() == ValueKind::PutWithExpiry {
+                    assert_eq!(expected, Lookup::Expiring(value.clone()));
+                }
+            }
+        }
+        let short = Model::from([(
+            key("a", 2, ValueKind::PutWithExpiry),
+            Bytes::from_static(b"1234567"),
+        )]);
+        let path = PathBuf::from("/db/000009.sst");
+        let properties = write_table(&fs, &path, TableOptions::default(), &short).await;
+        let table = open(
+            &fs,
+            &path,
+            properties.file_size_bytes,
+            None,
+            Arc::new(ReadStats::new()),
+        )
+        .await
+        .unwrap();
+        let error = table.get(b"a", MAX_SEQNO).await.unwrap_err();
+        assert!(
+            error.is_corruption() && error.to_string().contains("expiry"),
+            "{error}"
+        );
     });
 }
