@@ -28,10 +28,13 @@
 )]
 
 mod batch;
+mod check;
 mod coding;
 mod compaction;
 pub mod db;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 mod iter;
 mod key;
@@ -46,6 +49,7 @@ mod version;
 mod wal;
 
 pub use batch::WriteBatch;
+pub use check::{CheckReport, Damage, check, check_with_fs};
 pub use db::{Db, Scan, Snapshot, Stats};
 pub use error::{Error, Result};
 pub use options::{Compression, IoBackend, Options, SyncMode, WriteOptions};
