@@ -125,6 +125,13 @@ pub async fn check(dir: impl AsRef<Path>) -> Result<CheckReport> {
 /// Cancel safe: it only reads.
 pub async fn check_with_fs(fs: Arc<dyn Fs>, dir: &Path) -> Result<CheckReport> {
     let mut report = CheckReport::default();
+    if let Err(e) = fs.list_dir(dir).await {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            report.damaged(dir, 0, "no such directory");
+            return Ok(report);
+        }
+        return Err(Error::io("list directory", dir, e));
+    }
     let number = match read_current(&fs, dir).await {
         Ok(Some(number)) => number,
         Ok(None) => {

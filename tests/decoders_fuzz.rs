@@ -132,7 +132,7 @@ fn run_target(target: &str, fresh: usize, entry: fn(&[u8])) {
 
 #[test]
 fn block_target() {
-    run_target("block", 20_000, ringdb::fuzzing::block);
+    run_target("block", 5000, ringdb::fuzzing::block);
 }
 
 #[test]

@@ -96,6 +96,20 @@ pub struct LoggedOp {
     pub failed: Option<i32>,
 }
 
+/// A fault armed by [`SimFs::fail_nth`].
+#[derive(Debug, Clone)]
+struct PathFault {
+    kind: &'static str,
+    path_contains: String,
+    /// Matching ops still to let through before the one that fails.
+    skip: u64,
+    errno: i32,
+}
+
+/// The pseudo-errno of a [`PathFault`] that is a power loss (and of a
+/// crashed op in the log).
+const CRASH_ERRNO: i32 = -1;
+
 /// Most ops the log keeps; later ones are counted but not logged.
 const MAX_LOGGED_OPS: usize = 1 << 20;
 
@@ -252,6 +266,8 @@ struct State {
     locks: std::collections::BTreeSet<PathBuf>,
     /// Every mutating op started so far (up to [`MAX_LOGGED_OPS`]).
     op_log: Vec<LoggedOp>,
+    /// Faults armed by kind and path: see [`SimFs::fail_nth`].
+    path_faults: Vec<PathFault>,
     dirs: BTreeMap<PathBuf, Dir>,
     inodes: BTreeMap<InodeId, Inode>,
     next_inode: InodeId,
@@ -349,6 +365,7 @@ impl State {
             durable_op_delay: None,
             locks: std::collections::BTreeSet::new(),
             op_log: Vec::new(),
+            path_faults: Vec::new(),
             dirs,
             inodes: BTreeMap::new(),
             next_inode: 0,
@@ -366,9 +383,9 @@ impl State {
         let index = self.next_op;
         self.next_op += 1;
         let failed = if self.crash_at == Some(index) {
-            Some(-1)
+            Some(CRASH_ERRNO)
         } else {
-            self.faults.remove(&index)
+            self.faults.remove(&index).or_else(|| self.path_fault(kind, path))
         };
         if self.op_log.len() < MAX_LOGGED_OPS {
             self.op_log.push(LoggedOp {
@@ -381,13 +398,32 @@ impl State {
             });
         }
         match failed {
-            Some(-1) => {
+            Some(CRASH_ERRNO) => {
                 self.crashed = true;
                 Err(power_loss())
             }
             Some(errno) => Err(io::Error::from_raw_os_error(errno)),
             None => Ok(()),
         }
+    }
+
+    /// The errno of the armed path fault this op triggers, if any
+    /// (disarming it); counts the op against the others that match.
+    fn path_fault(&mut self, kind: &str, path: &Path) -> Option<i32> {
+        let shown = path.to_string_lossy();
+        let mut hit = None;
+        self.path_faults.retain_mut(|fault| {
+            if fault.kind != kind || !shown.contains(fault.path_contains.as_str()) {
+                return true;
+            }
+            if fault.skip == 0 && hit.is_none() {
+                hit = Some(fault.errno);
+                return false;
+            }
+            fault.skip = fault.skip.saturating_sub(1);
+            true
+        });
+        hit
     }
 
     /// The inode at `path` in the volatile namespace.
@@ -846,6 +882,26 @@ impl SimFs {
         self.lock().op_log.clone()
     }
 
+    /// Makes the `n`th (from 0) future mutating op of `kind` (as in
+    /// [`LoggedOp::kind`]) whose path contains `path_contains` fail with
+    /// `errno`, without being performed. Unlike [`SimFs::fail_at`] this
+    /// picks the same op however the store's threads interleave.
+    pub fn fail_nth(&self, kind: &'static str, path_contains: &str, n: u64, errno: i32) {
+        self.lock().path_faults.push(PathFault {
+            kind,
+            path_contains: path_contains.to_owned(),
+            skip: n,
+            errno,
+        });
+    }
+
+    /// Arms a power loss at the `n`th (from 0) future mutating op of `kind`
+    /// whose path contains `path_contains`: as [`SimFs::crash_at`], for
+    /// the op [`SimFs::fail_nth`] would pick.
+    pub fn crash_nth(&self, kind: &'static str, path_contains: &str, n: u64) {
+        self.fail_nth(kind, path_contains, n, CRASH_ERRNO);
+    }
+
     /// Makes mutating operation `op_index` fail with `EIO` without being
     /// performed; later operations proceed normally.
     pub fn fail_at(&self, op_index: u64) {
@@ -1298,15 +1354,37 @@ mod tests {
         let log = fs.op_log();
         let kinds: Vec<&str> = log.iter().map(|op| op.kind).collect();
         assert_eq!(kinds, ["mkdir", "create", "write", "sync", "write", "sync_dir"]);
-        assert_eq!(log.iter().map(|op| op.index).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            log.iter().map(|op| op.index).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5]
+        );
         assert_eq!((log[4].offset, log[4].len), (3, 3));
         assert_eq!(log[4].path, path("/db/f"));
         assert_eq!(log[3].failed, Some(libc::EIO));
-        assert!(log.iter().filter(|op| op.index != 3).all(|op| op.failed.is_none()));
+        assert!(
+            log.iter()
+                .filter(|op| op.index != 3)
+                .all(|op| op.failed.is_none())
+        );
         let again = SimFs::new(5);
         again.fail_at(3);
         numbered_workload(&again);
         assert_eq!(again.op_log(), log);
+        // A fault by kind and path picks the nth matching op.
+        let by_path = SimFs::new(5);
+        by_path.fail_nth("write", "/db/f", 1, libc::ENOSPC);
+        let results = numbered_workload(&by_path);
+        assert!(results[2].is_ok());
+        assert_eq!(
+            results[4].as_ref().unwrap_err().raw_os_error(),
+            Some(libc::ENOSPC)
+        );
+        assert_eq!(by_path.op_log()[4].failed, Some(libc::ENOSPC));
+        let crash_by_path = SimFs::new(5);
+        crash_by_path.crash_nth("sync", "/db/f", 0);
+        numbered_workload(&crash_by_path);
+        assert!(crash_by_path.is_crashed());
+        assert_eq!(crash_by_path.op_log().len(), 4);
         // A crash is logged as -1, and nothing after it.
         let crashed = SimFs::new(5);
         crashed.crash_at(2);
@@ -1353,7 +1431,9 @@ mod tests {
         }
         assert!(shapes.len() > 6, "tears vary: {shapes:?}");
         assert!(
-            shapes.iter().any(|(any, kept)| *any && kept.windows(2).any(|w| !w[0] && w[1])),
+            shapes
+                .iter()
+                .any(|(any, kept)| *any && kept.windows(2).any(|w| !w[0] && w[1])),
             "any order keeps a later sector without an earlier one"
         );
     }
