@@ -366,7 +366,9 @@ async fn check_wal(
         .filter(|&number| number >= replayed.log_number)
         .collect();
     segments.sort_unstable();
-    let mut expected: SeqNo = replayed.last_seqno + 1;
+    // `None` after damage that leaves the next seqno unknown (a bad record
+    // with good ones after it): the next segment is not held to one then.
+    let mut expected: Option<SeqNo> = Some(replayed.last_seqno + 1);
     // Damage at the end of the previous segment holding records: harmless
     // only if the log goes on exactly after its last good record.
     let mut pending: Option<Damage> = None;
@@ -376,24 +378,28 @@ async fn check_wal(
         report.wal_segments += 1;
         let scan = scan_segment(&data, number);
         if let Some(first) = scan.records.first() {
-            if first.first_seqno != expected {
-                let damage = pending.take().unwrap_or(Damage {
-                    path: path.clone(),
-                    offset: first.offset,
-                    reason: format!("seqno {} where {expected} was expected", first.first_seqno),
-                });
-                report.damage.push(damage);
-            } else if let Some(dropped) = pending.take() {
-                report
-                    .notes
-                    .push(format!("{dropped} (a torn tail an earlier recovery dropped)"));
+            match expected {
+                Some(expected) if first.first_seqno != expected => {
+                    let damage = pending.take().unwrap_or(Damage {
+                        path: path.clone(),
+                        offset: first.offset,
+                        reason: format!("seqno {} where {expected} was expected", first.first_seqno),
+                    });
+                    report.damage.push(damage);
+                }
+                _ => {
+                    if let Some(dropped) = pending.take() {
+                        report
+                            .notes
+                            .push(format!("{dropped} (a torn tail an earlier recovery dropped)"));
+                    }
+                }
             }
-            expected = first.first_seqno;
         }
         for record in &scan.records {
             report.wal_records += 1;
             match crate::batch::decode_payload(&record.payload) {
-                Ok(entries) => expected = record.first_seqno + entries.len() as u64,
+                Ok(entries) => expected = record.first_seqno.checked_add(entries.len() as u64),
                 Err(reason) => report.damaged(&path, record.offset, format!("bad batch payload: {reason}")),
             }
         }
@@ -401,6 +407,7 @@ async fn check_wal(
             let at = usize::try_from(offset).unwrap_or(usize::MAX);
             if valid_record_after(&data, number, at) {
                 report.damaged(&path, offset, format!("{reason}, with valid records after it"));
+                expected = None;
             } else if pending.is_none() || !scan.records.is_empty() {
                 pending = Some(Damage { path, offset, reason });
             }
