@@ -137,7 +137,7 @@ impl WriteBatch {
         self.too_large = None;
     }
 
-    fn push(&mut self, kind: ValueKind, key: &[u8], value: Option<&[u8]>) {
+    pub(crate) fn push(&mut self, kind: ValueKind, key: &[u8], value: Option<&[u8]>) {
         if self.too_large.is_some() {
             return;
         }

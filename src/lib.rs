@@ -28,12 +28,15 @@
 )]
 
 mod batch;
+mod check;
 pub mod clock;
 mod coding;
 mod commit;
 mod compaction;
 pub mod db;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 mod iter;
 mod key;
@@ -50,6 +53,7 @@ mod version;
 mod wal;
 
 pub use batch::WriteBatch;
+pub use check::{CheckReport, Damage, check, check_with_fs};
 pub use compaction::filter::{CompactionFilter, FilterDecision};
 pub use db::{Db, Scan, Snapshot, Stats};
 pub use error::{Error, Result};

@@ -66,7 +66,52 @@ pub enum TearMode {
     /// pending entry ops; per unsynced write, independently, the whole write,
     /// nothing, or a prefix of it (torn).
     Random,
+    /// As [`TearMode::Random`], but a torn write keeps a prefix that ends on
+    /// a multiple of `sector_bytes` in the file (a disk that writes whole
+    /// sectors in order: 512 or 4096 bytes).
+    Sectors(usize),
+    /// As [`TearMode::Random`] for entry ops, but each sector
+    /// (`sector_bytes`, aligned in the file) of each unsynced write is kept
+    /// or dropped independently: a disk that reorders the sectors of one
+    /// write.
+    SectorsAnyOrder(usize),
 }
+
+/// One mutating operation as the disk saw it, in [`SimFs::op_log`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedOp {
+    /// The op's index (see [`SimFs::mutating_ops`]).
+    pub index: u64,
+    /// `"create"`, `"write"`, `"sync"`, `"rename"`, `"remove"`, `"mkdir"`
+    /// or `"sync_dir"`.
+    pub kind: &'static str,
+    /// The file or directory (for a rename, its source).
+    pub path: PathBuf,
+    /// Byte offset of a write (0 otherwise).
+    pub offset: u64,
+    /// Bytes of a write (0 otherwise).
+    pub len: u64,
+    /// `Some(errno)` if the op was failed on purpose; `Some(-1)` if it hit
+    /// the armed power loss.
+    pub failed: Option<i32>,
+}
+
+/// A fault armed by [`SimFs::fail_nth`].
+#[derive(Debug, Clone)]
+struct PathFault {
+    kind: &'static str,
+    path_contains: String,
+    /// Matching ops still to let through before the one that fails.
+    skip: u64,
+    errno: i32,
+}
+
+/// The pseudo-errno of a [`PathFault`] that is a power loss (and of a
+/// crashed op in the log).
+const CRASH_ERRNO: i32 = -1;
+
+/// Most ops the log keeps; later ones are counted but not logged.
+const MAX_LOGGED_OPS: usize = 1 << 20;
 
 /// A held `lock_file` lock of the sim; dropping it releases the path.
 struct SimLock {
@@ -219,6 +264,10 @@ struct State {
     durable_op_delay: Option<std::time::Duration>,
     /// Paths locked by `lock_file` (held by a `SimLock`).
     locks: std::collections::BTreeSet<PathBuf>,
+    /// Every mutating op started so far (up to [`MAX_LOGGED_OPS`]).
+    op_log: Vec<LoggedOp>,
+    /// Faults armed by kind and path: see [`SimFs::fail_nth`].
+    path_faults: Vec<PathFault>,
     dirs: BTreeMap<PathBuf, Dir>,
     inodes: BTreeMap<InodeId, Inode>,
     next_inode: InodeId,
@@ -315,6 +364,8 @@ impl State {
             failing_syncs: Vec::new(),
             durable_op_delay: None,
             locks: std::collections::BTreeSet::new(),
+            op_log: Vec::new(),
+            path_faults: Vec::new(),
             dirs,
             inodes: BTreeMap::new(),
             next_inode: 0,
@@ -327,18 +378,52 @@ impl State {
 
     /// Starts a mutating op: gives it the next index, then crashes or fails
     /// it if a test asked for that.
-    fn begin_mutation(&mut self) -> io::Result<()> {
+    fn begin_mutation(&mut self, kind: &'static str, path: &Path, offset: u64, len: usize) -> io::Result<()> {
         self.check_alive()?;
         let index = self.next_op;
         self.next_op += 1;
-        if self.crash_at == Some(index) {
-            self.crashed = true;
-            return Err(power_loss());
+        let failed = if self.crash_at == Some(index) {
+            Some(CRASH_ERRNO)
+        } else {
+            self.faults.remove(&index).or_else(|| self.path_fault(kind, path))
+        };
+        if self.op_log.len() < MAX_LOGGED_OPS {
+            self.op_log.push(LoggedOp {
+                index,
+                kind,
+                path: path.to_path_buf(),
+                offset,
+                len: len as u64,
+                failed,
+            });
         }
-        if let Some(errno) = self.faults.remove(&index) {
-            return Err(io::Error::from_raw_os_error(errno));
+        match failed {
+            Some(CRASH_ERRNO) => {
+                self.crashed = true;
+                Err(power_loss())
+            }
+            Some(errno) => Err(io::Error::from_raw_os_error(errno)),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The errno of the armed path fault this op triggers, if any
+    /// (disarming it); counts the op against the others that match.
+    fn path_fault(&mut self, kind: &str, path: &Path) -> Option<i32> {
+        let shown = path.to_string_lossy();
+        let mut hit = None;
+        self.path_faults.retain_mut(|fault| {
+            if fault.kind != kind || !shown.contains(fault.path_contains.as_str()) {
+                return true;
+            }
+            if fault.skip == 0 && hit.is_none() {
+                hit = Some(fault.errno);
+                return false;
+            }
+            fault.skip = fault.skip.saturating_sub(1);
+            true
+        });
+        hit
     }
 
     /// The inode at `path` in the volatile namespace.
@@ -388,7 +473,7 @@ impl State {
         // file already exists, so op numbering depends only on the calls.
         let creates = matches!(mode, OpenMode::CreateReadWrite | OpenMode::CreateNew);
         if creates {
-            self.begin_mutation()?;
+            self.begin_mutation("create", path, 0, 0)?;
         } else {
             self.check_alive()?;
         }
@@ -422,7 +507,7 @@ impl State {
     }
 
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
-        self.begin_mutation()?;
+        self.begin_mutation("rename", from, 0, 0)?;
         let (from_dir, from_name) = split(from)?;
         let (to_dir, to_name) = split(to)?;
         let inode = self.lookup(from)?;
@@ -457,7 +542,7 @@ impl State {
     /// A second entry for the inode at `from`: a pending entry op of the
     /// target directory, like a create.
     fn hard_link(&mut self, from: &Path, to: &Path) -> io::Result<()> {
-        self.begin_mutation()?;
+        self.begin_mutation("link", to, 0, 0)?;
         let inode = self.lookup(from)?;
         let (to_dir, to_name) = split(to)?;
         let exists = self.dirs.contains_key(to)
@@ -472,7 +557,7 @@ impl State {
     }
 
     fn remove_file(&mut self, path: &Path) -> io::Result<()> {
-        self.begin_mutation()?;
+        self.begin_mutation("remove", path, 0, 0)?;
         self.lookup(path)?;
         let (dir, name) = split(path)?;
         self.record(&dir, EntryOp::Unlink { name })
@@ -501,7 +586,7 @@ impl State {
     }
 
     fn sync_dir(&mut self, path: &Path) -> io::Result<()> {
-        self.begin_mutation()?;
+        self.begin_mutation("sync_dir", path, 0, 0)?;
         let dir = self.dirs.get_mut(path).ok_or_else(|| not_found(path))?;
         // NOTE: the volatile entries are the durable ones with every pending
         // op applied (see the invariants), so they are what becomes durable.
@@ -523,8 +608,8 @@ impl State {
         Ok(names)
     }
 
-    fn write(&mut self, inode: InodeId, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        self.begin_mutation()?;
+    fn write(&mut self, inode: InodeId, path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.begin_mutation("write", path, offset, bytes.len())?;
         let start = usize::try_from(offset)
             .ok()
             .filter(|start| {
@@ -546,7 +631,7 @@ impl State {
     /// the file's other pending writes) are durable when it returns. Its
     /// sync half fails like [`State::sync`] when the path was set to fail.
     fn write_durable(&mut self, inode: InodeId, path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        self.write(inode, offset, bytes)?;
+        self.write(inode, path, offset, bytes)?;
         let shown = path.to_string_lossy();
         let failing = self
             .failing_syncs
@@ -587,7 +672,7 @@ impl State {
     }
 
     fn sync(&mut self, inode: InodeId, path: &Path) -> io::Result<()> {
-        self.begin_mutation()?;
+        self.begin_mutation("sync", path, 0, 0)?;
         let shown = path.to_string_lossy();
         let failing = self
             .failing_syncs
@@ -618,7 +703,7 @@ impl State {
             let entries = match mode {
                 TearMode::DropAll => dir.durable.clone(),
                 TearMode::KeepAll => dir.volatile.clone(),
-                TearMode::Random => {
+                TearMode::Random | TearMode::Sectors(_) | TearMode::SectorsAnyOrder(_) => {
                     let applied = self.rng.below(dir.pending.len() + 1);
                     let mut entries = dir.durable.clone();
                     dir.pending
@@ -662,6 +747,18 @@ impl State {
                     }
                     image
                 }
+                TearMode::Sectors(sector_bytes) | TearMode::SectorsAnyOrder(sector_bytes) => {
+                    let any_order = matches!(mode, TearMode::SectorsAnyOrder(_));
+                    let mut image = file.durable.clone();
+                    for write in &file.pending {
+                        for (offset, piece) in
+                            torn_sectors(&mut self.rng, write, sector_bytes.max(1), any_order)
+                        {
+                            apply_write(&mut image, offset, piece);
+                        }
+                    }
+                    image
+                }
             };
             inodes.insert(id, Inode::settled(image));
         }
@@ -676,6 +773,46 @@ impl State {
     fn hook_lookup(&self, path: &Path) -> Option<InodeId> {
         self.lookup(path).ok()
     }
+}
+
+/// What a crash keeps of an unsynced `write` on a disk of
+/// `sector_bytes` sectors: `(file offset, bytes)` pieces. In order: the
+/// whole write, nothing, or its sectors up to a random one; in any
+/// order: each sector (aligned in the file) kept or not.
+fn torn_sectors<'w>(
+    rng: &mut Rng,
+    write: &'w PendingWrite,
+    sector_bytes: usize,
+    any_order: bool,
+) -> Vec<(usize, &'w [u8])> {
+    let end = write.offset + write.bytes.len();
+    // Sector boundaries inside the write, in file offsets.
+    let mut cuts = vec![write.offset];
+    let mut next = (write.offset / sector_bytes + 1) * sector_bytes;
+    while next < end {
+        cuts.push(next);
+        next += sector_bytes;
+    }
+    cuts.push(end);
+    let sectors: Vec<(usize, &[u8])> = cuts
+        .windows(2)
+        .filter_map(|pair| match pair {
+            [start, stop] => write
+                .bytes
+                .get(start - write.offset..stop - write.offset)
+                .map(|bytes| (*start, bytes)),
+            _ => None,
+        })
+        .collect();
+    if any_order {
+        return sectors.into_iter().filter(|_| rng.below(2) == 0).collect();
+    }
+    let kept = match rng.below(3) {
+        0 => sectors.len(),
+        1 => 0,
+        _ => rng.below(sectors.len() + 1),
+    };
+    sectors.into_iter().take(kept).collect()
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -754,6 +891,32 @@ impl SimFs {
         Arc::new(SimFs {
             state: Arc::new(Mutex::new(recovered)),
         })
+    }
+
+    /// Every mutating operation started so far, in index order (up to the
+    /// first 2^20): with the same seed and the same calls, the same log.
+    pub fn op_log(&self) -> Vec<LoggedOp> {
+        self.lock().op_log.clone()
+    }
+
+    /// Makes the `n`th (from 0) future mutating op of `kind` (as in
+    /// [`LoggedOp::kind`]) whose path contains `path_contains` fail with
+    /// `errno`, without being performed. Unlike [`SimFs::fail_at`] this
+    /// picks the same op however the store's threads interleave.
+    pub fn fail_nth(&self, kind: &'static str, path_contains: &str, n: u64, errno: i32) {
+        self.lock().path_faults.push(PathFault {
+            kind,
+            path_contains: path_contains.to_owned(),
+            skip: n,
+            errno,
+        });
+    }
+
+    /// Arms a power loss at the `n`th (from 0) future mutating op of `kind`
+    /// whose path contains `path_contains`: as [`SimFs::crash_at`], for
+    /// the op [`SimFs::fail_nth`] would pick.
+    pub fn crash_nth(&self, kind: &'static str, path_contains: &str, n: u64) {
+        self.fail_nth(kind, path_contains, n, CRASH_ERRNO);
     }
 
     /// Makes mutating operation `op_index` fail with `EIO` without being
@@ -929,7 +1092,7 @@ impl Fs for SimFs {
 
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        state.begin_mutation()?;
+        state.begin_mutation("mkdir", path, 0, 0)?;
         // NOTE: directory creation is durable at once: ringdb creates its
         // directory once, before any file in it, and the sim does not model
         // the parent's entry for it.
@@ -998,7 +1161,7 @@ impl File for SimFile {
         if self.dsync {
             state.write_durable(self.inode, &self.path, offset, &buf)?;
         } else {
-            state.write(self.inode, offset, &buf)?;
+            state.write(self.inode, &self.path, offset, &buf)?;
         }
         Ok(buf)
     }
@@ -1228,6 +1391,98 @@ mod tests {
         block_on(fs.list_dir(path("/db"))).unwrap();
         block_on(fs.open(path("/db/f"), OpenMode::Read)).unwrap();
         assert_eq!(fs.mutating_ops(), 6);
+    }
+
+    #[test]
+    fn op_log_names_every_mutating_op_and_repeats_for_a_seed() {
+        let fs = SimFs::new(5);
+        fs.fail_at(3);
+        numbered_workload(&fs);
+        let log = fs.op_log();
+        let kinds: Vec<&str> = log.iter().map(|op| op.kind).collect();
+        assert_eq!(kinds, ["mkdir", "create", "write", "sync", "write", "sync_dir"]);
+        assert_eq!(
+            log.iter().map(|op| op.index).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5]
+        );
+        assert_eq!((log[4].offset, log[4].len), (3, 3));
+        assert_eq!(log[4].path, path("/db/f"));
+        assert_eq!(log[3].failed, Some(libc::EIO));
+        assert!(
+            log.iter()
+                .filter(|op| op.index != 3)
+                .all(|op| op.failed.is_none())
+        );
+        let again = SimFs::new(5);
+        again.fail_at(3);
+        numbered_workload(&again);
+        assert_eq!(again.op_log(), log);
+        // A fault by kind and path picks the nth matching op.
+        let by_path = SimFs::new(5);
+        by_path.fail_nth("write", "/db/f", 1, libc::ENOSPC);
+        let results = numbered_workload(&by_path);
+        assert!(results[2].is_ok());
+        assert_eq!(
+            results[4].as_ref().unwrap_err().raw_os_error(),
+            Some(libc::ENOSPC)
+        );
+        assert_eq!(by_path.op_log()[4].failed, Some(libc::ENOSPC));
+        let crash_by_path = SimFs::new(5);
+        crash_by_path.crash_nth("sync", "/db/f", 0);
+        numbered_workload(&crash_by_path);
+        assert!(crash_by_path.is_crashed());
+        assert_eq!(crash_by_path.op_log().len(), 4);
+        // A crash is logged as -1, and nothing after it.
+        let crashed = SimFs::new(5);
+        crashed.crash_at(2);
+        numbered_workload(&crashed);
+        let log = crashed.op_log();
+        assert_eq!(log.len(), 3);
+        assert_eq!(log[2].failed, Some(-1));
+    }
+
+    #[test]
+    fn sector_tears_keep_whole_sectors() {
+        const SECTOR: usize = 512;
+        let (offset, len) = (100usize, 3 * SECTOR + 100);
+        let mut shapes = BTreeSet::new();
+        for seed in 0..64 {
+            for any_order in [false, true] {
+                let fs = disk(seed);
+                let file = durable_file(&fs, "wal", b"");
+                block_on(file.write_all_at(vec![7; len], offset as u64)).unwrap();
+                let mode = if any_order {
+                    TearMode::SectorsAnyOrder(SECTOR)
+                } else {
+                    TearMode::Sectors(SECTOR)
+                };
+                let image = fs.recover_with(mode).read_file(path("/db/wal")).unwrap();
+                // Each sector of the write is all there or all zeros.
+                let bounds = [offset, 512, 1024, 1536, offset + len];
+                let kept: Vec<bool> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let piece = image.get(w[0]..w[1].min(image.len())).unwrap_or_default();
+                        let whole = piece.len() == w[1] - w[0] && piece.iter().all(|&b| b == 7);
+                        assert!(whole || piece.iter().all(|&b| b == 0), "seed {seed}: torn sector");
+                        whole
+                    })
+                    .collect();
+                if !any_order {
+                    // In order: a prefix of the sectors.
+                    let first_lost = kept.iter().position(|k| !k).unwrap_or(kept.len());
+                    assert!(kept[first_lost..].iter().all(|k| !k), "seed {seed}: {kept:?}");
+                }
+                shapes.insert((any_order, kept));
+            }
+        }
+        assert!(shapes.len() > 6, "tears vary: {shapes:?}");
+        assert!(
+            shapes
+                .iter()
+                .any(|(any, kept)| *any && kept.windows(2).any(|w| !w[0] && w[1])),
+            "any order keeps a later sector without an earlier one"
+        );
     }
 
     #[test]

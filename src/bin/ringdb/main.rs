@@ -17,6 +17,7 @@
 )]
 
 mod bench;
+mod check;
 mod crash;
 mod report;
 mod rng;
@@ -39,6 +40,8 @@ enum Command {
     /// Run db_bench-style write and read benchmarks (and the raw disk's sync
     /// limit).
     Bench(bench::BenchArgs),
+    /// Verify every checksum of a closed store; exit non-zero on damage.
+    Check(check::CheckArgs),
     /// Crash-test child: write with many tasks until killed, reporting each
     /// acknowledged write on stdout.
     #[command(hide = true)]
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Bench(args) => bench::run(args).await,
+            Command::Check(args) => check::run(args).await,
             Command::CrashWriter(args) => crash::run(args).await,
         }
     });

@@ -146,6 +146,10 @@ pub fn decode_block(stored: Bytes, max_size_bytes: usize) -> Result<Bytes, Strin
     }
 }
 
+/// Most bytes one compressed byte of an lz4 block can stand for: a match
+/// length continues in bytes of 255 each.
+const LZ4_MAX_EXPANSION: usize = 255;
+
 /// Decompresses an `uncompressed_len ++ lz4 block` payload.
 fn decompress_lz4(payload: &[u8], max_size_bytes: usize) -> Result<Vec<u8>, String> {
     let (len, used) =
@@ -157,6 +161,20 @@ fn decompress_lz4(payload: &[u8], max_size_bytes: usize) -> Result<Vec<u8>, Stri
         ));
     }
     let body = payload.get(used..).unwrap_or_default();
+    // NOTE: an lz4 block expands at most LZ4_MAX_EXPANSION times, so a
+    // claim beyond that is refused before the claimed length is allocated:
+    // a few bytes must not cost a block-sized buffer.
+    if len
+        > body
+            .len()
+            .saturating_mul(LZ4_MAX_EXPANSION)
+            .saturating_add(LZ4_MAX_EXPANSION)
+    {
+        return Err(format!(
+            "lz4 block claims {len} uncompressed bytes from {} compressed",
+            body.len()
+        ));
+    }
     let mut out = vec![0u8; len];
     match lz4_flex::block::decompress_into(body, &mut out) {
         Ok(written) if written == len => Ok(out),
@@ -170,6 +188,29 @@ fn decompress_lz4(payload: &[u8], max_size_bytes: usize) -> Result<Vec<u8>, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The expansion bound holds for the most compressible input, and a
+    /// length claim past it is refused before anything is allocated.
+    #[test]
+    fn lz4_length_claims_are_bounded_by_the_compressed_size() {
+        let raw = vec![0u8; 1 << 20];
+        let mut body = vec![0u8; lz4_flex::block::get_maximum_output_size(raw.len())];
+        let written = lz4_flex::block::compress_into(&raw, &mut body).unwrap();
+        assert!(
+            raw.len() <= written * LZ4_MAX_EXPANSION,
+            "{written} bytes for 1 MiB"
+        );
+        let mut payload = Vec::new();
+        crate::coding::put_varint32(&mut payload, raw.len() as u32);
+        payload.extend_from_slice(&body[..written]);
+        assert_eq!(decompress_lz4(&payload, 1 << 24).unwrap(), raw);
+        // Ten bytes claiming 16 MiB.
+        let mut claim = Vec::new();
+        crate::coding::put_varint32(&mut claim, 1 << 24);
+        claim.extend_from_slice(&[0x1f; 6]);
+        let error = decompress_lz4(&claim, 1 << 24).unwrap_err();
+        assert!(error.contains("compressed"), "{error}");
+    }
 
     fn stored(raw: &[u8], compression: Compression) -> (Bytes, u64, Compression) {
         let mut scratch = Vec::new();
