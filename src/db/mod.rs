@@ -39,6 +39,7 @@ use tree::Tree;
 
 /// Counters describing the store.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Stats {
     /// WAL fdatasyncs completed.
