@@ -32,6 +32,8 @@ mod coding;
 mod compaction;
 pub mod db;
 mod error;
+#[doc(hidden)]
+pub mod inspect;
 pub mod io;
 mod iter;
 mod key;
@@ -39,6 +41,7 @@ pub mod limits;
 mod manifest;
 mod memtable;
 mod options;
+#[doc(hidden)]
 pub mod sst;
 #[cfg(test)]
 mod test_rng;

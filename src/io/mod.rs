@@ -32,6 +32,7 @@ use futures::future::BoxFuture;
 
 pub use crate::limits::DIRECT_IO_ALIGN_BYTES;
 
+#[doc(hidden)]
 pub mod sim;
 pub mod threads;
 pub mod uring;
