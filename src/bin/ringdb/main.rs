@@ -24,6 +24,7 @@
 mod bench;
 mod crash;
 mod dump;
+mod progress;
 mod report;
 mod rng;
 mod store;
