@@ -48,7 +48,13 @@ mod test_rng;
 mod version;
 mod wal;
 
+/// The README's code blocks, compiled as doctests so that the usage it
+/// shows stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use batch::WriteBatch;
-pub use db::{Db, Scan, Snapshot, Stats};
+pub use db::{Db, KeyRange, Scan, Snapshot, Stats};
 pub use error::{Error, Result};
 pub use options::{Compression, IoBackend, Options, SyncMode, WriteOptions};
