@@ -28,6 +28,8 @@
 )]
 
 mod batch;
+#[doc(hidden)]
+pub mod bench_api;
 mod coding;
 mod compaction;
 pub mod db;
