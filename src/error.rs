@@ -92,6 +92,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // NOTE: some operations have no file (starting a backend); an
+            // empty path would print as a stray space before the colon.
+            Error::Io { op, path, source } if path.as_os_str().is_empty() => write!(f, "{op}: {source}"),
             Error::Io { op, path, source } => write!(f, "{op} {}: {source}", path.display()),
             Error::Corruption { path, offset, reason } => {
                 write!(f, "corruption in {} at offset {offset}: {reason}", path.display())
@@ -123,5 +126,19 @@ impl std::error::Error for Error {
             Error::Poisoned { cause } => Some(cause.as_ref()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_name_their_path_only_when_there_is_one() {
+        let denied = || io::Error::from_raw_os_error(libc::EPERM);
+        let without = Error::io("start io_uring", PathBuf::new(), denied()).to_string();
+        assert!(without.starts_with("start io_uring: "), "{without}");
+        let with = Error::io("open", "/d/LOCK", denied()).to_string();
+        assert!(with.starts_with("open /d/LOCK: "), "{with}");
     }
 }

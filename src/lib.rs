@@ -28,6 +28,8 @@
 )]
 
 mod batch;
+#[doc(hidden)]
+pub mod bench_api;
 mod check;
 pub mod clock;
 mod coding;
@@ -37,6 +39,8 @@ pub mod db;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+#[doc(hidden)]
+pub mod inspect;
 pub mod io;
 mod iter;
 mod key;
@@ -45,6 +49,7 @@ mod manifest;
 mod memtable;
 pub mod merge;
 mod options;
+#[doc(hidden)]
 pub mod sst;
 #[cfg(test)]
 mod test_rng;
@@ -52,9 +57,15 @@ mod ttl;
 mod version;
 mod wal;
 
+/// The README's code blocks, compiled as doctests so that the usage it
+/// shows stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use batch::WriteBatch;
 pub use check::{CheckReport, Damage, check, check_with_fs};
 pub use compaction::filter::{CompactionFilter, FilterDecision};
-pub use db::{Db, Scan, Snapshot, Stats};
+pub use db::{Db, KeyRange, Scan, Snapshot, Stats};
 pub use error::{Error, Result};
 pub use options::{Compression, IoBackend, Options, SyncMode, WriteOptions};

@@ -381,6 +381,48 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::table_cache_tables`].
+    pub fn table_cache_tables(mut self, tables: usize) -> Self {
+        self.table_cache_tables = tables;
+        self
+    }
+
+    /// Sets [`Options::block_size_bytes`].
+    pub fn block_size_bytes(mut self, size_bytes: usize) -> Self {
+        self.block_size_bytes = size_bytes;
+        self
+    }
+
+    /// Sets [`Options::l0_slowdown_writes_trigger`].
+    pub fn l0_slowdown_writes_trigger(mut self, tables: usize) -> Self {
+        self.l0_slowdown_writes_trigger = tables;
+        self
+    }
+
+    /// Sets [`Options::l0_stop_writes_trigger`].
+    pub fn l0_stop_writes_trigger(mut self, tables: usize) -> Self {
+        self.l0_stop_writes_trigger = tables;
+        self
+    }
+
+    /// Sets [`Options::level_size_multiplier`].
+    pub fn level_size_multiplier(mut self, multiplier: u64) -> Self {
+        self.level_size_multiplier = multiplier;
+        self
+    }
+
+    /// Sets [`Options::soft_pending_compaction_bytes_limit`].
+    pub fn soft_pending_compaction_bytes_limit(mut self, size_bytes: u64) -> Self {
+        self.soft_pending_compaction_bytes_limit = size_bytes;
+        self
+    }
+
+    /// Sets [`Options::hard_pending_compaction_bytes_limit`].
+    pub fn hard_pending_compaction_bytes_limit(mut self, size_bytes: u64) -> Self {
+        self.hard_pending_compaction_bytes_limit = size_bytes;
+        self
+    }
+
     /// The compaction picker's and job's options.
     pub(crate) fn compaction_options(&self) -> crate::compaction::CompactionOptions {
         crate::compaction::CompactionOptions {
@@ -515,5 +557,37 @@ impl WriteOptions {
             sync_mode: Some(mode),
             ..WriteOptions::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builder_sets_its_field() {
+        let o = Options::default()
+            .table_cache_tables(7)
+            .block_size_bytes(8192)
+            .l0_compaction_trigger(3)
+            .l0_slowdown_writes_trigger(9)
+            .l0_stop_writes_trigger(11)
+            .level_size_multiplier(5)
+            .soft_pending_compaction_bytes_limit(1 << 20)
+            .hard_pending_compaction_bytes_limit(1 << 21);
+        assert_eq!(o.table_cache_tables, 7);
+        assert_eq!(o.block_size_bytes, 8192);
+        assert_eq!(
+            (
+                o.l0_compaction_trigger,
+                o.l0_slowdown_writes_trigger,
+                o.l0_stop_writes_trigger
+            ),
+            (3, 9, 11)
+        );
+        assert_eq!(o.level_size_multiplier, 5);
+        assert_eq!(o.soft_pending_compaction_bytes_limit, 1 << 20);
+        assert_eq!(o.hard_pending_compaction_bytes_limit, 1 << 21);
+        assert!(o.validate().is_ok());
     }
 }

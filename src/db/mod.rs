@@ -7,6 +7,7 @@
 mod checkpoint;
 mod compact;
 mod flush;
+mod key_range;
 mod obsolete;
 mod recovery;
 mod runtime;
@@ -35,12 +36,14 @@ use crate::wal::{parse_segment_name, segment_path};
 use crate::{Error, Result};
 use compact::{CompactionStats, Compactor};
 use flush::{FlushStats, Flusher};
+pub use key_range::KeyRange;
 pub use scan::Scan;
 use snapshot::SnapshotList;
 use tree::Tree;
 
 /// Counters describing the store.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Stats {
     /// WAL fdatasyncs completed.
@@ -440,7 +443,7 @@ impl Db {
         })
     }
 
-    /// Stores `value` at `key` with the store's default [`SyncMode`].
+    /// Stores `value` at `key` with the store's default [`SyncMode`](crate::SyncMode).
     ///
     /// # Errors
     /// [`Error::TooLarge`] for a key or value over the limits in
@@ -464,7 +467,7 @@ impl Db {
         self.write_opt(batch, WriteOptions::default())
     }
 
-    /// Deletes `key` (writes a tombstone) with the default [`SyncMode`].
+    /// Deletes `key` (writes a tombstone) with the default [`SyncMode`](crate::SyncMode).
     ///
     /// # Errors
     /// As for [`Db::put`].
@@ -488,7 +491,7 @@ impl Db {
         self.write_opt(batch, WriteOptions::default())
     }
 
-    /// Applies `batch` with per-write options (e.g. another [`SyncMode`]).
+    /// Applies `batch` with per-write options (e.g. another [`SyncMode`](crate::SyncMode)).
     ///
     /// ```
     /// # futures::executor::block_on(async {
@@ -611,7 +614,14 @@ impl Db {
         shared.tree.read_view(|| shared.queue.visible_seqno())
     }
 
-    /// The entries whose keys start with `prefix`, in key order.
+    /// The entries whose keys start with `prefix`, in key order (`.rev()`
+    /// for descending), as of this call.
+    ///
+    /// # Errors
+    /// Items are `Err` if a table read fails; the stream then ends.
+    ///
+    /// # Cancel safety
+    /// Dropping the stream at any point is safe.
     pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Scan {
         let (seqno, view) = self.read_view();
         let prefix = prefix.as_ref();
@@ -655,7 +665,8 @@ impl Db {
     }
 
     /// Compacts every table overlapping `range`, level by level down the
-    /// tree, and waits until that is done.
+    /// tree, and waits until that is done. `range` is any [`KeyRange`]:
+    /// the ranges [`Db::scan`] takes (`"a".."z"`), or `..` for everything.
     ///
     /// # Errors
     /// [`Error::Io`] or [`Error::Corruption`] from the compaction (the
@@ -663,13 +674,9 @@ impl Db {
     ///
     /// # Cancel safety
     /// Cancel safe: the compaction goes on without the caller.
-    pub fn compact_range<R: std::ops::RangeBounds<[u8]>>(
-        &self,
-        range: R,
-    ) -> impl Future<Output = Result<()>> + Send + 'static {
+    pub fn compact_range<R: KeyRange>(&self, range: R) -> impl Future<Output = Result<()>> + Send + 'static {
         let shared = Arc::clone(&self.shared);
-        let start = range.start_bound().map(Bytes::copy_from_slice);
-        let end = range.end_bound().map(Bytes::copy_from_slice);
+        let (start, end) = range.into_bounds();
         async move {
             let compactor = Arc::clone(&shared.compactor);
             let background = shared.background.clone();
@@ -915,6 +922,13 @@ impl Snapshot {
 
     /// The entries with keys in `range` as of the snapshot, in key order
     /// (`.rev()` for descending). The scan keeps the snapshot alive.
+    ///
+    /// # Errors
+    /// Items are `Err` if a table read fails; the stream then ends.
+    ///
+    /// # Cancel safety
+    /// Dropping the stream at any point is safe; it releases its hold on
+    /// the snapshot.
     pub fn scan<K: AsRef<[u8]>, R: std::ops::RangeBounds<K>>(&self, range: R) -> Scan {
         let (start, end) = owned_bounds(&range);
         let keep_alive: Arc<dyn Send + Sync> = Arc::clone(&self.inner) as Arc<dyn Send + Sync>;

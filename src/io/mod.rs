@@ -33,6 +33,7 @@ use futures::future::BoxFuture;
 pub use crate::limits::DIRECT_IO_ALIGN_BYTES;
 
 pub mod ring;
+#[doc(hidden)]
 pub mod sim;
 pub mod threads;
 pub mod uring;

@@ -43,6 +43,7 @@ use std::error::Error as StdError;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use ringdb::{Compression, IoBackend, Options, SyncMode};
@@ -73,6 +74,11 @@ const DEFAULT_BENCH_CACHE_SIZE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Bytes in a MiB, for the reported store sizes.
 const BYTES_PER_MIB: f64 = 1024.0 * 1024.0;
+
+/// Seconds a durable workload runs at most by default: with the default
+/// workloads, a run then takes about a minute on a disk whose sync takes a
+/// millisecond.
+const DEFAULT_DURABLE_SECS: u64 = 10;
 
 /// db_bench's default `--seek_nexts`.
 const DEFAULT_SEEK_NEXTS: u64 = 10;
@@ -123,6 +129,12 @@ pub enum Workload {
 }
 
 impl Workload {
+    /// True for the workloads whose every operation waits for a sync, which
+    /// `--duration` bounds.
+    fn is_durable(self) -> bool {
+        matches!(self, Workload::RawSync | Workload::FillSync)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Workload::RawSync => "rawsync",
@@ -185,7 +197,7 @@ impl From<IoArg> for IoBackend {
 #[command(after_help = "\
 Durable workloads (rawsync, fillsync) pay one disk sync per operation, or per \
 group of concurrent operations, so they run --sync-num operations instead of \
---num. rawsync always runs one sequential loop whatever --concurrency says: it \
+--num, and stop early at --duration seconds. rawsync always runs one sequential loop whatever --concurrency says: it \
 measures the single-writer limit of the disk. fillseq and fillrandom end with \
 one db.sync() that is included in their time, and so do overwrite and \
 deleterandom. Every write workload then flushes its memtable (untimed) and \
@@ -201,7 +213,12 @@ overwrite and deleterandom draw --num keys from the fill's key space. readseq \
 and readreverse scan the whole store once (ops = entries). seekrandom runs \
 --reads scans, each of one seek and --seek-nexts more entries. \
 readwhilewriting runs --reads gets with --concurrency readers while one \
-writer puts at --writes-per-sec; the latencies are the readers'.")]
+writer puts at --writes-per-sec; the latencies are the readers'.
+
+A run for people (not --json or --csv) draws a progress bar on stderr for each \
+workload that runs longer than a second, when stderr is a terminal, and ends \
+with a summary table: throughput, p50 and p99 per workload, and the durable \
+workloads as a ratio to rawsync's throughput in the same run.")]
 pub struct BenchArgs {
     /// Workloads to run, in order, comma-separated.
     #[arg(
@@ -249,8 +266,19 @@ pub struct BenchArgs {
     dir: Option<PathBuf>,
 
     /// Print one JSON object per workload, one per line, and nothing else.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     json: bool,
+
+    /// Print a CSV header and one row per workload, and nothing else.
+    #[arg(long)]
+    csv: bool,
+
+    /// Seconds a durable workload (rawsync, fillsync) runs at most: it
+    /// stops at --sync-num operations or at this limit, whichever comes
+    /// first, so a slow disk does not make the run take many minutes.
+    /// 0: no limit.
+    #[arg(long, default_value_t = DEFAULT_DURABLE_SECS)]
+    duration: u64,
 
     /// I/O backend for ringdb.
     #[arg(long, value_enum, default_value = "auto")]
@@ -299,6 +327,8 @@ struct Config {
     /// WAL segment size; `None` (always, from the command line) keeps the
     /// library's default.
     wal_segment_size_bytes: Option<u64>,
+    /// Longest a durable workload runs (`--duration`); `None`: no limit.
+    durable_duration: Option<Duration>,
 }
 
 impl Config {
@@ -346,7 +376,9 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
         seek_nexts: args.seek_nexts,
         writes_per_sec: args.writes_per_sec,
         wal_segment_size_bytes: None,
+        durable_duration: (args.duration > 0).then(|| Duration::from_secs(args.duration)),
     };
+    let for_people = !args.json && !args.csv;
     // NOTE: the temporary directory lives until the end of this function, so
     // every workload's files are removed only after the last one has run.
     let temp_dir;
@@ -360,11 +392,11 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
             temp_dir.path().to_path_buf()
         }
     };
-    if !args.json {
+    if for_people {
         println!(
             "ringdb bench: keys {} bytes, values {} bytes, num {}, sync-num {}, \
              reads {}, concurrency {}, io {:?}, cache {} MiB, write buffer {} MiB, \
-             compression {:?}, seek-nexts {}, writes-per-sec {}, cpus {}, dir {}",
+             compression {:?}, seek-nexts {}, writes-per-sec {}, duration {}, cpus {}, dir {}",
             config.key_size,
             config.value_size,
             config.num,
@@ -377,22 +409,56 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
             config.compression,
             config.seek_nexts,
             config.writes_per_sec,
+            config
+                .durable_duration
+                .map_or("unlimited".to_string(), |d| format!("{} s", d.as_secs())),
             std::thread::available_parallelism().map_or(1, |n| n.get()),
             root.display(),
         );
     }
+    if args.csv {
+        println!("{}", crate::report::CSV_HEADER);
+    }
     let mut filled = None;
+    let mut reports = Vec::with_capacity(args.benchmarks.len());
     for &workload in &args.benchmarks {
-        let report = run_workload(&config, &root, workload, &mut filled)
-            .await
-            .map_err(|e| format!("{}: {e}", workload.name()))?;
+        let bar = crate::progress::Bar::start(
+            workload.name(),
+            expected_ops(&config, workload),
+            config.durable_duration.filter(|_| workload.is_durable()),
+            for_people,
+        );
+        let report = run_workload(&config, &root, workload, &mut filled).await;
+        drop(bar);
+        let report = report.map_err(|e| format!("{}: {e}", workload.name()))?;
         if args.json {
             println!("{}", report.to_json());
+        } else if args.csv {
+            println!("{}", report.to_csv());
         } else {
             println!("{}", report.to_human());
         }
+        reports.push(report);
+    }
+    if for_people {
+        print!("{}", crate::report::summary_table(&reports));
     }
     Ok(())
+}
+
+/// The operations `workload`'s timed section runs, for its progress bar;
+/// `None` when only the store knows (a full scan).
+fn expected_ops(config: &Config, workload: Workload) -> Option<u64> {
+    match workload {
+        Workload::RawSync | Workload::FillSync => Some(config.sync_num),
+        Workload::FillSeq | Workload::FillRandom | Workload::Overwrite | Workload::DeleteRandom => {
+            Some(config.num)
+        }
+        Workload::ReadRandom | Workload::ReadMissing | Workload::SeekRandom | Workload::ReadWhileWriting => {
+            Some(config.reads)
+        }
+        Workload::ReadSeq | Workload::ReadReverse => None,
+    }
 }
 
 /// Runs one workload in its own subdirectory of `root`, or, for a workload
@@ -524,6 +590,7 @@ mod tests {
             // NOTE: every open zero-fills WAL segments; the default 64 MiB
             // would make the test's many opens write gigabytes.
             wal_segment_size_bytes: Some(256 * 1024),
+            durable_duration: None,
         }
     }
 

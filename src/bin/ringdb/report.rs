@@ -36,10 +36,19 @@ pub fn new_latency_histogram() -> Histogram<u64> {
 /// Records one operation's latency, clamping outliers to the tracked range.
 pub fn record_latency(histogram: &mut Histogram<u64>, latency: Duration) {
     record_ns(histogram, duration_ns(latency));
+    count_for_progress(histogram.len());
 }
 
 fn record_ns(histogram: &mut Histogram<u64>, ns: u64) {
     histogram.saturating_record(ns.min(MAX_TRACKED_LATENCY_NS));
+}
+
+/// Counts one recorded operation, the `recorded`-th of its recorder, for
+/// the progress bar (in steps, see [`crate::progress`]).
+fn count_for_progress(recorded: u64) {
+    if recorded.is_multiple_of(crate::progress::COUNT_STEP_OPS) {
+        crate::progress::add(crate::progress::COUNT_STEP_OPS);
+    }
 }
 
 fn duration_ns(latency: Duration) -> u64 {
@@ -66,6 +75,7 @@ impl Latencies {
     /// Records one operation's latency.
     pub fn record(&mut self, latency: Duration) {
         self.0.push(duration_ns(latency));
+        count_for_progress(self.0.len() as u64);
     }
 }
 
@@ -185,12 +195,12 @@ impl Report {
         self.elapsed.as_secs_f64()
     }
 
-    fn ops_per_sec(&self) -> f64 {
+    pub fn ops_per_sec(&self) -> f64 {
         let secs = self.secs();
         if secs > 0.0 { self.ops as f64 / secs } else { 0.0 }
     }
 
-    fn quantile_us(&self, quantile: f64) -> f64 {
+    pub fn quantile_us(&self, quantile: f64) -> f64 {
         self.latency_ns.value_at_quantile(quantile) as f64 / 1000.0
     }
 
@@ -230,6 +240,33 @@ impl Report {
         out
     }
 
+    /// One CSV row under [`CSV_HEADER`], no trailing newline: the common
+    /// fields in the JSON order, then the extras as one quoted
+    /// `name=value;name=value` field.
+    pub fn to_csv(&self) -> String {
+        let extras: Vec<String> = self
+            .extras
+            .iter()
+            .map(|extra| format!("{}={}", extra.name, extra.value))
+            .collect();
+        format!(
+            "{},{},{:.6},{:.1},{:.2},{:.2},{:.2},{:.2},{},{:.2},{},{},\"{}\"",
+            self.workload,
+            self.ops,
+            self.secs(),
+            self.ops_per_sec(),
+            self.quantile_us(0.50),
+            self.quantile_us(0.99),
+            self.quantile_us(0.999),
+            self.max_us(),
+            self.syncs,
+            self.avg_group_size,
+            self.concurrency,
+            self.io_backend,
+            extras.join(";").replace('"', "'"),
+        )
+    }
+
     /// One aligned, db_bench-like line, no trailing newline.
     pub fn to_human(&self) -> String {
         let mut out = format!(
@@ -253,6 +290,54 @@ impl Report {
         }
         out
     }
+}
+
+/// The header line of [`Report::to_csv`]'s rows.
+pub const CSV_HEADER: &str = "workload,ops,secs,ops_per_sec,p50_us,p99_us,p999_us,max_us,syncs,avg_group_size,concurrency,io_backend,extras";
+
+/// The closing summary of a run for people: one line per workload with its
+/// throughput and median and tail latency, and for the durable workloads
+/// (`fillsync`) the ratio of their throughput to `rawsync`'s in the same
+/// run (the disk's single-writer limit), when the run had one.
+pub fn summary_table(reports: &[Report]) -> String {
+    let rawsync = reports
+        .iter()
+        .find(|r| r.workload == "rawsync")
+        .map(Report::ops_per_sec)
+        .filter(|&x| x > 0.0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nsummary{}",
+        if rawsync.is_some() {
+            " (vs rawsync: durable throughput over the raw pwrite+fdatasync loop of this run)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{:<16} {:>12} {:>10} {:>10} {:>11} {:>10}",
+        "workload", "ops/s", "p50 us", "p99 us", "concurrency", "vs rawsync"
+    );
+    for report in reports {
+        let durable = matches!(report.workload, "rawsync" | "fillsync");
+        let ratio = match (durable, rawsync) {
+            (true, Some(raw)) => format!("{:.2}x", report.ops_per_sec() / raw),
+            _ => "-".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<16} {:>12.1} {:>10.2} {:>10.2} {:>11} {:>10}",
+            report.workload,
+            report.ops_per_sec(),
+            report.quantile_us(0.50),
+            report.quantile_us(0.99),
+            report.concurrency,
+            ratio
+        );
+    }
+    out
 }
 
 /// `s` as a JSON string literal.
@@ -290,6 +375,57 @@ mod tests {
         assert_eq!(histogram.min(), histogram.lowest_equivalent(100_000));
         assert!(histogram.equivalent(histogram.value_at_quantile(0.5), 300_000));
         assert!(histogram.equivalent(histogram.max(), MAX_TRACKED_LATENCY_NS));
+    }
+
+    fn report(workload: &'static str, ops: u64, latency: Duration) -> Report {
+        let mut latency_ns = new_latency_histogram();
+        for _ in 0..ops {
+            record_latency(&mut latency_ns, latency);
+        }
+        Report {
+            workload,
+            ops,
+            elapsed: Duration::from_secs(1),
+            latency_ns,
+            syncs: ops,
+            avg_group_size: 1.0,
+            concurrency: 4,
+            io_backend: "uring",
+            extras: vec![
+                Extra::count("flushes", 2),
+                Extra::text("level_tables", "L0:1 L1:2".into()),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_summary_puts_durable_workloads_against_rawsync() {
+        let reports = [
+            report("rawsync", 1000, Duration::from_micros(1000)),
+            report("fillsync", 500, Duration::from_micros(2000)),
+            report("fillrandom", 100_000, Duration::from_micros(3)),
+        ];
+        let summary = summary_table(&reports);
+        let line = |name: &str| summary.lines().find(|l| l.starts_with(name)).unwrap().to_string();
+        assert!(line("rawsync").ends_with(" 1.00x"), "{summary}");
+        assert!(line("fillsync").ends_with(" 0.50x"), "{summary}");
+        assert!(line("fillsync").contains(" 500.0 "), "{summary}");
+        assert!(line("fillrandom").ends_with(" -"), "{summary}");
+        // Without a rawsync in the run there is nothing to compare with.
+        let alone = summary_table(&reports[1..]);
+        assert!(!alone.contains('x'), "{alone}");
+    }
+
+    #[test]
+    fn csv_rows_match_the_header() {
+        let row = report("fillsync", 10, Duration::from_micros(100)).to_csv();
+        let columns = CSV_HEADER.split(',').count();
+        assert_eq!(row.split(',').count(), columns, "{row}");
+        assert!(row.starts_with("fillsync,10,1.000000,10.0,"), "{row}");
+        assert!(
+            row.ends_with(",4,uring,\"flushes=2;level_tables=L0:1 L1:2\""),
+            "{row}"
+        );
     }
 
     #[test]

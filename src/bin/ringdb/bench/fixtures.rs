@@ -1,6 +1,4 @@
-//! What `ringdb bench` and the fjall peer (`examples/peer_fjall.rs`, which
-//! compiles this file as it is) both use, so that their values and their
-//! store-size figures cannot drift apart: the value pool and the
+//! What every `ringdb bench` workload uses: the value pool and the
 //! directories a workload runs in.
 
 use std::fs;

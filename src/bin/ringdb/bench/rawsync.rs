@@ -31,14 +31,17 @@ pub(super) async fn run_rawsync(config: &Config, root: &Path) -> Result<Report, 
     let record_size = config.key_size + config.value_size + RAW_RECORD_OVERHEAD_BYTES;
     // NOTE: plain blocking std I/O on purpose, so it runs on a blocking thread
     // rather than stalling a runtime worker.
+    let limit = config.durable_duration;
     let (elapsed, latency_ns) =
-        tokio::task::spawn_blocking(move || raw_sync_loop(&dir.join("raw.dat"), ops, record_size)).await??;
+        tokio::task::spawn_blocking(move || raw_sync_loop(&dir.join("raw.dat"), ops, record_size, limit))
+            .await??;
+    let done = latency_ns.len();
     Ok(Report {
         workload: Workload::RawSync.name(),
-        ops,
+        ops: done,
         elapsed,
         latency_ns,
-        syncs: ops,
+        syncs: done,
         avg_group_size: 1.0,
         // NOTE: rawsync is one sequential loop whatever --concurrency says.
         concurrency: 1,
@@ -48,8 +51,14 @@ pub(super) async fn run_rawsync(config: &Config, root: &Path) -> Result<Report, 
 }
 
 /// Preallocates `path` to `ops * record_size` zero bytes, then times `ops`
-/// record overwrites, each followed by an fdatasync.
-fn raw_sync_loop(path: &Path, ops: u64, record_size: usize) -> Result<(Duration, Histogram<u64>), BoxError> {
+/// record overwrites, each followed by an fdatasync, stopping early once
+/// `limit` has passed.
+fn raw_sync_loop(
+    path: &Path,
+    ops: u64,
+    record_size: usize,
+    limit: Option<Duration>,
+) -> Result<(Duration, Histogram<u64>), BoxError> {
     let file = File::options()
         .read(true)
         .write(true)
@@ -76,7 +85,11 @@ fn raw_sync_loop(path: &Path, ops: u64, record_size: usize) -> Result<(Duration,
     let records = ValuePool::new(record_size, BENCH_SEED);
     let mut latency_ns = new_latency_histogram();
     let start = Instant::now();
+    let deadline = limit.map(|limit| start + limit);
     for i in 0..ops {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            break;
+        }
         let op_start = Instant::now();
         file.write_all_at(records.value(i), i * record_size_u64)?;
         file.sync_data()?;
