@@ -1,33 +1,33 @@
-//! The floor under `fillsync` at one task: what one durable put costs when
-//! it has to cross from the caller's runtime to a ring thread and back, with
-//! no ringdb code in the way.
+//! The floor under `fillsync` at one task: what one durable put costs for
+//! each way a task can reach its disk, with no ringdb code in the way, next
+//! to ringdb's own put.
 //!
 //! `ringdb bench` compares `fillsync` with one task against `rawsync`, a
-//! loop of `pwrite` + `fdatasync` on the caller's own thread. ringdb's design
-//! (`../shared/DESIGN.md`, `docs/design.md`) puts every WAL write on its ring
-//! thread, so a put always pays two wakes that `rawsync` does not: the ring
-//! thread's, when the put is queued, and the caller's, when the sync
-//! completes. This program measures each piece on its own, in the same run
-//! and the same directory, so the gap can be split into "the design's
-//! round trip" and "ringdb's own code":
+//! loop of `pwrite` + `fdatasync` on the caller's own thread. ringdb's WAL
+//! task and its foreground ring run on the caller's runtime, and the
+//! ring's completions arrive through that runtime's reactor
+//! (`docs/design.md`, threads; `docs/decisions/0010-foreground-io-driver.md`).
+//! This program measures each piece on its own, in the same run and the
+//! same directory:
 //!
 //! - `raw`: `pwrite` of one record + `fdatasync`, on one blocking thread
 //!   (`ringdb bench`'s `rawsync`).
 //! - `direct`: `pwrite` of one 4 KiB block through `O_DIRECT | O_DSYNC`, on
-//!   one blocking thread: the write ringdb's WAL makes for one writer,
-//!   without the hop.
-//! - `ring-nop`: a task spawned on tokio's multi-threaded runtime (where
-//!   `ringdb bench`'s tasks, and a service's request handlers, run) sends a
-//!   request over a tokio channel to a tokio-uring thread, which completes
-//!   an io_uring NOP and replies over a oneshot: the round trip alone.
-//! - `ring-direct`: the same round trip around the `direct` write, submitted
-//!   through the ring: the least a put from a runtime task can cost in this
-//!   design.
+//!   one blocking thread: the write ringdb's WAL makes for one writer.
+//! - `fg-direct`: that write submitted by a task of tokio's multi-threaded
+//!   runtime to ringdb's foreground ring (`ringdb::io::ring::RingFs`), its
+//!   completion delivered through the runtime's reactor: the floor of the
+//!   current design.
+//! - `ring-nop`, `ring-direct`: the previous design's floor, for
+//!   comparison: a request over a tokio channel to a tokio-uring thread,
+//!   which completes an io_uring NOP (or the `direct` write) and replies
+//!   over a oneshot.
 //! - `ringdb`: `db.put` in `SyncMode::Always` on a fresh store, from a
 //!   spawned task.
-//! - `ring-nop-main`, `ring-direct-main`, `ringdb-main`: the same three
-//!   loops run by the thread that called `block_on` (`#[tokio::main]`'s),
-//!   which a wake reaches directly rather than through a runtime worker.
+//! - `fg-direct-main`, `ring-nop-main`, `ring-direct-main`, `ringdb-main`:
+//!   the same loops run by the thread that called `block_on`
+//!   (`#[tokio::main]`'s), which a wake reaches directly rather than
+//!   through a runtime worker.
 //!
 //! Each round runs every mode once, in this order rotated by one place per
 //! round; the program prints each round's p50s and then, per mode, the
@@ -56,12 +56,14 @@ const BLOCK_BYTES: usize = 4096;
 /// keys, 100-byte values, 24 bytes of framing), as `rawsync` writes.
 const RECORD_BYTES: u64 = 140;
 
-const MODES: [&str; 8] = [
+const MODES: [&str; 10] = [
     "raw",
     "direct",
+    "fg-direct",
     "ring-nop",
     "ring-direct",
     "ringdb",
+    "fg-direct-main",
     "ring-nop-main",
     "ring-direct-main",
     "ringdb-main",
@@ -104,6 +106,8 @@ async fn main() -> Result<(), BoxError> {
             let latency_ns = match name {
                 "raw" => blocking_loop(&work, ops, false).await?,
                 "direct" => blocking_loop(&work, ops, true).await?,
+                "fg-direct" => tokio::spawn(foreground_loop(work.clone(), ops)).await??,
+                "fg-direct-main" => foreground_loop(work.clone(), ops).await?,
                 "ring-nop" => tokio::spawn(ring_loop(work.clone(), ops, false)).await??,
                 "ring-direct" => tokio::spawn(ring_loop(work.clone(), ops, true)).await??,
                 "ringdb" => tokio::spawn(ringdb_loop(work.clone(), ops)).await??,
@@ -207,6 +211,27 @@ async fn ring_loop(dir: PathBuf, ops: u64, direct: bool) -> Result<Histogram<u64
     }
     drop(requests);
     ring.join().map_err(|_| "ring thread panicked")??;
+    Ok(latency_ns)
+}
+
+/// `ops` direct block writes submitted by this task to a foreground ring
+/// whose completions come through this runtime's reactor.
+async fn foreground_loop(dir: PathBuf, ops: u64) -> Result<Histogram<u64>, BoxError> {
+    use ringdb::io::Fs;
+    let path = dir.join("data");
+    drop(preallocated(&path, ops, true)?);
+    let fs = ringdb::io::ring::RingFs::new(tokio::runtime::Handle::current())?;
+    let file = fs.open(&path, ringdb::io::OpenMode::ReadWriteDirect).await?;
+    let mut block = vec![0u8; BLOCK_BYTES];
+    let mut latency_ns = Histogram::<u64>::new(3)?;
+    for op in 0..ops {
+        if let Some(stamp) = block.get_mut(..8) {
+            stamp.copy_from_slice(&op.to_le_bytes());
+        }
+        let start = Instant::now();
+        block = file.write_all_at(block, block_offset(op)).await?;
+        record_ns(&mut latency_ns, start.elapsed())?;
+    }
     Ok(latency_ns)
 }
 
