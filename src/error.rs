@@ -40,7 +40,8 @@ pub enum Error {
     },
     /// A key, value or batch is larger than the documented limit.
     TooLarge {
-        /// `"key"`, `"value"` or `"batch"`.
+        /// `"key"`, `"value"`, `"batch"` or [`Error::ENTRY_COUNT`] (then the
+        /// two sizes count entries, not bytes).
         what: &'static str,
         /// The offending size.
         size_bytes: usize,
@@ -57,6 +58,10 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The `what` of a [`Error::TooLarge`] for a batch with too many
+    /// entries: its sizes count entries.
+    pub const ENTRY_COUNT: &'static str = "batch entry count";
+
     /// Wraps an `io::Error` with the operation and path it came from.
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
@@ -95,6 +100,14 @@ impl fmt::Display for Error {
                 what,
                 size_bytes,
                 limit_bytes,
+            } if *what == Error::ENTRY_COUNT => write!(
+                f,
+                "batch of {size_bytes} entries exceeds the limit of {limit_bytes} entries"
+            ),
+            Error::TooLarge {
+                what,
+                size_bytes,
+                limit_bytes,
             } => {
                 write!(
                     f,
@@ -114,5 +127,32 @@ impl std::error::Error for Error {
             Error::Poisoned { cause } => Some(cause.as_ref()),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_large_names_its_unit() {
+        let entries = Error::TooLarge {
+            what: Error::ENTRY_COUNT,
+            size_bytes: 11,
+            limit_bytes: 10,
+        };
+        assert_eq!(
+            entries.to_string(),
+            "batch of 11 entries exceeds the limit of 10 entries"
+        );
+        let value = Error::TooLarge {
+            what: "value",
+            size_bytes: 11,
+            limit_bytes: 10,
+        };
+        assert_eq!(
+            value.to_string(),
+            "value of 11 bytes exceeds the limit of 10 bytes"
+        );
     }
 }

@@ -112,25 +112,12 @@ impl Flusher {
             // while the table is built: a compaction that finishes
             // meanwhile must not wait for this flush to commit.
             let number = self.versions.lock().await.new_file_number();
-            let path = table_path(&self.dir, number);
-            let file = self
-                .fs
-                .open(&path, OpenMode::CreateNew)
-                .await
-                .map_err(|e| Error::io("create table", &path, e))?;
-            let mut builder = TableBuilder::new(file, path.clone(), self.table_options.clone());
             // NOTE: read after `request_sync` published every seqno of the
             // memtable: a snapshot not in the list is at or above them all.
             let snapshots = self.snapshots.seqnos();
             self.tree.raise_drop_horizon(self.queue.visible_seqno());
-            for (key, value) in shadowed_versions_dropped(imm.memtable.iter(), &snapshots) {
-                builder.add(&key, &value).await?;
-            }
-            let properties = builder.finish().await?;
-            self.fs
-                .sync_dir(&self.dir)
-                .await
-                .map_err(|e| Error::io("sync directory", &self.dir, e))?;
+            let entries = shadowed_versions_dropped(imm.memtable.iter(), &snapshots);
+            let properties = write_table(&self.fs, &self.dir, number, entries, &self.table_options).await?;
             self.stats
                 .bytes_written
                 .fetch_add(properties.file_size_bytes, Ordering::Relaxed);
@@ -155,13 +142,48 @@ impl Flusher {
     }
 }
 
+/// Writes `entries` (in internal-key order) to table `number`, synced, and
+/// syncs the directory. On error the half-made file is removed where it can
+/// be (a crash leaves it to the sweep at open): no version references it.
+pub(crate) async fn write_table(
+    fs: &Arc<dyn Fs>,
+    dir: &std::path::Path,
+    number: u64,
+    entries: impl Iterator<Item = (InternalKey, Bytes)>,
+    table_options: &TableOptions,
+) -> Result<crate::sst::TableProperties> {
+    let path = table_path(dir, number);
+    let file = fs
+        .open(&path, OpenMode::CreateNew)
+        .await
+        .map_err(|e| Error::io("create table", &path, e))?;
+    let written = async {
+        let mut builder = TableBuilder::new(file, path.clone(), table_options.clone());
+        for (key, value) in entries {
+            builder.add(&key, &value).await?;
+        }
+        let properties = builder.finish().await?;
+        fs.sync_dir(dir)
+            .await
+            .map_err(|e| Error::io("sync directory", dir, e))?;
+        Ok(properties)
+    }
+    .await;
+    if written.is_err()
+        && let Err(error) = fs.remove_file(&path).await
+    {
+        tracing::warn!(%error, path = %path.display(), "could not remove a half-made table");
+    }
+    written
+}
+
 /// The entries (in internal-key order) that some reader can still see: per
 /// user key, the newest version of each snapshot stripe (as in compaction,
 /// `compaction/job.rs`). Older versions in a stripe are hidden from every
 /// reader, whether the newest is a put or a tombstone; tombstones stay,
 /// since tables below may hold what they hide. RocksDB drops them at flush
 /// the same way.
-fn shadowed_versions_dropped<'a>(
+pub(crate) fn shadowed_versions_dropped<'a>(
     entries: impl Iterator<Item = (InternalKey, Bytes)> + 'a,
     snapshots: &'a [SeqNo],
 ) -> impl Iterator<Item = (InternalKey, Bytes)> + 'a {

@@ -22,13 +22,10 @@ use tokio::sync::oneshot;
 
 use crate::batch::WriteBatch;
 use crate::io::Fs;
-use crate::manifest::{CURRENT_TEMP_FILE, manifest_path, parse_manifest_name, read_current, read_manifest};
 use crate::memtable::{Lookup, Memtable};
 use crate::options::{Options, WriteOptions};
-use crate::sst::{BlockCache, ReadStats, TableCache, parse_table_name};
-use crate::version::{ReplayedManifest, VersionSet};
+use crate::sst::{BlockCache, ReadStats, TableCache};
 use crate::wal::writer::{OpenSegment, WalWriter};
-use crate::wal::{parse_segment_name, segment_path};
 use crate::{Error, Result};
 use commit::CommitQueue;
 use compact::{CompactionStats, Compactor};
@@ -301,13 +298,9 @@ impl Db {
         // a store dropped without `close` keeps it until they have stopped
         // touching the directory.
         let lock = Arc::new(lock);
-        let replayed = recover_manifest(&fs, &dir).await?;
+        let recovered = recovery::recover(&fs, &dir, &options.table_options()).await?;
+        let (versions, segment_number) = (recovered.versions, recovered.segment_number);
         let memtable = Arc::new(Memtable::new());
-        let recovered =
-            recovery::replay_wal(&fs, &dir, replayed.log_number, replayed.last_seqno + 1, &memtable).await?;
-        let segment_number = recovered.max_segment + 1;
-        let versions = VersionSet::create(Arc::clone(&fs), dir.clone(), replayed).await?;
-        sweep_obsolete_files(&fs, &dir, &versions, &recovered.empty_segments).await?;
         let segment = OpenSegment::create(
             &fs,
             &dir,
@@ -504,6 +497,15 @@ impl Db {
         async move {
             let (payload, count) = batch.into_payload()?;
             if count == 0 {
+                // NOTE: nothing to write, but the answer a write would get.
+                if let Some(cause) = shared.queue.poisoned() {
+                    return Err(Error::Poisoned {
+                        cause: Arc::new(cause.clone()),
+                    });
+                }
+                if shared.shutdown.load(Ordering::Acquire) {
+                    return Err(Error::Closed);
+                }
                 return Ok(());
             }
             let stalled = shared.wait_for_room().await;
@@ -745,8 +747,21 @@ impl Db {
             }
             shared.queue.close();
             let done = shared.wal_done.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let mut marked = Ok(());
             if let Some(done) = done {
                 let _ = done.await;
+                // NOTE: the WAL is synced and closed: record it, so that
+                // recovery allows it no torn tail (db/recovery.rs).
+                if shared.queue.poisoned().is_none() {
+                    let seqno = shared.queue.visible_seqno();
+                    marked = shared
+                        .compactor
+                        .versions
+                        .lock()
+                        .await
+                        .mark_clean_close(seqno)
+                        .await;
+                }
             }
             // NOTE: the WAL task and the background thread have stopped and
             // dropped their share: this releases the lock.
@@ -755,7 +770,7 @@ impl Db {
                 Some(cause) => Err(Error::Poisoned {
                     cause: Arc::new(cause.clone()),
                 }),
-                None => Ok(()),
+                None => marked,
             }
         }
     }
@@ -917,82 +932,4 @@ async fn get_at(shared: &Shared, current: &tree::SuperVersion, key: &Bytes, snap
         }
     }
     Ok(Lookup::Missing)
-}
-
-/// Reads `CURRENT` and its manifest; a directory with neither is a new store.
-async fn recover_manifest(fs: &Arc<dyn Fs>, dir: &Path) -> Result<ReplayedManifest> {
-    match read_current(fs, dir).await? {
-        Some(number) => {
-            let edits = read_manifest(fs, dir, number).await?;
-            ReplayedManifest::replay(&edits, &manifest_path(dir, number))
-        }
-        None => {
-            let names = fs
-                .list_dir(dir)
-                .await
-                .map_err(|e| Error::io("list directory", dir, e))?;
-            if let Some(name) = names
-                .iter()
-                .find(|n| parse_segment_name(n).is_some() || parse_table_name(n).is_some())
-            {
-                return Err(Error::corruption(
-                    dir.join(name),
-                    0,
-                    "the directory holds a store's files but no CURRENT",
-                ));
-            }
-            // NOTE: with no CURRENT, no WAL and no table, nothing was ever
-            // acknowledged; a manifest left by a crash while the store was
-            // being created is removed so the new one can take its number.
-            for name in names
-                .iter()
-                .filter(|n| parse_manifest_name(n).is_some() || *n == CURRENT_TEMP_FILE)
-            {
-                let path = dir.join(name);
-                fs.remove_file(&path)
-                    .await
-                    .map_err(|e| Error::io("remove stray manifest", &path, e))?;
-            }
-            Ok(ReplayedManifest {
-                log_number: 1,
-                next_file_number: 1,
-                ..ReplayedManifest::default()
-            })
-        }
-    }
-}
-
-/// Removes what a crash or an earlier run left behind: tables no version
-/// holds, old manifests, a half-written `CURRENT`, and WAL segments that are
-/// flushed or hold no records. Run after the new manifest is durable.
-async fn sweep_obsolete_files(
-    fs: &Arc<dyn Fs>,
-    dir: &Path,
-    versions: &VersionSet,
-    removable_segments: &[u64],
-) -> Result<()> {
-    let live: std::collections::HashSet<u64> = versions.current().tables().map(|t| t.number).collect();
-    let names = fs
-        .list_dir(dir)
-        .await
-        .map_err(|e| Error::io("list directory", dir, e))?;
-    let mut doomed: Vec<PathBuf> = removable_segments.iter().map(|&n| segment_path(dir, n)).collect();
-    for name in &names {
-        let orphan_table = parse_table_name(name).is_some_and(|n| !live.contains(&n));
-        let old_manifest = parse_manifest_name(name).is_some_and(|n| n != versions.manifest_number());
-        if orphan_table || old_manifest || name == CURRENT_TEMP_FILE {
-            doomed.push(dir.join(name));
-        }
-    }
-    for path in &doomed {
-        fs.remove_file(path)
-            .await
-            .map_err(|e| Error::io("remove obsolete file", path, e))?;
-    }
-    if !doomed.is_empty() {
-        fs.sync_dir(dir)
-            .await
-            .map_err(|e| Error::io("sync directory", dir, e))?;
-    }
-    Ok(())
 }
