@@ -205,6 +205,40 @@ enum Backpressure {
     Slow,
 }
 
+/// Non-durable writes a thread completes before one of them yields to the
+/// runtime: such a write never waits, so a task writing in a loop would
+/// otherwise keep its thread from every other task (tokio's cooperative
+/// budget does the same for its own resources, with 128 units).
+const NON_DURABLE_WRITES_PER_YIELD: u32 = 32;
+
+thread_local! {
+    /// Non-durable writes this thread completed since one yielded.
+    static UNYIELDED_WRITES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a non-durable write on this thread and, every `every` writes,
+/// yields once to the executor (wakes itself and returns `Pending`), so
+/// other tasks run. Works on any executor.
+async fn yield_now_and_then(every: u32) {
+    let due = UNYIELDED_WRITES.with(|count| {
+        let next = count.get() + 1;
+        count.set(if next >= every { 0 } else { next });
+        next >= every
+    });
+    if due {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if yielded {
+                return std::task::Poll::Ready(());
+            }
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        })
+        .await;
+    }
+}
+
 /// How long a write waits when the tree is past a slowdown limit.
 const SLOWDOWN_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
 
@@ -515,7 +549,10 @@ impl Db {
             }
             match shared.queue.commit(payload, count, durable)? {
                 Some(receiver) => receiver.await.unwrap_or(Err(Error::Closed)),
-                None => Ok(()),
+                None => {
+                    yield_now_and_then(NON_DURABLE_WRITES_PER_YIELD).await;
+                    Ok(())
+                }
             }
         }
     }
