@@ -48,6 +48,15 @@ pub enum Error {
         /// The limit it exceeded.
         limit_bytes: usize,
     },
+    /// Writes are stopped: a flush or compaction could not write a table
+    /// for lack of space (the half-made table is gone, nothing references
+    /// it). Reads go on; the store retries in the background and writes
+    /// resume by themselves once a retried table write succeeds, with no
+    /// reopen.
+    NoSpace {
+        /// The failed table write.
+        cause: Arc<Error>,
+    },
     /// An option has a value ringdb cannot work with.
     InvalidOptions(String),
     /// The database was closed.
@@ -61,6 +70,23 @@ impl Error {
     /// The `what` of a [`Error::TooLarge`] for a batch with too many
     /// entries: its sizes count entries.
     pub const ENTRY_COUNT: &'static str = "batch entry count";
+
+    /// `error` as [`Error::NoSpace`] if it is an I/O error for lack of
+    /// space, else unchanged. For table writes only: a WAL or manifest
+    /// write that fails for lack of space stays final.
+    pub(crate) fn table_write_stopped(error: Error) -> Error {
+        match &error {
+            Error::Io { source, .. }
+                if source.raw_os_error() == Some(libc::ENOSPC)
+                    || source.kind() == io::ErrorKind::StorageFull =>
+            {
+                Error::NoSpace {
+                    cause: Arc::new(error),
+                }
+            }
+            _ => error,
+        }
+    }
 
     /// Wraps an `io::Error` with the operation and path it came from.
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
@@ -114,6 +140,10 @@ impl fmt::Display for Error {
                     "{what} of {size_bytes} bytes exceeds the limit of {limit_bytes} bytes"
                 )
             }
+            Error::NoSpace { cause } => write!(
+                f,
+                "writes are stopped until a retried flush or compaction finds space: {cause}"
+            ),
             Error::InvalidOptions(why) => write!(f, "invalid options: {why}"),
             Error::Closed => write!(f, "the database is closed"),
         }
@@ -124,7 +154,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source.as_ref()),
-            Error::Poisoned { cause } => Some(cause.as_ref()),
+            Error::Poisoned { cause } | Error::NoSpace { cause } => Some(cause.as_ref()),
             _ => None,
         }
     }

@@ -97,6 +97,11 @@ pub struct Stats {
     pub write_amplification: f64,
     /// Live snapshots.
     pub snapshots: usize,
+    /// Why writes are stopped, while a flush or compaction that found no
+    /// space for a table waits for its retry (see [`Error::NoSpace`]).
+    pub background_error: Option<String>,
+    /// Table writes (flush or compaction) that failed for lack of space.
+    pub background_no_space_errors: u64,
 }
 
 struct Shared {
@@ -169,7 +174,10 @@ impl Shared {
             let wait = self.backpressure(&current);
             drop(current);
             let Some(wait) = wait else { return stalled };
-            if self.shutdown.load(Ordering::Acquire) || self.queue.poisoned().is_some() {
+            if self.shutdown.load(Ordering::Acquire)
+                || self.queue.poisoned().is_some()
+                || self.compactor.write_stop.error().is_some()
+            {
                 // The commit that follows reports the reason.
                 return stalled;
             }
@@ -389,6 +397,7 @@ impl Db {
             Arc::clone(&read_stats),
         ));
         let flush_stats = Arc::new(FlushStats::default());
+        let write_stop = Arc::new(flush::WriteStop::default());
         let shutdown = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let versions = Arc::new(tokio::sync::Mutex::new(versions));
         let snapshots = Arc::new(SnapshotList::default());
@@ -401,6 +410,7 @@ impl Db {
             snapshots: Arc::clone(&snapshots),
             table_options: options.table_options(),
             stats: Arc::clone(&flush_stats),
+            write_stop: Arc::clone(&write_stop),
             shutdown: Arc::clone(&shutdown),
         };
         let compaction_options = options.compaction_options();
@@ -420,6 +430,7 @@ impl Db {
             stats: Arc::new(CompactionStats::default()),
             obsolete: obsolete::ObsoleteTables::default(),
             running: tokio::sync::Mutex::new(()),
+            write_stop,
             shutdown: Arc::clone(&shutdown),
         });
         let (background_done_tx, background_done) = oneshot::channel();
@@ -459,8 +470,9 @@ impl Db {
     /// # Errors
     /// [`Error::TooLarge`] for a key or value over the limits in
     /// [`crate::limits`]; [`Error::Poisoned`] once a WAL sync has failed (this
-    /// write's own failed sync returns [`Error::Io`]); [`Error::Closed`] after
-    /// [`Db::close`].
+    /// write's own failed sync returns [`Error::Io`]); [`Error::NoSpace`]
+    /// while writes are stopped because a table write found no space (they
+    /// resume by themselves); [`Error::Closed`] after [`Db::close`].
     ///
     /// # Cancel safety
     /// Nothing happens until the future is first polled. From its first poll
@@ -546,6 +558,11 @@ impl Db {
             if !stalled.is_zero() {
                 let micros = u64::try_from(stalled.as_micros()).unwrap_or(u64::MAX);
                 shared.stall_micros.fetch_add(micros, Ordering::Relaxed);
+            }
+            // NOTE: a table write found no space: writes wait for a retry
+            // to succeed (db/flush.rs), reads go on.
+            if let Some(stopped) = shared.compactor.write_stop.error() {
+                return Err(stopped);
             }
             match shared.queue.commit(payload, count, durable)? {
                 Some(receiver) => receiver.await.unwrap_or(Err(Error::Closed)),
@@ -731,7 +748,8 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::Poisoned`] if a flush (or a WAL sync) failed,
-    /// [`Error::Closed`] after [`Db::close`].
+    /// [`Error::NoSpace`] while a table write that found no space waits for
+    /// its retry, [`Error::Closed`] after [`Db::close`].
     ///
     /// # Cancel safety
     /// Cancel safe: the flush goes on without the caller.
@@ -743,6 +761,9 @@ impl Db {
                 if shared.queue.freeze_memtable()? {
                     break;
                 }
+                if let Some(stopped) = shared.compactor.write_stop.error() {
+                    return Err(stopped);
+                }
                 room.await;
             }
             loop {
@@ -751,6 +772,9 @@ impl Db {
                     return Err(Error::Poisoned {
                         cause: Arc::new(cause.clone()),
                     });
+                }
+                if let Some(stopped) = shared.compactor.write_stop.error() {
+                    return Err(stopped);
                 }
                 if shared.tree.imm_count() == 0 {
                     return Ok(());
@@ -854,6 +878,8 @@ impl Db {
                 }
             },
             snapshots: self.shared.snapshots.seqnos().len(),
+            background_error: self.shared.compactor.write_stop.error().map(|e| e.to_string()),
+            background_no_space_errors: self.shared.compactor.write_stop.failures.load(Ordering::Relaxed),
         }
     }
 
