@@ -12,7 +12,10 @@
 //! A store opens its manifest, replays it, and immediately rolls to a new
 //! manifest holding one snapshot edit, so a manifest never grows without
 //! bound across reopens; a running store rolls once its manifest passes
-//! [`MAX_MANIFEST_SIZE_BYTES`].
+//! [`MAX_MANIFEST_SIZE_BYTES`]. Open first raises the next file number
+//! above every manifest present, so a manifest left by an interrupted open
+//! or roll never blocks the creation of the next one. A clean close
+//! appends one last edit, `closed_at_seqno` (see `edit`).
 //!
 //! Invariants:
 //! - Edits are applied in file order; a torn last edit (file ends inside
