@@ -310,11 +310,16 @@ impl Db {
     /// # Errors
     /// [`Error::Io`] if the directory or a file cannot be read or written,
     /// [`Error::Corruption`] if a WAL segment is damaged anywhere but in the
-    /// torn tail of the newest one, [`Error::InvalidOptions`] for bad options.
+    /// torn tail of the newest one (or at all, after a clean close), missing
+    /// or swapped, if the manifest names a missing table or lost the edit of
+    /// a table present, or if `CURRENT` is missing from a store;
+    /// [`Error::InvalidOptions`] for bad options.
     ///
     /// # Cancel safety
-    /// Dropping the future before it resolves leaves at most a new, empty WAL
-    /// segment behind, which the next open removes.
+    /// Dropping the future before it resolves leaves the store as a crash at
+    /// that point would: what the interrupted open made (a table of the
+    /// replayed WAL, a manifest `CURRENT` does not name yet, an empty WAL
+    /// segment) is garbage the next open removes (see `db/recovery.rs`).
     pub async fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         options.validate()?;
         let dir = path.as_ref().to_path_buf();
