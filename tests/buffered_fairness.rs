@@ -18,9 +18,9 @@ const TASKS: u64 = 64;
 const PUTS_PER_TASK: u64 = 200;
 
 /// The most puts the other tasks may make between two of one task's: each
-/// of the 63 others runs at most a yield interval (32) per turn; twice that
-/// for slack.
-const MAX_GAP: u64 = 2 * TASKS * 32;
+/// of the 63 others runs at most a yield interval (32 puts) per turn, plus
+/// one put each for slack.
+const MAX_GAP: u64 = TASKS * 32 + TASKS;
 
 #[test]
 fn buffered_writers_on_one_thread_all_make_progress() {
