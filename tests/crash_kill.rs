@@ -16,8 +16,9 @@
 //! generations of the same files.
 //!
 //! Every third cycle starts the kill clock when the child is spawned instead
-//! of when it is ready, with a short delay, so that kills land while the
-//! child opens the store (recovery, the flush of what it replayed, the new
+//! of when it is ready, with a delay drawn below the time the previous child
+//! took from spawn to `ready`, so that kills land while the child opens the
+//! store (recovery, the flush of what it replayed, the new
 //! manifest, the sweep): a store killed during open must open again and hold
 //! everything. The test checks that some kills did land before `ready`.
 //!
@@ -71,9 +72,9 @@ const DEFAULT_SEED: u64 = 0x00C0_FFEE;
 /// The child writes for a delay drawn from this range of milliseconds.
 const KILL_DELAY_MS: std::ops::Range<u64> = 10..400;
 
-/// In a cycle that kills during open, the child is killed this many
-/// milliseconds after it is spawned.
-const OPEN_KILL_DELAY_MS: std::ops::Range<u64> = 0..60;
+/// Before any child reported how long it took to get ready, a cycle that
+/// kills during open draws its delay below this many milliseconds.
+const FIRST_OPEN_KILL_BOUND_MS: u64 = 20;
 
 /// Every this many cycles, one kills during open.
 const OPEN_KILL_EVERY: u64 = 3;
@@ -226,13 +227,14 @@ enum KillClock {
 }
 
 /// Runs the child on `dir` until `kill_delay` after `clock`, SIGKILLs it
-/// and returns what it wrote.
+/// and returns what it wrote, and how long it took from spawn to `ready`
+/// (when the clock waited for it).
 fn run_writer(
     dir: &Path,
     tasks: usize,
     writer_seed: u64,
     (clock, kill_delay): (KillClock, Duration),
-) -> Result<Transcript, String> {
+) -> Result<(Transcript, Option<Duration>), String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringdb"))
         .arg("crash-writer")
         .arg("--dir")
@@ -250,6 +252,8 @@ fn run_writer(
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("spawning the crash writer: {e}"))?;
+    let spawned = Instant::now();
+    let mut ready_after = None;
     let stdout = child.stdout.take().expect("stdout is piped");
     let (ready_tx, ready_rx) = mpsc::channel();
     let reader = thread::spawn(move || read_protocol(stdout, tasks, ready_tx));
@@ -260,6 +264,7 @@ fn run_writer(
         KillClock::Ready => {
             let ready = ready_rx.recv_timeout(READY_TIMEOUT);
             if ready.is_ok() {
+                ready_after = Some(spawned.elapsed());
                 thread::sleep(kill_delay);
             }
             ready
@@ -293,7 +298,7 @@ fn run_writer(
             "the crash writer ended on its own before the kill: {status}"
         ));
     }
-    Ok(transcript)
+    Ok((transcript, ready_after))
 }
 
 /// What one recovery saw.
@@ -371,6 +376,7 @@ fn run_cycles(dir: &Path, tasks: usize, cycles: u64, seed: u64) -> Result<Summar
     // NOTE: OpGen's generator is splitmix64; here it only draws seeds and delays.
     let mut rng = OpGen::new(seed);
     let mut summary = Summary::default();
+    let mut open_kill_bound_ms = FIRST_OPEN_KILL_BOUND_MS;
 
     let fresh = runtime
         .block_on(recover(dir, tasks))
@@ -385,7 +391,7 @@ fn run_cycles(dir: &Path, tasks: usize, cycles: u64, seed: u64) -> Result<Summar
     for cycle in 0..cycles {
         let writer_seed = rng.next_u64();
         let (clock, delays) = match cycle % OPEN_KILL_EVERY == OPEN_KILL_EVERY - 1 {
-            true => (KillClock::Spawn, OPEN_KILL_DELAY_MS),
+            true => (KillClock::Spawn, 0..open_kill_bound_ms.max(1)),
             false => (KillClock::Ready, KILL_DELAY_MS),
         };
         let kill_delay_ms = delays.start + rng.next_u64() % (delays.end - delays.start);
@@ -393,13 +399,16 @@ fn run_cycles(dir: &Path, tasks: usize, cycles: u64, seed: u64) -> Result<Summar
             "cycle {cycle} (seed {seed}, writer seed {writer_seed}, kill {kill_delay_ms} ms after {clock:?})"
         );
         let cycle_started = Instant::now();
-        let transcript = run_writer(
+        let (transcript, ready_after) = run_writer(
             dir,
             tasks,
             writer_seed,
             (clock, Duration::from_millis(kill_delay_ms)),
         )
         .map_err(|e| format!("{context}: {e}"))?;
+        if let Some(ready_after) = ready_after {
+            open_kill_bound_ms = u64::try_from(ready_after.as_millis()).unwrap_or(u64::MAX);
+        }
         summary.kills_before_ready += u64::from(!transcript.ready);
         let child_time = cycle_started.elapsed();
         // NOTE: counted before the recovery, which flushes what it replays
