@@ -126,3 +126,33 @@ async fn a_failed_wal_sync_stays_final() {
     assert!(matches!(db.put(b"k2", b"v").await, Err(Error::Poisoned { .. })));
     assert_keys(&db, 0..10).await;
 }
+
+#[tokio::test]
+async fn a_store_opens_and_serves_reads_with_no_space_for_tables() {
+    let sim = SimFs::new(54);
+    let db = Db::open("/db", options(&sim)).await.unwrap();
+    put_keys(&db, 0..80).await;
+    sim.crash_now();
+    drop(db);
+    let sim = sim.recover_with(ringdb::io::sim::TearMode::KeepAll);
+    // Open would flush the replayed WAL to a table: there is no room.
+    sim.set_full(".sst");
+    let db = Db::open("/db", options(&sim)).await.unwrap();
+    assert_keys(&db, 0..80).await;
+    assert!(
+        tables(&sim).is_empty(),
+        "a half-made table is left: {:?}",
+        tables(&sim)
+    );
+    db.close().await.unwrap();
+    drop(db);
+    sim.clear_full();
+    let db = Db::open("/db", options(&sim)).await.unwrap();
+    assert_keys(&db, 0..80).await;
+    assert_eq!(
+        tables(&sim).len(),
+        1,
+        "the replayed WAL is flushed once there is room"
+    );
+    db.close().await.unwrap();
+}

@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::batch::WriteBatch;
 use crate::io::Fs;
-use crate::memtable::{Lookup, Memtable};
+use crate::memtable::Lookup;
 use crate::options::{Options, WriteOptions};
 use crate::sst::{BlockCache, ReadStats, TableCache};
 use crate::wal::writer::{OpenSegment, WalWriter};
@@ -347,7 +347,7 @@ impl Db {
         let lock = Arc::new(lock);
         let recovered = recovery::recover(&fs, &dir, &options.table_options()).await?;
         let (versions, segment_number) = (recovered.versions, recovered.segment_number);
-        let memtable = Arc::new(Memtable::new());
+        let memtable = Arc::new(recovered.memtable);
         let segment = OpenSegment::create(
             &fs,
             &dir,

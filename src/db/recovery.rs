@@ -18,7 +18,9 @@
 //! 5. Write the recovered memtable to a level-0 table (as RocksDB does by
 //!    default), so the store never depends on a WAL segment of an earlier
 //!    life: the size of the store and the time to reopen it do not grow
-//!    with the number of restarts.
+//!    with the number of restarts. If the table write finds no space, the
+//!    store starts with the replayed memtable instead and keeps the
+//!    segments (a store must open and serve reads on a full disk).
 //! 6. Start a new manifest (a snapshot edit: the recovered version plus
 //!    that table, log number = the new WAL segment) and point `CURRENT` at
 //!    it. Until `CURRENT` names it, the old state stands.
@@ -108,6 +110,10 @@ pub(crate) struct Opened {
     pub segment_number: u64,
     /// Batches replayed from the WAL.
     pub records: u64,
+    /// What the WAL replay recovered, if it could not be written to a table
+    /// for lack of space (else empty): the store starts with it, and the
+    /// replayed segments stay.
+    pub memtable: Memtable,
 }
 
 /// What replaying the WAL found.
@@ -166,23 +172,25 @@ pub(crate) async fn recover(fs: &Arc<dyn Fs>, dir: &Path, table_options: &TableO
     replayed.next_file_number = replayed
         .next_file_number
         .max(highest_file_number(fs, dir).await? + 1);
+    let mut memtable = memtable;
     if !memtable.is_empty() {
         sync_files(fs, &recovered.replayed_segments).await?;
-        let number = replayed.next_file_number;
-        replayed.next_file_number += 1;
-        let entries = crate::db::flush::shadowed_versions_dropped(memtable.iter(), &[]);
-        let properties = crate::db::flush::write_table(fs, dir, number, entries, table_options).await?;
-        let edit = VersionEdit {
-            added: vec![(0, Arc::new(TableMeta::from_properties(number, &properties)))],
-            ..VersionEdit::default()
-        };
-        replayed.version = replayed
-            .version
-            .apply(&edit)
-            .map_err(|reason| Error::corruption(table_path(dir, number), 0, reason))?;
+        match flush_replayed(fs, dir, &mut replayed, &memtable, table_options).await {
+            Ok(()) => {
+                memtable = Memtable::new();
+                replayed.last_seqno = replayed.last_seqno.max(recovered.next_seqno - 1);
+                replayed.log_number = segment_number;
+            }
+            // NOTE: a store must open and serve reads on a full disk: it
+            // starts with the replayed memtable, as if it had not flushed.
+            Err(error @ Error::NoSpace { .. }) => {
+                tracing::warn!(%error, "no space to flush the replayed WAL at open; its segments stay");
+            }
+            Err(error) => return Err(error),
+        }
+    } else {
+        replayed.log_number = segment_number;
     }
-    replayed.last_seqno = replayed.last_seqno.max(recovered.next_seqno - 1);
-    replayed.log_number = segment_number;
     let versions = VersionSet::create(Arc::clone(fs), dir.to_path_buf(), replayed).await?;
     sweep(fs, dir, &versions, live.as_ref(), &orphans).await?;
     Ok(Opened {
@@ -190,7 +198,35 @@ pub(crate) async fn recover(fs: &Arc<dyn Fs>, dir: &Path, table_options: &TableO
         next_seqno: recovered.next_seqno,
         segment_number,
         records: recovered.records,
+        memtable,
     })
+}
+
+/// Step 5: writes `memtable` to a new level-0 table and adds it to
+/// `replayed`. A table write that finds no space is `Error::NoSpace`, and
+/// changes nothing.
+async fn flush_replayed(
+    fs: &Arc<dyn Fs>,
+    dir: &Path,
+    replayed: &mut ReplayedManifest,
+    memtable: &Memtable,
+    table_options: &TableOptions,
+) -> Result<()> {
+    let number = replayed.next_file_number;
+    let entries = crate::db::flush::shadowed_versions_dropped(memtable.iter(), &[]);
+    let properties = crate::db::flush::write_table(fs, dir, number, entries, table_options)
+        .await
+        .map_err(Error::table_write_stopped)?;
+    replayed.next_file_number += 1;
+    let edit = VersionEdit {
+        added: vec![(0, Arc::new(TableMeta::from_properties(number, &properties)))],
+        ..VersionEdit::default()
+    };
+    replayed.version = replayed
+        .version
+        .apply(&edit)
+        .map_err(|reason| Error::corruption(table_path(dir, number), 0, reason))?;
+    Ok(())
 }
 
 /// Reads `CURRENT` and its manifest; a directory with neither is a new store.
