@@ -158,7 +158,7 @@ impl WriteBatch {
         }
         if self.count as usize >= MAX_BATCH_ENTRIES {
             let size = self.count as usize + 1;
-            self.too_large = Some(too_large("batch entry count", size, MAX_BATCH_ENTRIES));
+            self.too_large = Some(too_large(Error::ENTRY_COUNT, size, MAX_BATCH_ENTRIES));
             return;
         }
         // NOTE: the length checks above bound both lengths far below u32::MAX.

@@ -40,12 +40,22 @@ pub enum Error {
     },
     /// A key, value or batch is larger than the documented limit.
     TooLarge {
-        /// `"key"`, `"value"` or `"batch"`.
+        /// `"key"`, `"value"`, `"batch"` or [`Error::ENTRY_COUNT`] (then the
+        /// two sizes count entries, not bytes).
         what: &'static str,
         /// The offending size.
         size_bytes: usize,
         /// The limit it exceeded.
         limit_bytes: usize,
+    },
+    /// Writes are stopped: a flush or compaction could not write a table
+    /// for lack of space (the half-made table is gone, nothing references
+    /// it). Reads go on; the store retries in the background and writes
+    /// resume by themselves once a retried table write succeeds, with no
+    /// reopen.
+    NoSpace {
+        /// The failed table write.
+        cause: Arc<Error>,
     },
     /// An option has a value ringdb cannot work with.
     InvalidOptions(String),
@@ -65,6 +75,27 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The `what` of a [`Error::TooLarge`] for a batch with too many
+    /// entries: its sizes count entries.
+    pub const ENTRY_COUNT: &'static str = "batch entry count";
+
+    /// `error` as [`Error::NoSpace`] if it is an I/O error for lack of
+    /// space, else unchanged. For table writes only: a WAL or manifest
+    /// write that fails for lack of space stays final.
+    pub(crate) fn table_write_stopped(error: Error) -> Error {
+        match &error {
+            Error::Io { source, .. }
+                if source.raw_os_error() == Some(libc::ENOSPC)
+                    || source.kind() == io::ErrorKind::StorageFull =>
+            {
+                Error::NoSpace {
+                    cause: Arc::new(error),
+                }
+            }
+            _ => error,
+        }
+    }
+
     /// Wraps an `io::Error` with the operation and path it came from.
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
@@ -106,12 +137,24 @@ impl fmt::Display for Error {
                 what,
                 size_bytes,
                 limit_bytes,
+            } if *what == Error::ENTRY_COUNT => write!(
+                f,
+                "batch of {size_bytes} entries exceeds the limit of {limit_bytes} entries"
+            ),
+            Error::TooLarge {
+                what,
+                size_bytes,
+                limit_bytes,
             } => {
                 write!(
                     f,
                     "{what} of {size_bytes} bytes exceeds the limit of {limit_bytes} bytes"
                 )
             }
+            Error::NoSpace { cause } => write!(
+                f,
+                "writes are stopped until a retried flush or compaction finds space: {cause}"
+            ),
             Error::InvalidOptions(why) => write!(f, "invalid options: {why}"),
             Error::MergeFailed { key, reason } => write!(f, "merge of key {key:?} failed: {reason}"),
             Error::Closed => write!(f, "the database is closed"),
@@ -123,7 +166,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source.as_ref()),
-            Error::Poisoned { cause } => Some(cause.as_ref()),
+            Error::Poisoned { cause } | Error::NoSpace { cause } => Some(cause.as_ref()),
             _ => None,
         }
     }
@@ -140,5 +183,27 @@ mod tests {
         assert!(without.starts_with("start io_uring: "), "{without}");
         let with = Error::io("open", "/d/LOCK", denied()).to_string();
         assert!(with.starts_with("open /d/LOCK: "), "{with}");
+    }
+
+    #[test]
+    fn too_large_names_its_unit() {
+        let entries = Error::TooLarge {
+            what: Error::ENTRY_COUNT,
+            size_bytes: 11,
+            limit_bytes: 10,
+        };
+        assert_eq!(
+            entries.to_string(),
+            "batch of 11 entries exceeds the limit of 10 entries"
+        );
+        let value = Error::TooLarge {
+            what: "value",
+            size_bytes: 11,
+            limit_bytes: 10,
+        };
+        assert_eq!(
+            value.to_string(),
+            "value of 11 bytes exceeds the limit of 10 bytes"
+        );
     }
 }

@@ -265,8 +265,8 @@ pub fn manifest(data: &[u8]) {
     block_on(async {
         let _ = crate::manifest::read_current(&fs, dir).await;
         let path = crate::manifest::manifest_path(dir, 1);
-        if let Ok(edits) = crate::manifest::read_manifest(&fs, dir, 1).await
-            && let Ok(replayed) = crate::version::ReplayedManifest::replay(&edits, &path)
+        if let Ok(read) = crate::manifest::read_manifest_edits(&fs, dir, 1).await
+            && let Ok(replayed) = crate::version::ReplayedManifest::replay(&read.edits, &path)
         {
             assert!(
                 replayed

@@ -238,6 +238,10 @@ pub async fn dump_wal(path: &Path) -> Result<WalDump> {
     let damage = match scan.end {
         crate::wal::reader::SegmentEnd::Clean => None,
         crate::wal::reader::SegmentEnd::Damaged { offset, reason } => Some((offset, reason)),
+        crate::wal::reader::SegmentEnd::Foreign { offset, segment } => Some((
+            offset,
+            format!("a record of segment {segment}: this file was renamed or copied"),
+        )),
     };
     Ok(WalDump { records, damage })
 }
@@ -259,7 +263,9 @@ pub async fn dump_manifest(path: &Path) -> Result<Vec<ManifestEdit>> {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let edits = crate::manifest::read_manifest(&fs, &dir, number).await?;
+    let edits = crate::manifest::read_manifest_edits(&fs, &dir, number)
+        .await?
+        .edits;
     Ok(edits
         .iter()
         .enumerate()

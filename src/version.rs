@@ -106,6 +106,9 @@ pub struct ReplayedManifest {
     pub next_file_number: u64,
     /// Highest seqno held by tables.
     pub last_seqno: SeqNo,
+    /// Set when the last edit records a clean close: the WAL then holds
+    /// every seqno up to this one and has no torn tail.
+    pub closed_at_seqno: Option<SeqNo>,
 }
 
 impl ReplayedManifest {
@@ -127,6 +130,9 @@ impl ReplayedManifest {
                 .unwrap_or(state.next_file_number)
                 .max(state.next_file_number);
             state.last_seqno = edit.last_seqno.unwrap_or(state.last_seqno).max(state.last_seqno);
+            // NOTE: only the last edit counts: a close is the last thing a
+            // store writes to its manifest.
+            state.closed_at_seqno = edit.closed_at_seqno;
         }
         if let Some(table) = state
             .version
@@ -156,6 +162,9 @@ impl ReplayedManifest {
                 .flat_map(|(level, tables)| tables.iter().map(move |t| (level, Arc::clone(t))))
                 .collect(),
             deleted: Vec::new(),
+            // NOTE: a new manifest starts a running store; the close marker
+            // of the one it replaces describes a log the open just replayed.
+            closed_at_seqno: None,
         }
     }
 }
@@ -212,10 +221,12 @@ impl VersionSet {
                 log_number: edit.log_number.unwrap_or(self.log_number).max(self.log_number),
                 next_file_number: self.next_file_number.load(Ordering::Acquire),
                 last_seqno: edit.last_seqno.unwrap_or(self.last_seqno).max(self.last_seqno),
+                closed_at_seqno: None,
             };
             let old = self.manifest.number();
             let number = self.new_file_number();
             let mut snapshot = replayed.snapshot();
+            snapshot.closed_at_seqno = edit.closed_at_seqno;
             snapshot.next_file_number = Some(self.next_file_number.load(Ordering::Acquire));
             self.manifest = ManifestWriter::create(&self.fs, &self.dir, number, &snapshot).await?;
             let old_path = crate::manifest::manifest_path(&self.dir, old);
@@ -233,5 +244,15 @@ impl VersionSet {
         }
         self.current = Arc::new(next);
         Ok(Arc::clone(&self.current))
+    }
+
+    /// Records a clean close: the WAL holds every seqno up to `seqno` and
+    /// was synced and closed without error. The last edit a store writes.
+    pub async fn mark_clean_close(&mut self, seqno: SeqNo) -> Result<()> {
+        let edit = VersionEdit {
+            closed_at_seqno: Some(seqno),
+            ..VersionEdit::default()
+        };
+        self.log_and_apply(edit).await.map(drop)
     }
 }

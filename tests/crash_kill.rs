@@ -15,6 +15,13 @@
 //! half applied and nothing lands out of order, across many crash–recover
 //! generations of the same files.
 //!
+//! Every third cycle starts the kill clock when the child is spawned instead
+//! of when it is ready, with a delay drawn below the time the previous child
+//! took from spawn to `ready`, so that kills land while the child opens the
+//! store (recovery, the flush of what it replayed, the new
+//! manifest, the sweep): a store killed during open must open again and hold
+//! everything. The test checks that some kills did land before `ready`.
+//!
 //! A second test runs the same cycles with 8 writers: few enough that the
 //! WAL writes each group through its `O_DIRECT` handle and the writers leave
 //! their memtable inserts to the WAL task, paths the 64 writers take only
@@ -65,12 +72,22 @@ const DEFAULT_SEED: u64 = 0x00C0_FFEE;
 /// The child writes for a delay drawn from this range of milliseconds.
 const KILL_DELAY_MS: std::ops::Range<u64> = 10..400;
 
+/// Before any child reported how long it took to get ready, a cycle that
+/// kills during open draws its delay below this many milliseconds.
+const FIRST_OPEN_KILL_BOUND_MS: u64 = 20;
+
+/// Every this many cycles, one kills during open.
+const OPEN_KILL_EVERY: u64 = 3;
+
 /// How long the child may take to open (recover) the store and print `ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Fewest WAL segment files the store must hold after some kill: proof that
-/// segments rotated and recovery crossed several of them.
-const MIN_WAL_SEGMENTS: usize = 4;
+/// Fewest WAL segment files the store must hold after some kill: a segment
+/// the child rotated away from, the one it wrote to and its spare. Proof
+/// that segments rotated and recovery crossed more than one. (Each open
+/// flushes what it replayed and removes those segments, so only one life's
+/// segments are ever present.)
+const MIN_WAL_SEGMENTS: usize = 3;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -200,14 +217,24 @@ fn read_protocol(stdout: ChildStdout, tasks: usize, ready: mpsc::Sender<()>) -> 
     Ok(transcript)
 }
 
-/// Runs the child on `dir` until `kill_delay` after its `ready`, SIGKILLs it
-/// and returns what it wrote.
+/// When the kill clock starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KillClock {
+    /// At the child's `ready`: the kill lands while it writes.
+    Ready,
+    /// At spawn: the kill may land while it opens the store.
+    Spawn,
+}
+
+/// Runs the child on `dir` until `kill_delay` after `clock`, SIGKILLs it
+/// and returns what it wrote, and how long it took from spawn to `ready`
+/// (when the clock waited for it).
 fn run_writer(
     dir: &Path,
     tasks: usize,
     writer_seed: u64,
-    kill_delay: Duration,
-) -> Result<Transcript, String> {
+    (clock, kill_delay): (KillClock, Duration),
+) -> Result<(Transcript, Option<Duration>), String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ringdb"))
         .arg("crash-writer")
         .arg("--dir")
@@ -225,16 +252,28 @@ fn run_writer(
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("spawning the crash writer: {e}"))?;
+    let spawned = Instant::now();
+    let mut ready_after = None;
     let stdout = child.stdout.take().expect("stdout is piped");
     let (ready_tx, ready_rx) = mpsc::channel();
     let reader = thread::spawn(move || read_protocol(stdout, tasks, ready_tx));
 
     // NOTE: whatever happens, kill and reap the child before joining the
     // reader: the reader only returns at EOF, i.e. once the child is gone.
-    let ready = ready_rx.recv_timeout(READY_TIMEOUT);
-    if ready.is_ok() {
-        thread::sleep(kill_delay);
-    }
+    let ready = match clock {
+        KillClock::Ready => {
+            let ready = ready_rx.recv_timeout(READY_TIMEOUT);
+            if ready.is_ok() {
+                ready_after = Some(spawned.elapsed());
+                thread::sleep(kill_delay);
+            }
+            ready
+        }
+        KillClock::Spawn => {
+            thread::sleep(kill_delay);
+            Ok(())
+        }
+    };
     child
         .kill()
         .map_err(|e| format!("killing the crash writer: {e}"))?;
@@ -259,7 +298,7 @@ fn run_writer(
             "the crash writer ended on its own before the kill: {status}"
         ));
     }
-    Ok(transcript)
+    Ok((transcript, ready_after))
 }
 
 /// What one recovery saw.
@@ -307,6 +346,8 @@ struct Summary {
     max_wal_segments: usize,
     /// WAL segment files present at the end.
     wal_segments: usize,
+    /// Cycles whose kill came before the child was ready (during open).
+    kills_before_ready: u64,
     /// Direct and held WAL writes the children reported, over all cycles.
     direct_writes: u64,
     held_writes: u64,
@@ -335,6 +376,7 @@ fn run_cycles(dir: &Path, tasks: usize, cycles: u64, seed: u64) -> Result<Summar
     // NOTE: OpGen's generator is splitmix64; here it only draws seeds and delays.
     let mut rng = OpGen::new(seed);
     let mut summary = Summary::default();
+    let mut open_kill_bound_ms = FIRST_OPEN_KILL_BOUND_MS;
 
     let fresh = runtime
         .block_on(recover(dir, tasks))
@@ -348,13 +390,30 @@ fn run_cycles(dir: &Path, tasks: usize, cycles: u64, seed: u64) -> Result<Summar
 
     for cycle in 0..cycles {
         let writer_seed = rng.next_u64();
-        let kill_delay_ms = KILL_DELAY_MS.start + rng.next_u64() % (KILL_DELAY_MS.end - KILL_DELAY_MS.start);
-        let context =
-            format!("cycle {cycle} (seed {seed}, writer seed {writer_seed}, kill after {kill_delay_ms} ms)");
+        let (clock, delays) = match cycle % OPEN_KILL_EVERY == OPEN_KILL_EVERY - 1 {
+            true => (KillClock::Spawn, 0..open_kill_bound_ms.max(1)),
+            false => (KillClock::Ready, KILL_DELAY_MS),
+        };
+        let kill_delay_ms = delays.start + rng.next_u64() % (delays.end - delays.start);
+        let context = format!(
+            "cycle {cycle} (seed {seed}, writer seed {writer_seed}, kill {kill_delay_ms} ms after {clock:?})"
+        );
         let cycle_started = Instant::now();
-        let transcript = run_writer(dir, tasks, writer_seed, Duration::from_millis(kill_delay_ms))
-            .map_err(|e| format!("{context}: {e}"))?;
+        let (transcript, ready_after) = run_writer(
+            dir,
+            tasks,
+            writer_seed,
+            (clock, Duration::from_millis(kill_delay_ms)),
+        )
+        .map_err(|e| format!("{context}: {e}"))?;
+        if let Some(ready_after) = ready_after {
+            open_kill_bound_ms = u64::try_from(ready_after.as_millis()).unwrap_or(u64::MAX);
+        }
+        summary.kills_before_ready += u64::from(!transcript.ready);
         let child_time = cycle_started.elapsed();
+        // NOTE: counted before the recovery, which flushes what it replays
+        // and removes the segments.
+        let segments = wal_segments(dir);
         let recovered = runtime
             .block_on(recover(dir, tasks))
             .map_err(|e| format!("{context}: {e}"))?;
@@ -380,11 +439,11 @@ fn run_cycles(dir: &Path, tasks: usize, cycles: u64, seed: u64) -> Result<Summar
                 in_flight_applied += usize::from(applied > log.acked);
             }
         }
-        let segments = wal_segments(dir);
         eprintln!(
-            "crash_kill: cycle {cycle}: killed after {kill_delay_ms} ms, {acked} acked, \
+            "crash_kill: cycle {cycle}: killed {kill_delay_ms} ms after {clock:?}{}, {acked} acked, \
              {in_flight_applied} of {in_flight} in flight applied; child ran {child_time:.0?}, \
              recovery open {:.0?}; {segments} WAL segments",
+            if transcript.ready { "" } else { " (during open)" },
             recovered.open_time
         );
         summary.ops_acked += acked;
@@ -440,7 +499,7 @@ fn kill_and_check(name: &str, tasks: usize, cycles: u64) -> (Summary, bool) {
         "{name}: {} cycles of {tasks} writers in {:.1?} on {} (seed {seed}): {} ops begun, {} acked; \
          in flight at the kill: {} applied, {} not applied; {} cycles with acked ops; \
          slowest recovery open {:.1?}; up to {} WAL segments after a kill, {} at the end; \
-         {} direct and {} held WAL writes",
+         {} kills during open; {} direct and {} held WAL writes",
         summary.cycles,
         started.elapsed(),
         summary.io_backend,
@@ -452,11 +511,15 @@ fn kill_and_check(name: &str, tasks: usize, cycles: u64) -> (Summary, bool) {
         summary.max_open_time,
         summary.max_wal_segments,
         summary.wal_segments,
+        summary.kills_before_ready,
         summary.direct_writes,
         summary.held_writes,
     );
     assert!(summary.ops_acked > 0, "no op was ever acked");
     assert!(summary.cycles_with_acks > 0, "no cycle had acked ops");
+    if summary.cycles >= OPEN_KILL_EVERY * 4 {
+        assert!(summary.kills_before_ready > 0, "no kill landed during open");
+    }
     // NOTE: the most segments after any kill, not the count at the end:
     // once memtables flush, the segments they cover are deleted.
     assert!(

@@ -115,6 +115,7 @@ async fn checkpoint(shared: &Shared, target: &Path) -> Result<()> {
             .flat_map(|(level, tables)| tables.iter().map(move |t| (level, Arc::clone(t))))
             .collect(),
         deleted: Vec::new(),
+        closed_at_seqno: None,
     };
     let manifest_number = versions.file_numbers().load(std::sync::atomic::Ordering::Acquire);
     for (_, table) in &edit.added {

@@ -13,7 +13,10 @@
 //! Invariants:
 //! - One compaction runs at a time (`running`), so two jobs never take the
 //!   same input. Flush only adds level-0 tables, which no running job reads.
-//! - A failure poisons the store, like a failed flush.
+//! - A failure poisons the store, like a failed flush, except a table write
+//!   that found no space (`Error::NoSpace`): the job's outputs are removed,
+//!   writes stop (`WriteStop`), and the compaction is retried with a
+//!   growing delay; the first table write that succeeds resumes writes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +28,7 @@ use crate::commit::queue::CommitQueue;
 use crate::compaction::CompactionOptions;
 use crate::compaction::job::{self, JobContext, RateLimiter};
 use crate::compaction::picker::{self, Compaction};
+use crate::db::flush::{NO_SPACE_RETRY_MAX, NO_SPACE_RETRY_MIN, WriteStop};
 use crate::db::obsolete::ObsoleteTables;
 use crate::db::snapshot::SnapshotList;
 use crate::db::tree::Tree;
@@ -62,12 +66,14 @@ pub(crate) struct Compactor {
     pub obsolete: ObsoleteTables,
     pub rate_limiter: Option<RateLimiter>,
     pub running: Mutex<()>,
+    pub write_stop: Arc<WriteStop>,
     pub shutdown: Arc<AtomicBool>,
 }
 
 impl Compactor {
     /// Compacts whenever the picker finds work, until shutdown or failure.
     pub async fn run(self: Arc<Self>) {
+        let mut retry_delay = NO_SPACE_RETRY_MIN;
         loop {
             let wakeup = self.tree.compaction_wakeup.notified();
             if self.shutdown.load(Ordering::Acquire) || self.queue.poisoned().is_some() {
@@ -77,12 +83,18 @@ impl Compactor {
                 .compact_once(|version| picker::pick(version, &self.options))
                 .await
             {
-                Ok(true) => {}
+                Ok(true) => retry_delay = NO_SPACE_RETRY_MIN,
                 Ok(false) => {
                     self.obsolete
                         .collect(&self.fs, &self.dir, &self.table_cache)
                         .await;
                     wakeup.await;
+                }
+                Err(error @ Error::NoSpace { .. }) => {
+                    // NOTE: shutdown and new flushes wake us early.
+                    self.write_stop.stop(error, &self.tree);
+                    let _ = tokio::time::timeout(retry_delay, wakeup).await;
+                    retry_delay = (retry_delay * 2).min(NO_SPACE_RETRY_MAX);
                 }
                 Err(error) => {
                     self.fail(error);
@@ -106,8 +118,16 @@ impl Compactor {
         Ok(true)
     }
 
-    /// Records a failed compaction: writes stop until reopen.
+    /// Records a failed compaction: writes stop until reopen. A table write
+    /// that found no space poisons nothing: its outputs are gone, and the
+    /// caller (`Db::compact_range`) gets the error; the compaction task
+    /// itself stops writes and retries (see `run`).
     pub fn fail(&self, error: Error) {
+        if matches!(error, Error::NoSpace { .. }) {
+            tracing::warn!(%error, "a compaction found no space for its output");
+            self.write_stop.failures.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         tracing::error!(%error, "compaction failed; the store refuses writes until reopened");
         self.queue.poison(error);
     }
@@ -147,11 +167,20 @@ impl Compactor {
                 allocate_file_number: &allocate,
                 rate_limiter: self.rate_limiter.as_ref(),
             };
-            let output = job::run(&compaction, &ctx).await?;
-            self.fs
-                .sync_dir(&self.dir)
+            let output = job::run(&compaction, &ctx)
                 .await
-                .map_err(|e| Error::io("sync directory", &self.dir, e))?;
+                .map_err(Error::table_write_stopped)?;
+            if let Err(e) = self.fs.sync_dir(&self.dir).await {
+                let error = Error::table_write_stopped(Error::io("sync directory", &self.dir, e));
+                // NOTE: nothing references the outputs yet; they go.
+                for table in &output.added {
+                    let path = crate::sst::table_path(&self.dir, table.number);
+                    if let Err(error) = self.fs.remove_file(&path).await {
+                        tracing::warn!(%error, path = %path.display(), "could not remove a compaction output");
+                    }
+                }
+                return Err(error);
+            }
             self.stats
                 .bytes_read
                 .fetch_add(output.bytes_read, Ordering::Relaxed);
@@ -167,6 +196,9 @@ impl Compactor {
         let version = versions.log_and_apply(edit).await?;
         self.tree.install_version(version);
         drop(versions);
+        if !compaction.is_trivial_move && self.write_stop.resume() {
+            self.tree.imm_room.notify_waiters();
+        }
         self.stats.compactions.fetch_add(1, Ordering::Relaxed);
         if compaction.is_trivial_move {
             self.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);

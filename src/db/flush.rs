@@ -14,12 +14,21 @@
 //! 4. Swap the super-version (memtable out, table in), then delete WAL
 //!    segments below the log number.
 //!
+//! A table write that fails for lack of space (`Error::NoSpace`) does not
+//! poison the store: like RocksDB's background-error recovery, it stops
+//! writes ([`WriteStop`]), keeps reads going, and retries the same memtable
+//! with a growing delay; the first table write that succeeds (a flush or a
+//! compaction) resumes writes. A failed manifest write or WAL sync stays
+//! final.
+//!
 //! Invariants:
 //! - Memtables are flushed oldest first, so the log number only grows.
 //! - A crash at any step leaves either the old state (the table is an
 //!   orphan, swept at open) or the new one (obsolete segments are swept at
 //!   open).
-//! - Any failure poisons the store: writes stop, reads go on.
+//! - Any other failure poisons the store: writes stop, reads go on.
+//! - A half-made table is removed (or left to the sweep at open) and never
+//!   referenced: only a complete, synced table enters a manifest edit.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,6 +53,57 @@ use crate::{Error, Result};
 /// How often the flush task looks for retired memtables no reader holds.
 const RETIRED_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
+/// First delay before a table write that found no space is retried; each
+/// failure doubles it, up to [`NO_SPACE_RETRY_MAX`].
+pub(crate) const NO_SPACE_RETRY_MIN: Duration = Duration::from_millis(50);
+
+/// Longest delay between retries of a table write that found no space.
+pub(crate) const NO_SPACE_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// The stop a table write for lack of space puts on writes (see
+/// `Error::NoSpace`): set by the flush or compaction task whose table write
+/// failed, cleared by the next table write that succeeds; writers,
+/// `Db::flush` and `Db::stats` read it.
+#[derive(Debug, Default)]
+pub(crate) struct WriteStop {
+    stopped: AtomicBool,
+    error: std::sync::Mutex<Option<Error>>,
+    /// Table writes that failed for lack of space.
+    pub failures: AtomicU64,
+}
+
+impl WriteStop {
+    /// Stops writes with `error` (an `Error::NoSpace`) and wakes writers
+    /// waiting for room, so they return it.
+    pub fn stop(&self, error: Error, tree: &Tree) {
+        debug_assert!(matches!(error, Error::NoSpace { .. }));
+        tracing::warn!(%error, "a table write found no space; writes are stopped until a retry succeeds");
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+        self.stopped.store(true, Ordering::Release);
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        tree.imm_room.notify_waiters();
+    }
+
+    /// Resumes writes after a table write succeeded; true if they were
+    /// stopped.
+    pub fn resume(&self) -> bool {
+        if !self.stopped.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        tracing::info!("a retried table write succeeded; writes resume");
+        true
+    }
+
+    /// The error writes fail with while stopped.
+    pub fn error(&self) -> Option<Error> {
+        if !self.stopped.load(Ordering::Acquire) {
+            return None;
+        }
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// Counters the flush task keeps.
 #[derive(Debug, Default)]
 pub(crate) struct FlushStats {
@@ -63,6 +123,7 @@ pub(crate) struct Flusher {
     pub snapshots: Arc<SnapshotList>,
     pub table_options: TableOptions,
     pub stats: Arc<FlushStats>,
+    pub write_stop: Arc<WriteStop>,
     pub shutdown: Arc<AtomicBool>,
 }
 
@@ -74,6 +135,7 @@ impl Flusher {
         // whichever writer or reader dropped the last reference (to an old
         // super-version) would otherwise pay for it.
         let mut retired: Vec<Arc<Memtable>> = Vec::new();
+        let mut retry_delay = NO_SPACE_RETRY_MIN;
         loop {
             let wakeup = self.tree.flush_wakeup.notified();
             retired.retain(|memtable| Arc::strong_count(memtable) > 1);
@@ -88,15 +150,29 @@ impl Flusher {
                 }
                 continue;
             };
-            if let Err(error) = self.flush(&imm).await {
-                if self.shutdown.load(Ordering::Acquire) && matches!(error, Error::Closed) {
+            match self.flush(&imm).await {
+                Ok(()) => {
+                    retry_delay = NO_SPACE_RETRY_MIN;
+                    if self.write_stop.resume() {
+                        self.tree.imm_room.notify_waiters();
+                    }
+                    retired.push(Arc::clone(&imm.memtable));
+                }
+                Err(error @ Error::NoSpace { .. }) => {
+                    // NOTE: the same memtable is retried; shutdown wakes us.
+                    self.write_stop.stop(error, &self.tree);
+                    let _ = tokio::time::timeout(retry_delay, wakeup).await;
+                    retry_delay = (retry_delay * 2).min(NO_SPACE_RETRY_MAX);
+                }
+                Err(error) => {
+                    if self.shutdown.load(Ordering::Acquire) && matches!(error, Error::Closed) {
+                        return;
+                    }
+                    tracing::error!(%error, "flush failed; the store refuses writes until reopened");
+                    self.queue.poison(error);
                     return;
                 }
-                tracing::error!(%error, "flush failed; the store refuses writes until reopened");
-                self.queue.poison(error);
-                return;
             }
-            retired.push(Arc::clone(&imm.memtable));
         }
     }
 
@@ -112,25 +188,14 @@ impl Flusher {
             // while the table is built: a compaction that finishes
             // meanwhile must not wait for this flush to commit.
             let number = self.versions.lock().await.new_file_number();
-            let path = table_path(&self.dir, number);
-            let file = self
-                .fs
-                .open(&path, OpenMode::CreateNew)
-                .await
-                .map_err(|e| Error::io("create table", &path, e))?;
-            let mut builder = TableBuilder::new(file, path.clone(), self.table_options.clone());
             // NOTE: read after `request_sync` published every seqno of the
             // memtable: a snapshot not in the list is at or above them all.
             let snapshots = self.snapshots.seqnos();
             self.tree.raise_drop_horizon(self.queue.visible_seqno());
-            for (key, value) in shadowed_versions_dropped(imm.memtable.iter(), &snapshots) {
-                builder.add(&key, &value).await?;
-            }
-            let properties = builder.finish().await?;
-            self.fs
-                .sync_dir(&self.dir)
+            let entries = shadowed_versions_dropped(imm.memtable.iter(), &snapshots);
+            let properties = write_table(&self.fs, &self.dir, number, entries, &self.table_options)
                 .await
-                .map_err(|e| Error::io("sync directory", &self.dir, e))?;
+                .map_err(Error::table_write_stopped)?;
             self.stats
                 .bytes_written
                 .fetch_add(properties.file_size_bytes, Ordering::Relaxed);
@@ -155,13 +220,48 @@ impl Flusher {
     }
 }
 
+/// Writes `entries` (in internal-key order) to table `number`, synced, and
+/// syncs the directory. On error the half-made file is removed where it can
+/// be (a crash leaves it to the sweep at open): no version references it.
+pub(crate) async fn write_table(
+    fs: &Arc<dyn Fs>,
+    dir: &std::path::Path,
+    number: u64,
+    entries: impl Iterator<Item = (InternalKey, Bytes)>,
+    table_options: &TableOptions,
+) -> Result<crate::sst::TableProperties> {
+    let path = table_path(dir, number);
+    let file = fs
+        .open(&path, OpenMode::CreateNew)
+        .await
+        .map_err(|e| Error::io("create table", &path, e))?;
+    let written = async {
+        let mut builder = TableBuilder::new(file, path.clone(), table_options.clone());
+        for (key, value) in entries {
+            builder.add(&key, &value).await?;
+        }
+        let properties = builder.finish().await?;
+        fs.sync_dir(dir)
+            .await
+            .map_err(|e| Error::io("sync directory", dir, e))?;
+        Ok(properties)
+    }
+    .await;
+    if written.is_err()
+        && let Err(error) = fs.remove_file(&path).await
+    {
+        tracing::warn!(%error, path = %path.display(), "could not remove a half-made table");
+    }
+    written
+}
+
 /// The entries (in internal-key order) that some reader can still see: per
 /// user key, the newest version of each snapshot stripe (as in compaction,
 /// `compaction/job.rs`). Older versions in a stripe are hidden from every
 /// reader, whether the newest is a put or a tombstone; tombstones stay,
 /// since tables below may hold what they hide. RocksDB drops them at flush
 /// the same way.
-fn shadowed_versions_dropped<'a>(
+pub(crate) fn shadowed_versions_dropped<'a>(
     entries: impl Iterator<Item = (InternalKey, Bytes)> + 'a,
     snapshots: &'a [SeqNo],
 ) -> impl Iterator<Item = (InternalKey, Bytes)> + 'a {

@@ -26,13 +26,10 @@ use crate::batch::WriteBatch;
 use crate::commit::queue::CommitQueue;
 use crate::commit::wal_task::WalWriter;
 use crate::io::Fs;
-use crate::manifest::{CURRENT_TEMP_FILE, manifest_path, parse_manifest_name, read_current, read_manifest};
-use crate::memtable::{Lookup, Memtable};
+use crate::memtable::Lookup;
 use crate::options::{Options, WriteOptions};
-use crate::sst::{BlockCache, ReadStats, TableCache, parse_table_name};
-use crate::version::{ReplayedManifest, VersionSet};
+use crate::sst::{BlockCache, ReadStats, TableCache};
 use crate::wal::segment::OpenSegment;
-use crate::wal::{parse_segment_name, segment_path};
 use crate::{Error, Result};
 use compact::{CompactionStats, Compactor};
 use flush::{FlushStats, Flusher};
@@ -105,6 +102,11 @@ pub struct Stats {
     pub write_amplification: f64,
     /// Live snapshots.
     pub snapshots: usize,
+    /// Why writes are stopped, while a flush or compaction that found no
+    /// space for a table waits for its retry (see [`Error::NoSpace`]).
+    pub background_error: Option<String>,
+    /// Table writes (flush or compaction) that failed for lack of space.
+    pub background_no_space_errors: u64,
 }
 
 struct Shared {
@@ -179,7 +181,10 @@ impl Shared {
             let wait = self.backpressure(&current);
             drop(current);
             let Some(wait) = wait else { return stalled };
-            if self.shutdown.load(Ordering::Acquire) || self.queue.poisoned().is_some() {
+            if self.shutdown.load(Ordering::Acquire)
+                || self.queue.poisoned().is_some()
+                || self.compactor.write_stop.error().is_some()
+            {
                 // The commit that follows reports the reason.
                 return stalled;
             }
@@ -213,6 +218,40 @@ enum Backpressure {
     Stop,
     /// Level 0 or compaction debt is past its slowdown limit.
     Slow,
+}
+
+/// Non-durable writes a thread completes before one of them yields to the
+/// runtime: such a write never waits, so a task writing in a loop would
+/// otherwise keep its thread from every other task (tokio's cooperative
+/// budget does the same for its own resources, with 128 units).
+const NON_DURABLE_WRITES_PER_YIELD: u32 = 32;
+
+thread_local! {
+    /// Non-durable writes this thread completed since one yielded.
+    static UNYIELDED_WRITES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a non-durable write on this thread and, every `every` writes,
+/// yields once to the executor (wakes itself and returns `Pending`), so
+/// other tasks run. Works on any executor.
+async fn yield_now_and_then(every: u32) {
+    let due = UNYIELDED_WRITES.with(|count| {
+        let next = count.get() + 1;
+        count.set(if next >= every { 0 } else { next });
+        next >= every
+    });
+    if due {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if yielded {
+                return std::task::Poll::Ready(());
+            }
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        })
+        .await;
+    }
 }
 
 /// How long a write waits when the tree is past a slowdown limit.
@@ -278,11 +317,16 @@ impl Db {
     /// # Errors
     /// [`Error::Io`] if the directory or a file cannot be read or written,
     /// [`Error::Corruption`] if a WAL segment is damaged anywhere but in the
-    /// torn tail of the newest one, [`Error::InvalidOptions`] for bad options.
+    /// torn tail of the newest one (or at all, after a clean close), missing
+    /// or swapped, if the manifest names a missing table or lost the edit of
+    /// a table present, or if `CURRENT` is missing from a store;
+    /// [`Error::InvalidOptions`] for bad options.
     ///
     /// # Cancel safety
-    /// Dropping the future before it resolves leaves at most a new, empty WAL
-    /// segment behind, which the next open removes.
+    /// Dropping the future before it resolves leaves the store as a crash at
+    /// that point would: what the interrupted open made (a table of the
+    /// replayed WAL, a manifest `CURRENT` does not name yet, an empty WAL
+    /// segment) is garbage the next open removes (see `db/recovery.rs`).
     pub async fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
         options.validate()?;
         let dir = path.as_ref().to_path_buf();
@@ -312,13 +356,9 @@ impl Db {
         // a store dropped without `close` keeps it until they have stopped
         // touching the directory.
         let lock = Arc::new(lock);
-        let replayed = recover_manifest(&fs, &dir).await?;
-        let memtable = Arc::new(Memtable::new());
-        let recovered =
-            recovery::replay_wal(&fs, &dir, replayed.log_number, replayed.last_seqno + 1, &memtable).await?;
-        let segment_number = recovered.max_segment + 1;
-        let versions = VersionSet::create(Arc::clone(&background_fs), dir.clone(), replayed).await?;
-        sweep_obsolete_files(&fs, &dir, &versions, &recovered.empty_segments).await?;
+        let recovered = recovery::recover(&fs, &background_fs, &dir, &options.table_options()).await?;
+        let (versions, segment_number) = (recovered.versions, recovered.segment_number);
+        let memtable = Arc::new(recovered.memtable);
         let segment = OpenSegment::create(
             &fs,
             &dir,
@@ -377,6 +417,7 @@ impl Db {
             Arc::clone(&read_stats),
         ));
         let flush_stats = Arc::new(FlushStats::default());
+        let write_stop = Arc::new(flush::WriteStop::default());
         let shutdown = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let versions = Arc::new(tokio::sync::Mutex::new(versions));
         let snapshots = Arc::new(SnapshotList::default());
@@ -389,6 +430,7 @@ impl Db {
             snapshots: Arc::clone(&snapshots),
             table_options: options.table_options(),
             stats: Arc::clone(&flush_stats),
+            write_stop: Arc::clone(&write_stop),
             shutdown: Arc::clone(&shutdown),
         };
         let compaction_options = options.compaction_options();
@@ -408,6 +450,7 @@ impl Db {
             stats: Arc::new(CompactionStats::default()),
             obsolete: obsolete::ObsoleteTables::default(),
             running: tokio::sync::Mutex::new(()),
+            write_stop,
             shutdown: Arc::clone(&shutdown),
         });
         let (background_done_tx, background_done) = oneshot::channel();
@@ -448,8 +491,9 @@ impl Db {
     /// # Errors
     /// [`Error::TooLarge`] for a key or value over the limits in
     /// [`crate::limits`]; [`Error::Poisoned`] once a WAL sync has failed (this
-    /// write's own failed sync returns [`Error::Io`]); [`Error::Closed`] after
-    /// [`Db::close`].
+    /// write's own failed sync returns [`Error::Io`]); [`Error::NoSpace`]
+    /// while writes are stopped because a table write found no space (they
+    /// resume by themselves); [`Error::Closed`] after [`Db::close`].
     ///
     /// # Cancel safety
     /// Nothing happens until the future is first polled. From its first poll
@@ -521,6 +565,15 @@ impl Db {
         async move {
             let (payload, count) = batch.into_payload()?;
             if count == 0 {
+                // NOTE: nothing to write, but the answer a write would get.
+                if let Some(cause) = shared.queue.poisoned() {
+                    return Err(Error::Poisoned {
+                        cause: Arc::new(cause.clone()),
+                    });
+                }
+                if shared.shutdown.load(Ordering::Acquire) {
+                    return Err(Error::Closed);
+                }
                 return Ok(());
             }
             let stalled = shared.wait_for_room().await;
@@ -528,9 +581,17 @@ impl Db {
                 let micros = u64::try_from(stalled.as_micros()).unwrap_or(u64::MAX);
                 shared.stall_micros.fetch_add(micros, Ordering::Relaxed);
             }
+            // NOTE: a table write found no space: writes wait for a retry
+            // to succeed (db/flush.rs), reads go on.
+            if let Some(stopped) = shared.compactor.write_stop.error() {
+                return Err(stopped);
+            }
             match shared.queue.commit(payload, count, durable)? {
                 Some(receiver) => receiver.await.unwrap_or(Err(Error::Closed)),
-                None => Ok(()),
+                None => {
+                    yield_now_and_then(NON_DURABLE_WRITES_PER_YIELD).await;
+                    Ok(())
+                }
             }
         }
     }
@@ -710,7 +771,8 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::Poisoned`] if a flush (or a WAL sync) failed,
-    /// [`Error::Closed`] after [`Db::close`].
+    /// [`Error::NoSpace`] while a table write that found no space waits for
+    /// its retry, [`Error::Closed`] after [`Db::close`].
     ///
     /// # Cancel safety
     /// Cancel safe: the flush goes on without the caller.
@@ -722,6 +784,9 @@ impl Db {
                 if shared.queue.freeze_memtable()? {
                     break;
                 }
+                if let Some(stopped) = shared.compactor.write_stop.error() {
+                    return Err(stopped);
+                }
                 room.await;
             }
             loop {
@@ -730,6 +795,9 @@ impl Db {
                     return Err(Error::Poisoned {
                         cause: Arc::new(cause.clone()),
                     });
+                }
+                if let Some(stopped) = shared.compactor.write_stop.error() {
+                    return Err(stopped);
                 }
                 if shared.tree.imm_count() == 0 {
                     return Ok(());
@@ -763,8 +831,21 @@ impl Db {
             }
             shared.queue.close();
             let done = shared.wal_done.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let mut marked = Ok(());
             if let Some(done) = done {
                 let _ = done.await;
+                // NOTE: the WAL is synced and closed: record it, so that
+                // recovery allows it no torn tail (db/recovery.rs).
+                if shared.queue.poisoned().is_none() {
+                    let seqno = shared.queue.visible_seqno();
+                    marked = shared
+                        .compactor
+                        .versions
+                        .lock()
+                        .await
+                        .mark_clean_close(seqno)
+                        .await;
+                }
             }
             // NOTE: the WAL task and the background thread have stopped and
             // dropped their share: this releases the lock.
@@ -773,7 +854,7 @@ impl Db {
                 Some(cause) => Err(Error::Poisoned {
                     cause: Arc::new(cause.clone()),
                 }),
-                None => Ok(()),
+                None => marked,
             }
         }
     }
@@ -820,6 +901,8 @@ impl Db {
                 }
             },
             snapshots: self.shared.snapshots.seqnos().len(),
+            background_error: self.shared.compactor.write_stop.error().map(|e| e.to_string()),
+            background_no_space_errors: self.shared.compactor.write_stop.failures.load(Ordering::Relaxed),
         }
     }
 
@@ -1017,82 +1100,4 @@ async fn lookup_at(
         }
     }
     Ok(Lookup::Missing)
-}
-
-/// Reads `CURRENT` and its manifest; a directory with neither is a new store.
-async fn recover_manifest(fs: &Arc<dyn Fs>, dir: &Path) -> Result<ReplayedManifest> {
-    match read_current(fs, dir).await? {
-        Some(number) => {
-            let edits = read_manifest(fs, dir, number).await?;
-            ReplayedManifest::replay(&edits, &manifest_path(dir, number))
-        }
-        None => {
-            let names = fs
-                .list_dir(dir)
-                .await
-                .map_err(|e| Error::io("list directory", dir, e))?;
-            if let Some(name) = names
-                .iter()
-                .find(|n| parse_segment_name(n).is_some() || parse_table_name(n).is_some())
-            {
-                return Err(Error::corruption(
-                    dir.join(name),
-                    0,
-                    "the directory holds a store's files but no CURRENT",
-                ));
-            }
-            // NOTE: with no CURRENT, no WAL and no table, nothing was ever
-            // acknowledged; a manifest left by a crash while the store was
-            // being created is removed so the new one can take its number.
-            for name in names
-                .iter()
-                .filter(|n| parse_manifest_name(n).is_some() || *n == CURRENT_TEMP_FILE)
-            {
-                let path = dir.join(name);
-                fs.remove_file(&path)
-                    .await
-                    .map_err(|e| Error::io("remove stray manifest", &path, e))?;
-            }
-            Ok(ReplayedManifest {
-                log_number: 1,
-                next_file_number: 1,
-                ..ReplayedManifest::default()
-            })
-        }
-    }
-}
-
-/// Removes what a crash or an earlier run left behind: tables no version
-/// holds, old manifests, a half-written `CURRENT`, and WAL segments that are
-/// flushed or hold no records. Run after the new manifest is durable.
-async fn sweep_obsolete_files(
-    fs: &Arc<dyn Fs>,
-    dir: &Path,
-    versions: &VersionSet,
-    removable_segments: &[u64],
-) -> Result<()> {
-    let live: std::collections::HashSet<u64> = versions.current().tables().map(|t| t.number).collect();
-    let names = fs
-        .list_dir(dir)
-        .await
-        .map_err(|e| Error::io("list directory", dir, e))?;
-    let mut doomed: Vec<PathBuf> = removable_segments.iter().map(|&n| segment_path(dir, n)).collect();
-    for name in &names {
-        let orphan_table = parse_table_name(name).is_some_and(|n| !live.contains(&n));
-        let old_manifest = parse_manifest_name(name).is_some_and(|n| n != versions.manifest_number());
-        if orphan_table || old_manifest || name == CURRENT_TEMP_FILE {
-            doomed.push(dir.join(name));
-        }
-    }
-    for path in &doomed {
-        fs.remove_file(path)
-            .await
-            .map_err(|e| Error::io("remove obsolete file", path, e))?;
-    }
-    if !doomed.is_empty() {
-        fs.sync_dir(dir)
-            .await
-            .map_err(|e| Error::io("sync directory", dir, e))?;
-    }
-    Ok(())
 }

@@ -258,6 +258,9 @@ struct State {
     faults: BTreeMap<u64, i32>,
     /// Path suffixes whose next `sync_data` fails; each is used once.
     failing_syncs: Vec<String>,
+    /// Path suffixes of files the disk has no room for: every write to
+    /// them fails with `ENOSPC` until [`SimFs::clear_full`].
+    full_suffixes: Vec<String>,
     /// `Some(max)`: every durable operation (`sync_data`, a write through
     /// an `O_DSYNC` handle) first waits a random time below `max`, so that
     /// several can be in flight at once and complete in any order.
@@ -362,6 +365,7 @@ impl State {
             crash_at: None,
             faults: BTreeMap::new(),
             failing_syncs: Vec::new(),
+            full_suffixes: Vec::new(),
             durable_op_delay: None,
             locks: std::collections::BTreeSet::new(),
             op_log: Vec::new(),
@@ -940,6 +944,18 @@ impl SimFs {
         self.lock().failing_syncs.push(path_suffix.to_owned());
     }
 
+    /// Fills the disk for files whose path (as opened) ends with
+    /// `path_suffix`: every later write to one fails with `ENOSPC` and
+    /// changes nothing, until [`SimFs::clear_full`].
+    pub fn set_full(&self, path_suffix: &str) {
+        self.lock().full_suffixes.push(path_suffix.to_owned());
+    }
+
+    /// Frees the space [`SimFs::set_full`] took: writes succeed again.
+    pub fn clear_full(&self) {
+        self.lock().full_suffixes.clear();
+    }
+
     /// The volatile image of the file at `path`, if it exists. Test hook:
     /// works after a crash too.
     pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
@@ -1157,6 +1173,16 @@ impl File for SimFile {
         if self.direct && !super::direct_write_aligned(offset, buf.len()) {
             state.check_alive()?;
             return Err(super::misaligned_direct_write());
+        }
+        let shown = self.path.to_string_lossy();
+        if state
+            .full_suffixes
+            .iter()
+            .any(|suffix| shown.ends_with(suffix.as_str()))
+        {
+            // NOTE: takes its op index like any failed mutating operation.
+            state.begin_mutation("write", &self.path, offset, buf.len())?;
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
         if self.dsync {
             state.write_durable(self.inode, &self.path, offset, &buf)?;

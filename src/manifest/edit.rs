@@ -10,6 +10,9 @@
 //!                            smallest:bytes largest:bytes
 //!                            smallest_seqno:varint64 largest_seqno:varint64
 //!   tag 5  delete table      level:varint32 number:varint64
+//!   tag 6  closed_at_seqno   varint64   the store closed cleanly: its WAL
+//!                                       holds every seqno up to this one
+//!                                       and ends without damage
 //! bytes := len:varint32 (internal key: user key ++ trailer:u64le)
 //! ```
 //!
@@ -32,6 +35,7 @@ const TAG_NEXT_FILE_NUMBER: u32 = 2;
 const TAG_LAST_SEQNO: u32 = 3;
 const TAG_ADD_TABLE: u32 = 4;
 const TAG_DELETE_TABLE: u32 = 5;
+const TAG_CLOSED_AT_SEQNO: u32 = 6;
 
 /// What the manifest knows about one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +86,10 @@ pub struct VersionEdit {
     pub added: Vec<(usize, Arc<TableMeta>)>,
     /// Tables removed: (level, number).
     pub deleted: Vec<(usize, u64)>,
+    /// Written as the last edit of a clean close: the WAL holds every seqno
+    /// up to this one and ends without damage, so recovery allows no torn
+    /// tail.
+    pub closed_at_seqno: Option<SeqNo>,
 }
 
 fn put_key(dst: &mut Vec<u8>, key: &InternalKey) {
@@ -104,6 +112,7 @@ impl VersionEdit {
         tagged(&mut dst, TAG_LOG_NUMBER, self.log_number);
         tagged(&mut dst, TAG_NEXT_FILE_NUMBER, self.next_file_number);
         tagged(&mut dst, TAG_LAST_SEQNO, self.last_seqno);
+        tagged(&mut dst, TAG_CLOSED_AT_SEQNO, self.closed_at_seqno);
         for (level, table) in &self.added {
             put_varint32(&mut dst, TAG_ADD_TABLE);
             put_varint32(&mut dst, *level as u32);
@@ -131,6 +140,7 @@ impl VersionEdit {
                 TAG_LOG_NUMBER => edit.log_number = Some(reader.varint64("log number")?),
                 TAG_NEXT_FILE_NUMBER => edit.next_file_number = Some(reader.varint64("next file number")?),
                 TAG_LAST_SEQNO => edit.last_seqno = Some(reader.varint64("last seqno")?),
+                TAG_CLOSED_AT_SEQNO => edit.closed_at_seqno = Some(reader.varint64("closed-at seqno")?),
                 TAG_ADD_TABLE => {
                     let level = reader.level()?;
                     let table = TableMeta {
@@ -226,6 +236,7 @@ mod tests {
             last_seqno: Some(99),
             added: vec![(0, table(9)), (3, table(10))],
             deleted: vec![(0, 4), (1, 5)],
+            closed_at_seqno: Some(98),
         }
     }
 

@@ -12,7 +12,10 @@
 //! A store opens its manifest, replays it, and immediately rolls to a new
 //! manifest holding one snapshot edit, so a manifest never grows without
 //! bound across reopens; a running store rolls once its manifest passes
-//! [`MAX_MANIFEST_SIZE_BYTES`].
+//! [`MAX_MANIFEST_SIZE_BYTES`]. Open first raises the next file number
+//! above every manifest present, so a manifest left by an interrupted open
+//! or roll never blocks the creation of the next one. A clean close
+//! appends one last edit, `closed_at_seqno` (see `edit`).
 //!
 //! Invariants:
 //! - Edits are applied in file order; a torn last edit (file ends inside
@@ -113,8 +116,20 @@ pub async fn read_current(fs: &Arc<dyn Fs>, dir: &Path) -> Result<Option<u64>> {
     }
 }
 
-/// Reads every edit of manifest `number`.
-pub async fn read_manifest(fs: &Arc<dyn Fs>, dir: &Path, number: u64) -> Result<Vec<VersionEdit>> {
+/// The edits of one manifest, as recovery reads them.
+#[derive(Debug)]
+pub struct ManifestRead {
+    /// Every intact edit, in file order.
+    pub edits: Vec<VersionEdit>,
+    /// Offset of a torn last edit that was dropped, if any: that edit may
+    /// have been committed (and acted on) if the file was cut by something
+    /// other than a crash, so open keeps what it might have referenced.
+    pub torn_tail: Option<u64>,
+}
+
+/// Reads every edit of manifest `number`, and whether a torn last edit was
+/// dropped.
+pub async fn read_manifest_edits(fs: &Arc<dyn Fs>, dir: &Path, number: u64) -> Result<ManifestRead> {
     let path = manifest_path(dir, number);
     let data = Bytes::from(read_all(fs, &path, "read manifest", u64::MAX).await?);
     let scan = scan_records(&data, number, |_| Some(1));
@@ -127,28 +142,43 @@ pub async fn read_manifest(fs: &Arc<dyn Fs>, dir: &Path, number: u64) -> Result<
             "manifest does not start at edit 0",
         ));
     }
-    if let SegmentEnd::Damaged { offset, reason } = &scan.end {
-        // NOTE: each edit is synced before the next is written, so only the
-        // last can be torn: the file ends inside it, or zeros follow it.
-        let rest = data.get(*offset as usize..).unwrap_or_default();
-        let torn =
-            reason.contains("past the end") || reason.contains("truncated") || rest.iter().all(|&b| b == 0);
-        if !torn {
-            return Err(Error::corruption(&path, *offset, reason.clone()));
+    let mut torn_tail = None;
+    match &scan.end {
+        SegmentEnd::Clean => {}
+        SegmentEnd::Foreign { offset, segment } => {
+            return Err(Error::corruption(
+                &path,
+                *offset,
+                format!("record of manifest {segment} in manifest {number}"),
+            ));
         }
-        tracing::warn!(path = %path.display(), offset, "dropping the torn last edit of the manifest");
+        SegmentEnd::Damaged { offset, reason } => {
+            // NOTE: each edit is synced before the next is written, so only the
+            // last can be torn: the file ends inside it, or zeros follow it.
+            let rest = data.get(*offset as usize..).unwrap_or_default();
+            let torn = reason.contains("past the end")
+                || reason.contains("truncated")
+                || rest.iter().all(|&b| b == 0);
+            if !torn {
+                return Err(Error::corruption(&path, *offset, reason.clone()));
+            }
+            tracing::warn!(path = %path.display(), offset, "dropping the torn last edit of the manifest");
+            torn_tail = Some(*offset);
+        }
     }
     if scan.records.is_empty() {
         return Err(Error::corruption(&path, 0, "manifest holds no edit"));
     }
-    scan.records
+    let edits = scan
+        .records
         .iter()
         .map(|record| {
             VersionEdit::decode(&record.payload).map_err(|reason| {
                 Error::corruption(&path, record.offset, format!("bad version edit: {reason}"))
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ManifestRead { edits, torn_tail })
 }
 
 /// Appends edits to the live manifest.

@@ -11,8 +11,10 @@
 //! ```
 //!
 //! A header of 24 zero bytes marks the end of the written part of a
-//! preallocated segment. The `segment` field makes bytes left in a recycled
-//! file from its previous life read as the end of the log, never as records.
+//! preallocated segment. The `segment` field ties each record to its file:
+//! segment files are never recycled, so a valid record naming another
+//! segment means files were swapped or copied, and recovery reports it as
+//! corruption instead of replaying it.
 //! The checksum covers the payload first so that it can be computed before
 //! the commit lock is taken, then extended with the header fields inside it.
 

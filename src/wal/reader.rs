@@ -3,7 +3,10 @@
 //! The bytes are untrusted: every length is bounded before use, and any
 //! defect ends the scan with [`SegmentEnd::Damaged`] naming the offset. The
 //! caller (recovery) decides whether damage is a torn tail it may drop or
-//! corruption it must report.
+//! corruption it must report, with the help of [`next_valid_record`] and
+//! [`looks_torn`]. A valid record that names another segment
+//! ([`SegmentEnd::Foreign`]) is never a torn tail: segment numbers are never
+//! reused, so it can only be a file renamed or copied over this one.
 
 use bytes::Bytes;
 
@@ -25,9 +28,15 @@ pub struct Record {
 /// Why a scan stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SegmentEnd {
-    /// End of the written part: the file ends, a zero header, or bytes left
-    /// from the file's previous life (a valid record of another segment).
+    /// End of the written part: the file ends, or a zero header.
     Clean,
+    /// A valid record at `offset` names segment `segment`, not this file's.
+    Foreign {
+        /// Offset of the record's header.
+        offset: u64,
+        /// The segment number the record names.
+        segment: u64,
+    },
     /// An invalid record starts at `offset`.
     Damaged {
         /// Offset of the first invalid byte sequence.
@@ -98,8 +107,13 @@ pub fn scan_records(data: &Bytes, segment: u64, entries_of: fn(&[u8]) -> Option<
             break damaged(pos, "record checksum mismatch".to_string());
         }
         if header.segment != segment {
-            // A valid record of an older life of this (recycled) file.
-            break SegmentEnd::Clean;
+            // NOTE: segment files are created new and never recycled, so a
+            // valid record of another segment means the files were swapped
+            // or copied: corruption, never the end of the log.
+            break SegmentEnd::Foreign {
+                offset: pos as u64,
+                segment: header.segment,
+            };
         }
         if let Some(expected) = next_seqno
             && header.first_seqno != expected
@@ -124,6 +138,51 @@ pub fn scan_records(data: &Bytes, segment: u64, entries_of: fn(&[u8]) -> Option<
         pos = payload_end;
     };
     SegmentScan { records, end }
+}
+
+/// Whether a valid record of `segment` starts at `pos`: a bounded length,
+/// a payload inside the file and a matching checksum.
+fn valid_record_at(data: &[u8], pos: usize, segment: u64) -> bool {
+    let Some(rest) = data.get(pos..) else {
+        return false;
+    };
+    let Some((crc, header)) = RecordHeader::decode(rest) else {
+        return false;
+    };
+    let len = header.payload_len as usize;
+    if header.segment != segment || len == 0 || len > MAX_BATCH_SIZE_BYTES {
+        return false;
+    }
+    rest.get(HEADER_SIZE_BYTES..HEADER_SIZE_BYTES + len)
+        .is_some_and(|payload| header.verify(crc, payload))
+}
+
+/// The offset of the first valid record of `segment` that starts after
+/// `damaged_at`, if any: valid records after damage show that the damage is
+/// not simply the end of what was written.
+///
+/// Looks at every byte offset; the segment-number and length checks reject
+/// almost every one before a checksum is computed.
+pub fn next_valid_record(data: &[u8], segment: u64, damaged_at: u64) -> Option<u64> {
+    let start = usize::try_from(damaged_at).ok()?.checked_add(1)?;
+    let last = data.len().checked_sub(HEADER_SIZE_BYTES)?;
+    (start..=last)
+        .find(|&pos| valid_record_at(data, pos, segment))
+        .map(|pos| pos as u64)
+}
+
+/// Whether damage at `damaged_at`, followed by a valid record at
+/// `next_valid`, has the shape a torn write leaves: the written part of a
+/// write ends early and the bytes it did not reach still hold the zeros the
+/// segment was prefilled with, so the byte just before the next valid
+/// record is zero. A flipped bit inside a record leaves that byte as the
+/// writer wrote it (the last payload byte, rarely zero).
+pub fn looks_torn(data: &[u8], damaged_at: u64, next_valid: u64) -> bool {
+    next_valid > damaged_at
+        && usize::try_from(next_valid - 1)
+            .ok()
+            .and_then(|at| data.get(at))
+            .is_some_and(|&byte| byte == 0)
 }
 
 #[cfg(test)]
@@ -157,12 +216,45 @@ mod tests {
         assert_eq!(scan.records[1].first_seqno, 12);
         assert_eq!(scan.end, SegmentEnd::Clean);
 
-        // A valid record of segment 2 after ours is stale, not data.
+        // A valid record of segment 2 after ours is foreign: segment
+        // numbers are never reused, so this file was swapped or copied.
         buf.truncate(end_of_records);
         record(2, 13, 1, &mut buf);
         let scan = scan_segment(&Bytes::from(buf), 3);
         assert_eq!(scan.records.len(), 2);
-        assert_eq!(scan.end, SegmentEnd::Clean);
+        assert_eq!(
+            scan.end,
+            SegmentEnd::Foreign {
+                offset: end_of_records as u64,
+                segment: 2
+            }
+        );
+    }
+
+    #[test]
+    fn finds_valid_records_after_damage_and_tells_tears_from_flips() {
+        let mut buf = Vec::new();
+        record(4, 1, 1, &mut buf);
+        let second = buf.len();
+        record(4, 2, 1, &mut buf);
+        let third = buf.len();
+        record(4, 3, 1, &mut buf);
+        buf.extend_from_slice(&[0u8; 64]);
+        // A flipped bit in the second record: the third is found after it,
+        // and the byte before it is the second's last payload byte.
+        let mut flipped = buf.clone();
+        flipped[second + 30] ^= 4;
+        assert_eq!(next_valid_record(&flipped, 4, second as u64), Some(third as u64));
+        assert!(!looks_torn(&flipped, second as u64, third as u64));
+        // A torn second record: its end still holds zeros.
+        let mut torn = buf.clone();
+        torn[third - 5..third].fill(0);
+        assert_eq!(next_valid_record(&torn, 4, second as u64), Some(third as u64));
+        assert!(looks_torn(&torn, second as u64, third as u64));
+        // Nothing valid after the last record; another segment's records
+        // do not count.
+        assert_eq!(next_valid_record(&buf, 4, third as u64), None);
+        assert_eq!(next_valid_record(&buf, 5, 0), None);
     }
 
     #[test]
