@@ -144,8 +144,13 @@ mod tests {
             DurableWrite::Dsync,
             "before the first sync"
         );
-        let many = idle_disk(16);
-        assert_eq!(plan(&many).handle, DurableWrite::Dsync, "16 of 32 is not few");
+        assert_eq!(
+            plan(&idle_disk(16)).handle,
+            DurableWrite::Direct,
+            "half of 32 is few"
+        );
+        let many = idle_disk(17);
+        assert_eq!(plan(&many).handle, DurableWrite::Dsync, "17 of 32 is not few");
         let no_direct = Observed {
             direct_available: false,
             ..idle_disk(4)
