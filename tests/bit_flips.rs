@@ -328,10 +328,6 @@ async fn bit_flips_in_older_wal_segments() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: a flipped bit in a record of the newest WAL segment of a cleanly closed store \
-            makes recovery drop that record and every later one silently (the damage is taken \
-            for a torn tail); fixed in src/wal/reader.rs + src/db/recovery.rs by the recovery \
-            helper, after which this test passes"]
 async fn bit_flips_in_the_newest_wal_segment() {
     let (image, model) = closed_store().await;
     let segments = wal_segments(&image);

@@ -127,7 +127,7 @@ async fn run_workload(sim: &Arc<SimFs>) -> Run {
     run
 }
 
-/// The message of the known defect (being fixed in `src/db/`): an open
+/// The message of a defect fixed in `src/db/recovery.rs`: an open
 /// interrupted after creating `MANIFEST-N` and before replacing `CURRENT`
 /// leaves a store every later open refuses ("create manifest MANIFEST-N:
 /// File exists"). No data is lost, but the store never opens again.
@@ -172,7 +172,7 @@ async fn check_recovery(sim: Arc<SimFs>, logs: &[TaskLog], context: &str) -> boo
 }
 
 /// Prints how many points of a sweep the leftover-manifest defect blocked;
-/// `strict` (the ignored variants) fails if any did.
+/// the `strict` variants fail if any did (the defect is fixed: none should).
 fn report_defect(name: &str, blocked: usize, points: usize, strict: bool) {
     println!(
         "{name}: {blocked} of {points} recoveries blocked by the leftover-manifest defect \
@@ -336,9 +336,6 @@ async fn enospc_at_every_mutating_operation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: a fault or crash during Db::open after MANIFEST-N is created and before \
-            CURRENT names it leaves a store every later open refuses (create manifest \
-            MANIFEST-N: File exists); being fixed in src/db/ (open/recovery helper)"]
 async fn eio_and_enospc_at_every_mutating_operation_strict() {
     sweep_errno(libc::EIO, "EIO", true).await;
     sweep_errno(libc::ENOSPC, "ENOSPC", true).await;
@@ -580,9 +577,6 @@ async fn manifest_roll(strict: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: a power loss during Db::open after MANIFEST-N is created and before \
-            CURRENT names it leaves a store every later open refuses (create manifest \
-            MANIFEST-N: File exists); being fixed in src/db/ (open/recovery helper)"]
 async fn power_loss_sweeps_strict() {
     manifest_roll(true).await;
     torn_writes(true).await;

@@ -155,9 +155,6 @@ async fn store_on_a_small_tmpfs_writes_durably_and_reopens() {
 
 /// The same with the default options (64 MiB WAL segments, zero-filled).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: on a 64 MiB tmpfs the default options run out of space preallocating WAL \
-            segments, and reopening then fails writing the manifest with ENOSPC; preallocation \
-            lives in src/wal/writer.rs (not this helper's)"]
 async fn store_on_a_small_tmpfs_with_default_options() {
     tmpfs_round_trip(None).await;
 }
@@ -257,9 +254,6 @@ async fn full_ext4_disk_fails_writes_clearly_and_keeps_acked_data() {
 /// As above, with an unmount and a remount between the failure and the
 /// reopen: only what reached the disk survives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: a store poisoned by ENOSPC keeps its MANIFEST descriptor open after close() \
-            and drop, so the filesystem cannot be unmounted (umount: target is busy; \
-            /proc/self/fd shows MANIFEST-000002); the leak is in src/db/ (not this helper's)"]
 async fn full_ext4_disk_keeps_acked_data_across_a_remount() {
     let (mount, filler) = match nearly_full_ext4() {
         Ok(mounted) => mounted,
