@@ -132,6 +132,9 @@ struct Shared {
     lock: Mutex<Option<Arc<crate::io::FileLock>>>,
     /// The runtime the WAL task and the foreground ring's reaper run on.
     _runtime: runtime::StoreRuntime,
+    /// Every live WAL segment is this life's: `close` may record a clean
+    /// close (see `Db::open`).
+    may_mark_clean_close: bool,
 }
 
 impl Shared {
@@ -358,6 +361,10 @@ impl Db {
         let lock = Arc::new(lock);
         let recovered = recovery::recover(&fs, &background_fs, &dir, &options.table_options()).await?;
         let (versions, segment_number) = (recovered.versions, recovered.segment_number);
+        // NOTE: replayed segments kept for lack of space to flush them may
+        // end in a torn tail; a clean-close mark would make that tail
+        // corruption at the next open, so this life never sets one.
+        let may_mark_clean_close = recovered.memtable.is_empty();
         let memtable = Arc::new(recovered.memtable);
         let segment = OpenSegment::create(
             &fs,
@@ -482,6 +489,7 @@ impl Db {
                 background_done: Mutex::new(Some(background_done)),
                 lock: Mutex::new(Some(lock)),
                 _runtime: runtime,
+                may_mark_clean_close,
             }),
         })
     }
@@ -836,7 +844,7 @@ impl Db {
                 let _ = done.await;
                 // NOTE: the WAL is synced and closed: record it, so that
                 // recovery allows it no torn tail (db/recovery.rs).
-                if shared.queue.poisoned().is_none() {
+                if shared.queue.poisoned().is_none() && shared.may_mark_clean_close {
                     let seqno = shared.queue.visible_seqno();
                     marked = shared
                         .compactor
