@@ -106,6 +106,23 @@ impl RingFs {
         self.driver.run(entry, resources).await.0.map(drop)
     }
 
+    /// An operation on two paths (`build` makes its entry from them).
+    async fn two_path_op<B>(&self, from: &Path, to: &Path, build: B) -> io::Result<()>
+    where
+        B: FnOnce(*const libc::c_char, *const libc::c_char) -> io_uring::squeue::Entry,
+    {
+        let (from_c, to_c) = (c_path(from)?, c_path(to)?);
+        let entry = build(from_c.as_ptr(), to_c.as_ptr());
+        // NOTE: the second path rides in `buf`, which the kernel only reads;
+        // moving a `CString`'s bytes into a `Vec` keeps their address.
+        let resources = Resources {
+            path: Some(from_c),
+            buf: to_c.into_bytes_with_nul(),
+            ..Resources::default()
+        };
+        self.path_op(entry, resources).await
+    }
+
     async fn mkdir(&self, path: &Path) -> io::Result<()> {
         let c = c_path(path)?;
         let entry = opcode::MkDirAt::new(types::Fd(libc::AT_FDCWD), c.as_ptr())
@@ -135,39 +152,19 @@ impl Fs for RingFs {
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let (from_c, to_c) = (c_path(from)?, c_path(to)?);
-        let entry = opcode::RenameAt::new(
-            types::Fd(libc::AT_FDCWD),
-            from_c.as_ptr(),
-            types::Fd(libc::AT_FDCWD),
-            to_c.as_ptr(),
-        )
-        .build();
-        // NOTE: the second path rides in `buf`, which the kernel only reads.
-        let resources = Resources {
-            path: Some(from_c),
-            buf: to_c.into_bytes_with_nul(),
-            ..Resources::default()
-        };
-        self.path_op(entry, resources).await
+        self.two_path_op(from, to, |from, to| {
+            let cwd = types::Fd(libc::AT_FDCWD);
+            opcode::RenameAt::new(cwd, from, cwd, to).build()
+        })
+        .await
     }
 
     async fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let (from_c, to_c) = (c_path(from)?, c_path(to)?);
-        let entry = opcode::LinkAt::new(
-            types::Fd(libc::AT_FDCWD),
-            from_c.as_ptr(),
-            types::Fd(libc::AT_FDCWD),
-            to_c.as_ptr(),
-        )
-        .build();
-        // NOTE: the second path rides in `buf`, which the kernel only reads.
-        let resources = Resources {
-            path: Some(from_c),
-            buf: to_c.into_bytes_with_nul(),
-            ..Resources::default()
-        };
-        self.path_op(entry, resources).await
+        self.two_path_op(from, to, |from, to| {
+            let cwd = types::Fd(libc::AT_FDCWD);
+            opcode::LinkAt::new(cwd, from, cwd, to).build()
+        })
+        .await
     }
 
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
