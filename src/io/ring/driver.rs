@@ -319,6 +319,11 @@ impl Drop for Driver {
         // operations: wait for every completion before the slots go.
         let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         let mut wakers = Vec::new();
+        // NOTE: completed slots need no wait (their futures are gone, or
+        // they would hold the driver); only abandoned ones await the kernel.
+        state
+            .slots
+            .retain(|_, slot| !matches!(slot.state, SlotState::Done(_)));
         while !state.slots.is_empty() {
             if let Err(error) = state.ring.submit_and_wait(1)
                 && error.raw_os_error() != Some(libc::EINTR)
