@@ -922,7 +922,7 @@ impl Db {
 
 /// Merges (see [`crate::merge`]).
 impl Db {
-    /// Adds a merge `operand` for `key` with the default [`SyncMode`]:
+    /// Adds a merge `operand` for `key` with the default [`SyncMode`](crate::SyncMode):
     /// reads fold it onto the value before it with
     /// [`Options::merge_operator`].
     ///

@@ -1,5 +1,5 @@
 //! The foreground io_uring backend: files whose operations the calling task
-//! submits to the store's own ring ([`driver`]), with no thread between the
+//! submits to the store's own ring (`driver`), with no thread between the
 //! task and its disk.
 //!
 //! It serves the WAL task (durable writes and syncs) and reads that miss the
