@@ -15,6 +15,20 @@ fn is_eio(error: &Error) -> bool {
     matches!(error, Error::Io { source, .. } if source.raw_os_error() == Some(libc::EIO))
 }
 
+/// Waits until no mutating operation has started for 20 ms; returns the
+/// count of operations so far.
+async fn wait_until_idle(sim: &ringdb::io::sim::SimFs) -> u64 {
+    let mut seen = sim.mutating_ops();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let now = sim.mutating_ops();
+        if now == seen {
+            return seen;
+        }
+        seen = now;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_sync_fails_its_writes_and_poisons_the_store() {
     let store = TestStore::sim(11);
@@ -23,6 +37,9 @@ async fn failed_sync_fails_its_writes_and_poisons_the_store() {
     for i in 0..10 {
         db.put(format!("acked{i}"), b"v").await.unwrap();
     }
+    // NOTE: the spare segment is created (and synced) in the background;
+    // the failed sync must be the doomed writes' own.
+    wait_until_idle(&sim).await;
     sim.fail_next_sync(".wal");
     let writers: Vec<_> = (0..16)
         .map(|i| tokio::spawn(db.put(format!("doomed{i}"), b"v")))
@@ -80,15 +97,7 @@ async fn failed_wal_write_fails_the_write_and_poisons_the_store() {
         // NOTE: the WAL creates its next segment in the background; wait
         // until the disk is idle, so that the next mutating operation is
         // this put's WAL write and not a write of that spare segment.
-        let mut seen = sim.mutating_ops();
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            let now = sim.mutating_ops();
-            if now == seen {
-                break;
-            }
-            seen = now;
-        }
+        let seen = wait_until_idle(&sim).await;
         sim.fail_at_with_errno(seen, errno);
         let err = db.put(b"failing", b"v").await.unwrap_err();
         assert!(

@@ -257,20 +257,22 @@ impl WalWriter {
     /// fails (after poisoning the queue).
     pub async fn run(mut self) {
         self.prepare_spare();
-        let closed_cleanly = match self.run_loop().await {
+        let result = self.run_loop().await;
+        // NOTE: wait for the spare before telling anyone the outcome, so that
+        // no file of this store is still being written once a writer learns
+        // of a failure or the store reports closed.
+        self.stop_spare.store(true, Ordering::Release);
+        let spare = match self.spare.take() {
+            Some(spare) => spare.await.ok().and_then(|created| created.ok()),
+            None => None,
+        };
+        let closed_cleanly = match result {
             Ok(()) => true,
             Err(error) => {
                 tracing::error!(%error, "WAL write or sync failed; the store refuses writes until reopened");
                 self.fail_all(error);
                 false
             }
-        };
-        // NOTE: wait for the spare so that no file of this store is still
-        // being created once the store reports closed.
-        self.stop_spare.store(true, Ordering::Release);
-        let spare = match self.spare.take() {
-            Some(spare) => spare.await.ok().and_then(|created| created.ok()),
-            None => None,
         };
         if closed_cleanly {
             // NOTE: segments without a record are only preallocated space
