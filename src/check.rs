@@ -222,14 +222,7 @@ async fn check_manifest(
         }
     }
     if let SegmentEnd::Damaged { offset, reason } = &scan.end {
-        let rest = data
-            .get(usize::try_from(*offset).unwrap_or(usize::MAX)..)
-            .unwrap_or_default();
-        // NOTE: the file ending inside the last edit is what a crash during
-        // its write leaves; a bad checksum with bytes after it is not.
-        let torn =
-            reason.contains("past the end") || reason.contains("truncated") || rest.iter().all(|&b| b == 0);
-        if torn {
+        if crate::manifest::is_torn_last_edit(&data, number, *offset, reason) {
             report.notes.push(format!(
                 "{}: torn last edit at offset {offset} ({reason}); recovery drops it",
                 path.display()

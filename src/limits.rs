@@ -43,3 +43,6 @@ pub const WAL_READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// last record, so that most fdatasyncs overwrite allocated blocks and need
 /// not journal a size change.
 pub const WAL_PREFILL_WINDOW_BYTES: u64 = 4 * 1024 * 1024;
+/// The smallest unit a disk writes atomically (a logical sector): a torn
+/// write leaves whole pieces of this size, aligned in the file, unwritten.
+pub const TORN_WRITE_SECTOR_BYTES: usize = 512;

@@ -121,6 +121,7 @@ async fn a_failed_wal_sync_stays_final() {
     let sim = SimFs::new(53);
     let db = Db::open("/db", options(&sim)).await.unwrap();
     put_keys(&db, 0..10).await;
+    common::wait_until_idle(&sim).await;
     sim.fail_next_sync(".wal");
     assert!(db.put(b"k", b"v").await.is_err());
     assert!(matches!(db.put(b"k2", b"v").await, Err(Error::Poisoned { .. })));

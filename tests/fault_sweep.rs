@@ -150,14 +150,6 @@ async fn check_recovery(sim: Arc<SimFs>, logs: &[TaskLog], context: &str) -> boo
     let db = match Db::open(DIR, options(&sim)).await {
         Ok(db) => db,
         Err(e) if is_leftover_manifest_defect(&e) => return true,
-        // NOTE: a known defect, counted like the one above (strict variants
-        // fail on it): a manifest's last edit torn with its sectors landing
-        // in any order is taken for corruption, not a torn last edit.
-        Err(Error::Corruption { path, .. })
-            if context.contains("AnyOrder") && path.to_string_lossy().contains("MANIFEST") =>
-        {
-            return true;
-        }
         Err(e) => panic!("{context}: store does not open: {e}"),
     };
     for (task, log) in logs.iter().enumerate() {
@@ -585,9 +577,6 @@ async fn manifest_roll(strict: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: a power loss that tears the manifest's last edit with its 512-byte sectors landing \
-            in any order (SectorsAnyOrder(512), op 210 of the CI stride) leaves a record whose checksum \
-            fails with non-zero bytes after it; open takes it for corruption instead of a torn last edit"]
 async fn power_loss_sweeps_strict() {
     manifest_roll(true).await;
     torn_writes(true).await;
@@ -601,6 +590,7 @@ async fn failed_wal_sync_poisons_and_stats_still_answer() {
     let sim = SimFs::new(5);
     let db = Db::open(DIR, options(&sim)).await.unwrap();
     db.put(b"a", b"1").await.unwrap();
+    common::wait_until_idle(&sim).await;
     sim.fail_next_sync(".wal");
     assert!(db.put(b"b", b"2").await.is_err());
     let later = db.put(b"c", b"3").await.unwrap_err();

@@ -7,26 +7,12 @@ mod common;
 
 use std::path::Path;
 
-use common::TestStore;
+use common::{TestStore, wait_until_idle};
 use ringdb::io::sim::TearMode;
 use ringdb::{Db, Error, Options};
 
 fn is_eio(error: &Error) -> bool {
     matches!(error, Error::Io { source, .. } if source.raw_os_error() == Some(libc::EIO))
-}
-
-/// Waits until no mutating operation has started for 20 ms; returns the
-/// count of operations so far.
-async fn wait_until_idle(sim: &ringdb::io::sim::SimFs) -> u64 {
-    let mut seen = sim.mutating_ops();
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let now = sim.mutating_ops();
-        if now == seen {
-            return seen;
-        }
-        seen = now;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

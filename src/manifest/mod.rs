@@ -19,8 +19,9 @@
 //!
 //! Invariants:
 //! - Edits are applied in file order; a torn last edit (file ends inside
-//!   it, or only zeros follow) was never acknowledged and is dropped. Any
-//!   other damage is `Error::Corruption`.
+//!   it, only zeros follow, or one of its sectors reads as zeros and no
+//!   valid edit follows) was never acknowledged and is dropped. Any other
+//!   damage is `Error::Corruption`.
 //! - A failed manifest write or sync is never retried: the caller poisons
 //!   the store.
 
@@ -32,8 +33,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::io::{File, Fs, OpenMode};
+use crate::limits::TORN_WRITE_SECTOR_BYTES;
 use crate::wal::format::RecordHeader;
-use crate::wal::reader::{SegmentEnd, scan_records};
+use crate::wal::reader::{SegmentEnd, next_valid_record, scan_records};
 use crate::{Error, Result};
 pub use edit::{NUM_LEVELS, TableMeta, VersionEdit};
 
@@ -153,13 +155,7 @@ pub async fn read_manifest_edits(fs: &Arc<dyn Fs>, dir: &Path, number: u64) -> R
             ));
         }
         SegmentEnd::Damaged { offset, reason } => {
-            // NOTE: each edit is synced before the next is written, so only the
-            // last can be torn: the file ends inside it, or zeros follow it.
-            let rest = data.get(*offset as usize..).unwrap_or_default();
-            let torn = reason.contains("past the end")
-                || reason.contains("truncated")
-                || rest.iter().all(|&b| b == 0);
-            if !torn {
+            if !is_torn_last_edit(&data, number, *offset, reason) {
                 return Err(Error::corruption(&path, *offset, reason.clone()));
             }
             tracing::warn!(path = %path.display(), offset, "dropping the torn last edit of the manifest");
@@ -179,6 +175,39 @@ pub async fn read_manifest_edits(fs: &Arc<dyn Fs>, dir: &Path, number: u64) -> R
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(ManifestRead { edits, torn_tail })
+}
+
+/// Whether damage at `offset` of manifest `number` (found for `reason`)
+/// has the shape of a torn last edit rather than corruption.
+///
+/// Each edit is synced before the next is written, so only the last can
+/// be torn: the file ends inside it, zeros follow it, or (sectors landing
+/// in any order) a sector of it never landed and still reads as zeros,
+/// with no valid edit after it. An edit wrongly taken for torn is caught
+/// by recovery: the tables or WAL seqnos it committed turn up missing.
+pub(crate) fn is_torn_last_edit(data: &[u8], number: u64, offset: u64, reason: &str) -> bool {
+    let rest = usize::try_from(offset)
+        .ok()
+        .and_then(|at| data.get(at..))
+        .unwrap_or_default();
+    reason.contains("past the end")
+        || reason.contains("truncated")
+        || rest.iter().all(|&b| b == 0)
+        || (next_valid_record(data, number, offset).is_none() && has_unwritten_sector(data, offset))
+}
+
+/// Whether some sector-aligned piece of `data` from `offset` on is all
+/// zeros: the mark a write leaves when one of its sectors never reached the
+/// disk.
+fn has_unwritten_sector(data: &[u8], offset: u64) -> bool {
+    let Some(rest) = usize::try_from(offset).ok().and_then(|at| data.get(at..)) else {
+        return false;
+    };
+    let first = TORN_WRITE_SECTOR_BYTES - (offset as usize % TORN_WRITE_SECTOR_BYTES);
+    let (head, tail) = rest.split_at(first.min(rest.len()));
+    std::iter::once(head)
+        .chain(tail.chunks(TORN_WRITE_SECTOR_BYTES))
+        .any(|piece| !piece.is_empty() && piece.iter().all(|&b| b == 0))
 }
 
 /// Appends edits to the live manifest.
@@ -265,5 +294,73 @@ impl ManifestWriter {
     /// Bytes written so far.
     pub fn size_bytes(&self) -> u64 {
         self.offset
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: u64 = 7;
+
+    /// Two edits of 1,500 non-zero bytes each; returns the file and the
+    /// second edit's offset.
+    fn two_edits() -> (Vec<u8>, u64) {
+        let mut data = Vec::new();
+        let mut second = 0;
+        for index in 0..2u64 {
+            second = data.len() as u64;
+            let payload: Vec<u8> = (0..1500u32).map(|i| (i % 251 + 1) as u8).collect();
+            let header = RecordHeader {
+                payload_len: payload.len() as u32,
+                segment: MANIFEST,
+                first_seqno: index,
+            };
+            header.encode(crc32c::crc32c(&payload), &payload, &mut data);
+        }
+        (data, second)
+    }
+
+    fn damage_at(data: &[u8]) -> (u64, String) {
+        match scan_records(&Bytes::copy_from_slice(data), MANIFEST, |_| Some(1)).end {
+            SegmentEnd::Damaged { offset, reason } => (offset, reason),
+            other => panic!("expected damage, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_last_edit_missing_a_sector_is_torn() {
+        let (mut data, second) = two_edits();
+        let sector = (second as usize / TORN_WRITE_SECTOR_BYTES + 2) * TORN_WRITE_SECTOR_BYTES;
+        data[sector..sector + TORN_WRITE_SECTOR_BYTES].fill(0);
+        let (offset, reason) = damage_at(&data);
+        assert_eq!(offset, second);
+        assert!(is_torn_last_edit(&data, MANIFEST, offset, &reason));
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_last_edit_is_not_torn() {
+        let (mut data, second) = two_edits();
+        data[second as usize + 700] ^= 0x10;
+        let (offset, reason) = damage_at(&data);
+        assert_eq!(offset, second);
+        assert!(!is_torn_last_edit(&data, MANIFEST, offset, &reason));
+    }
+
+    #[test]
+    fn a_missing_sector_followed_by_a_valid_edit_is_not_torn() {
+        let (mut data, _) = two_edits();
+        data[TORN_WRITE_SECTOR_BYTES..2 * TORN_WRITE_SECTOR_BYTES].fill(0);
+        let (offset, reason) = damage_at(&data);
+        assert_eq!(offset, 0);
+        assert!(!is_torn_last_edit(&data, MANIFEST, offset, &reason));
+    }
+
+    #[test]
+    fn a_last_edit_cut_short_is_torn() {
+        let (data, second) = two_edits();
+        let cut = &data[..second as usize + 900];
+        let (offset, reason) = damage_at(cut);
+        assert!(is_torn_last_edit(cut, MANIFEST, offset, &reason));
     }
 }

@@ -8,6 +8,22 @@ use std::sync::Arc;
 use ringdb::io::sim::SimFs;
 use ringdb::{Db, IoBackend, Options};
 
+/// Waits until the simulated disk has started no mutating operation for
+/// 20 ms; returns the count of operations so far. Tests that arm a fault
+/// for "the next" operation call it first, so that the fault does not land
+/// on background work (the WAL's spare segment, say).
+pub async fn wait_until_idle(sim: &SimFs) -> u64 {
+    let mut seen = sim.mutating_ops();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let now = sim.mutating_ops();
+        if now == seen {
+            return seen;
+        }
+        seen = now;
+    }
+}
+
 /// A place to open a store: a real directory (io_uring or threads) or the sim.
 pub struct TestStore {
     pub name: &'static str,
