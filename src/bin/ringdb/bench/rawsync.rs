@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::{BENCH_SEED, BoxError, Config, ValuePool, Workload, fresh_subdir};
-use crate::report::{Report, new_latency_histogram, record_latency};
+use crate::report::{Report, cpu_per_op, new_latency_histogram, process_cpu_time, record_latency};
 
 /// Bytes a WAL record adds to a put's key and value (header, kind, varint
 /// lengths): the size of each `rawsync` record is `key + value + this`.
@@ -32,7 +32,7 @@ pub(super) async fn run_rawsync(config: &Config, root: &Path) -> Result<Report, 
     // NOTE: plain blocking std I/O on purpose, so it runs on a blocking thread
     // rather than stalling a runtime worker.
     let limit = config.durable_duration;
-    let (elapsed, latency_ns) =
+    let (elapsed, cpu, latency_ns) =
         tokio::task::spawn_blocking(move || raw_sync_loop(&dir.join("raw.dat"), ops, record_size, limit))
             .await??;
     let done = latency_ns.len();
@@ -46,19 +46,19 @@ pub(super) async fn run_rawsync(config: &Config, root: &Path) -> Result<Report, 
         // NOTE: rawsync is one sequential loop whatever --concurrency says.
         concurrency: 1,
         io_backend: "std",
-        extras: Vec::new(),
+        extras: vec![cpu_per_op(cpu, done)],
     })
 }
 
 /// Preallocates `path` to `ops * record_size` zero bytes, then times `ops`
 /// record overwrites, each followed by an fdatasync, stopping early once
-/// `limit` has passed.
+/// `limit` has passed; returns the wall and process CPU time of the loop.
 fn raw_sync_loop(
     path: &Path,
     ops: u64,
     record_size: usize,
     limit: Option<Duration>,
-) -> Result<(Duration, Histogram<u64>), BoxError> {
+) -> Result<(Duration, Duration, Histogram<u64>), BoxError> {
     let file = File::options()
         .read(true)
         .write(true)
@@ -84,6 +84,7 @@ fn raw_sync_loop(
 
     let records = ValuePool::new(record_size, BENCH_SEED);
     let mut latency_ns = new_latency_histogram();
+    let cpu_start = process_cpu_time();
     let start = Instant::now();
     let deadline = limit.map(|limit| start + limit);
     for i in 0..ops {
@@ -95,5 +96,6 @@ fn raw_sync_loop(
         file.sync_data()?;
         record_latency(&mut latency_ns, op_start.elapsed());
     }
-    Ok((start.elapsed(), latency_ns))
+    let elapsed = start.elapsed();
+    Ok((elapsed, process_cpu_time().saturating_sub(cpu_start), latency_ns))
 }

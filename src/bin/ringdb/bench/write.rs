@@ -37,7 +37,7 @@ use super::keys::{KeyOrder, LiveKeys, TaskPlan, WrittenKeys, write_key};
 use super::{
     BENCH_SEED, BYTES_PER_MIB, BoxError, Config, FilledStore, ValuePool, Workload, context, fresh_subdir,
 };
-use crate::report::{Extra, Latencies, Report, histogram_of};
+use crate::report::{Extra, Latencies, Report, cpu_per_op, histogram_of, process_cpu_time};
 
 /// The seed of `overwrite`'s key choices (not the fill's, so it does not
 /// retrace the fill's order).
@@ -189,6 +189,8 @@ pub(super) struct TimedWrites {
     pub(super) before: Stats,
     /// `db.stats()` once the last operation (and the final sync) resolved.
     pub(super) after: Stats,
+    /// Process CPU time (all threads) over the timed section.
+    pub(super) cpu: Duration,
 }
 
 /// Runs `keys`' operations as `kind` on `db`, one task per plan; a buffered
@@ -224,6 +226,7 @@ async fn timed_writes(
         None
     };
     let before = db.stats();
+    let cpu_start = process_cpu_time();
     let start = Instant::now();
     let deadline = limit.map(|limit| start + limit);
     let handles: Vec<_> = tasks
@@ -240,6 +243,7 @@ async fn timed_writes(
         db.sync().await.map_err(context("sync"))?;
     }
     let elapsed = start.elapsed();
+    let cpu = process_cpu_time().saturating_sub(cpu_start);
     let latency_ns = histogram_of(&latencies);
     let after = db.stats();
     if limit.is_none() {
@@ -255,6 +259,7 @@ async fn timed_writes(
         latency_ns,
         before,
         after,
+        cpu,
     })
 }
 
@@ -313,6 +318,7 @@ pub(super) fn write_report(
         concurrency: config.concurrency,
         io_backend: after.io_backend,
         extras: vec![
+            cpu_per_op(timed.cpu, timed.ops),
             Extra::decimal2("size_mib", size_bytes as f64 / BYTES_PER_MIB),
             Extra::count("flushes", flushed.flushes - before.flushes),
             Extra::count("l0_tables", flushed.level_tables.first().map_or(0, |&n| n as u64)),
