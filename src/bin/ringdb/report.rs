@@ -358,6 +358,25 @@ fn json_string(s: &str) -> String {
     out
 }
 
+/// CPU time (user and system) the whole process has used so far, over all
+/// its threads: the same measure for ringdb and for the raw loop.
+pub fn process_cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the zeroed struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a `rusage`; RUSAGE_SELF is always valid.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
+/// The `cpu_us_per_op` extra: process CPU time over the timed section,
+/// per operation.
+pub fn cpu_per_op(cpu: Duration, ops: u64) -> Extra {
+    Extra::decimal2("cpu_us_per_op", cpu.as_secs_f64() * 1e6 / ops.max(1) as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,23 +509,4 @@ mod tests {
     fn json_strings_are_escaped() {
         assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
     }
-}
-
-/// CPU time (user and system) the whole process has used so far, over all
-/// its threads: the same measure for ringdb and for the raw loop.
-pub fn process_cpu_time() -> Duration {
-    // SAFETY: getrusage only writes the zeroed struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid pointer to a `rusage`; RUSAGE_SELF is always valid.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return Duration::ZERO;
-    }
-    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
-}
-
-/// The `cpu_us_per_op` extra: process CPU time over the timed section,
-/// per operation.
-pub fn cpu_per_op(cpu: Duration, ops: u64) -> Extra {
-    Extra::decimal2("cpu_us_per_op", cpu.as_secs_f64() * 1e6 / ops.max(1) as f64)
 }
