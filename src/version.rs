@@ -229,7 +229,7 @@ impl VersionSet {
             snapshot.closed_at_seqno = edit.closed_at_seqno;
             snapshot.next_file_number = Some(self.next_file_number.load(Ordering::Acquire));
             self.manifest = ManifestWriter::create(&self.fs, &self.dir, number, &snapshot).await?;
-            let old_path = crate::manifest::manifest_path(&self.dir, old);
+            let old_path = crate::filename::manifest_path(&self.dir, old);
             if let Err(error) = self.fs.remove_file(&old_path).await {
                 tracing::warn!(%error, path = %old_path.display(), "could not remove an old manifest");
             }
