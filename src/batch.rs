@@ -16,7 +16,7 @@
 use bytes::Bytes;
 
 use crate::coding::{get_u32_le, get_varint32, put_varint32};
-use crate::key::ValueKind;
+use crate::key::{UnknownKind, ValueKind};
 use crate::limits::{MAX_BATCH_ENTRIES, MAX_BATCH_SIZE_BYTES, MAX_KEY_SIZE_BYTES, MAX_VALUE_SIZE_BYTES};
 use crate::ttl::EXPIRY_SIZE_BYTES;
 use crate::{Error, Result};
@@ -238,7 +238,8 @@ pub(crate) fn decode_payload(payload: &Bytes) -> std::result::Result<Vec<BatchEn
     };
     for _ in 0..count {
         let kind_byte = *payload.get(pos).ok_or("entry past the end of the payload")?;
-        let kind = ValueKind::from_u8(kind_byte).ok_or_else(|| format!("bad entry kind {kind_byte}"))?;
+        let kind =
+            ValueKind::decode(kind_byte).map_err(|UnknownKind(byte)| format!("bad entry kind {byte}"))?;
         pos += 1;
         let key = field(&mut pos, "key")?;
         if key.len() > MAX_KEY_SIZE_BYTES {

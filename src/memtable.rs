@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{Bytes, BytesMut};
 use crossbeam_skiplist::SkipMap;
 
-use crate::key::{InternalKey, SeqNo, ValueKind};
+use crate::key::{InternalKey, SeqNo, Trailer, ValueKind};
 
 /// Bookkeeping bytes counted per entry on top of key and value (skiplist
 /// node, pointers, the `Bytes` handles).
@@ -113,12 +113,12 @@ impl MemKey {
     }
 
     fn seqno(&self) -> SeqNo {
-        self.trailer >> 8
+        Trailer::from_raw(self.trailer).seqno()
     }
 
     /// As [`InternalKey::kind`].
     fn kind(&self) -> ValueKind {
-        ValueKind::from_u8((self.trailer & 0xff) as u8).unwrap_or(ValueKind::Put)
+        Trailer::from_raw(self.trailer).known_kind()
     }
 
     fn to_internal(&self) -> InternalKey {

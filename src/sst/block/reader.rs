@@ -35,6 +35,7 @@ use std::cmp::Ordering;
 use bytes::Bytes;
 
 use crate::coding::{get_u32_le, get_varint32};
+use crate::key::{Trailer, ValueKind};
 use crate::sst::{MAX_ENCODED_KEY_SIZE_BYTES, encoded_key};
 
 /// Bytes of one restart offset or of the restart count.
@@ -229,7 +230,7 @@ impl Block {
         let Some(trailer) = encoded_key::valid_trailer(key) else {
             return Err(entry_error(offset, "has no valid internal key"));
         };
-        if trailer & 0xff == crate::key::ValueKind::PutWithExpiry as u64
+        if Trailer::from_raw(trailer).known_kind() == ValueKind::PutWithExpiry
             && header.value_end - header.key_end < self.min_expiring_value_bytes
         {
             return Err(entry_error(
@@ -592,7 +593,7 @@ impl BlockIter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::{InternalKey, ValueKind};
+    use crate::key::InternalKey;
     use crate::sst::block::BlockBuilder;
     use crate::sst::{DATA_RESTART_INTERVAL, encoded_key::encode};
 

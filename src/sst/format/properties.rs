@@ -27,7 +27,7 @@
 //!   `smallest_key <= largest_key`.
 
 use crate::coding::{get_u32_le, get_u64_le, get_varint32, put_varint32};
-use crate::key::{InternalKey, SeqNo, ValueKind};
+use crate::key::{InternalKey, SeqNo};
 use crate::sst::block::trailer::Compression;
 use crate::sst::{MAX_ENCODED_KEY_SIZE_BYTES, encoded_key};
 
@@ -178,7 +178,6 @@ fn decode_key(bytes: &[u8], pos: &mut usize, which: &str) -> Result<InternalKey,
         .get(start..start + len)
         .ok_or_else(|| format!("{which} key of {len} bytes runs past the properties"))?;
     let key = encoded_key::decode(key_bytes).ok_or_else(|| format!("{which} key is not an internal key"))?;
-    debug_assert!(ValueKind::from_u8((key.trailer & 0xff) as u8).is_some());
     *pos = start + len;
     Ok(key)
 }
@@ -188,6 +187,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::key::ValueKind;
     use crate::sst::FORMAT_VERSION;
 
     fn properties() -> TableProperties {
