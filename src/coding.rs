@@ -1,4 +1,6 @@
-//! Little-endian fixed-width integers and LEB128 varints.
+//! Little-endian fixed-width integers, LEB128 varints and the crc
+//! masking every checksummed format (WAL records, manifests, table blocks
+//! and footers) stores.
 //!
 //! Decoders take untrusted bytes: they return `None` on truncation or
 //! overflow and never panic.
@@ -56,6 +58,20 @@ pub fn get_varint64(src: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
+/// Added to a rotated crc by [`mask_crc`] (LevelDB's constant).
+const MASK_DELTA: u32 = 0xa282_ead8;
+
+/// Masks a crc so that a record holding crcs of its own does not produce
+/// a stretch of bytes with a trivially predictable checksum.
+pub fn mask_crc(crc: u32) -> u32 {
+    crc.rotate_right(15).wrapping_add(MASK_DELTA)
+}
+
+/// Inverse of [`mask_crc`].
+pub fn unmask_crc(masked: u32) -> u32 {
+    masked.wrapping_sub(MASK_DELTA).rotate_left(15)
+}
+
 /// Reads a little-endian u32 at `offset`.
 pub fn get_u32_le(src: &[u8], offset: usize) -> Option<u32> {
     let bytes = src.get(offset..offset.checked_add(4)?)?;
@@ -87,5 +103,15 @@ mod tests {
         assert_eq!(get_varint32(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01]), None);
         assert_eq!(get_u32_le(&[1, 0, 0], 0), None);
         assert_eq!(get_u64_le(&[1, 0, 0, 0, 0, 0, 0, 0], 0), Some(1));
+    }
+
+    #[test]
+    fn crc_masking_round_trips_and_changes_the_crc() {
+        for crc in [0, 1, 0xdead_beef, u32::MAX] {
+            assert_eq!(unmask_crc(mask_crc(crc)), crc);
+            assert_ne!(mask_crc(crc), crc);
+        }
+        // The stored form of every table and WAL record: pinned.
+        assert_eq!(mask_crc(0), MASK_DELTA);
     }
 }

@@ -150,6 +150,24 @@ impl Trailer {
     }
 }
 
+/// What one source (a memtable or a table) knows about one key at one
+/// snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The newest visible version is this value.
+    Found(Bytes),
+    /// The newest visible version is a tombstone.
+    Deleted,
+    /// This source has no visible version; look further down.
+    Missing,
+    /// The newest visible version is a value with an expiry: the stored
+    /// value, `expiry_ms ++ value` (see `ttl.rs`).
+    Expiring(Bytes),
+    /// The newest visible version is a merge operand: the reader must fold
+    /// the key's older versions too (see `merge.rs`).
+    Merge,
+}
+
 /// A user key with the seqno and kind of the write that produced it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InternalKey {

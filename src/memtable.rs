@@ -33,22 +33,9 @@ use crate::key::{InternalKey, SeqNo, Trailer, ValueKind};
 /// node, pointers, the `Bytes` handles).
 const ENTRY_OVERHEAD_BYTES: u64 = 80;
 
-/// What a memtable knows about one key at one snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    /// The newest visible version is this value.
-    Found(Bytes),
-    /// The newest visible version is a tombstone.
-    Deleted,
-    /// This memtable has no visible version; look further down.
-    Missing,
-    /// The newest visible version is a value with an expiry: the stored
-    /// value, `expiry_ms ++ value` (see `ttl.rs`).
-    Expiring(Bytes),
-    /// The newest visible version is a merge operand: the reader must fold
-    /// the key's older versions too (see `merge.rs`).
-    Merge,
-}
+// NOTE: `Lookup` lives in `crate::key` (tables return it too); re-exported
+// for the store and commit code that still imports it from here.
+pub(crate) use crate::key::Lookup;
 
 /// User keys up to this long are stored inside the skiplist node.
 const INLINE_KEY_BYTES: usize = 30;

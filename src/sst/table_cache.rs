@@ -135,8 +135,7 @@ mod tests {
 
     use super::*;
     use crate::io::sim::SimFs;
-    use crate::key::{InternalKey, MAX_SEQNO, ValueKind};
-    use crate::memtable::Lookup;
+    use crate::key::{InternalKey, Lookup, MAX_SEQNO, ValueKind};
     use crate::sst::{TableBuilder, TableOptions};
 
     /// Writes table `number` holding one key, `t{number}`, in `/db`.

@@ -23,9 +23,8 @@
 
 use bytes::Bytes;
 
-use crate::coding::{get_u32_le, get_varint32, put_varint32};
+use crate::coding::{get_u32_le, get_varint32, mask_crc, put_varint32, unmask_crc};
 use crate::sst::BLOCK_TRAILER_SIZE_BYTES;
-use crate::wal::format::{mask_crc, unmask_crc};
 
 /// How blocks are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -26,8 +26,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::io::File;
-use crate::key::{SeqNo, Trailer, ValueKind};
-use crate::memtable::Lookup;
+use crate::key::{Lookup, SeqNo, Trailer, ValueKind};
 use crate::sst::block::trailer::decode_block;
 use crate::sst::block::{Block, BlockIter};
 use crate::sst::bloom::BloomFilter;
