@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::io::Fs;
 use crate::key::SeqNo;
-use crate::manifest::{MAX_MANIFEST_SIZE_BYTES, ManifestWriter, NUM_LEVELS, TableMeta, VersionEdit};
+use crate::limits::MAX_MANIFEST_SIZE_BYTES;
+use crate::manifest::{ManifestWriter, NUM_LEVELS, TableMeta, VersionEdit};
 use crate::{Error, Result};
 
 /// The tables of the tree at one moment.

@@ -84,16 +84,13 @@ use crate::filename::{
 };
 use crate::io::{Fs, OpenMode};
 use crate::key::SeqNo;
-use crate::limits::WAL_READ_CHUNK_BYTES;
+use crate::limits::{MAX_LOST_NAME_ATTEMPTS, WAL_READ_CHUNK_BYTES};
 use crate::manifest::{TableMeta, VersionEdit, read_current, read_manifest_edits};
 use crate::memtable::Memtable;
 use crate::sst::{ReadStats, Table, TableOptions};
 use crate::version::{ReplayedManifest, VersionSet};
 use crate::wal::reader::{SegmentEnd, looks_torn, next_valid_record, scan_segment};
 use crate::{Error, Result};
-
-/// Most names tried in `lost/` for one file before giving up.
-const MAX_LOST_NAME_ATTEMPTS: u32 = 1000;
 
 /// A recovered store, ready to run.
 pub(crate) struct Opened {

@@ -12,7 +12,7 @@
 //! A store opens its manifest, replays it, and immediately rolls to a new
 //! manifest holding one snapshot edit, so a manifest never grows without
 //! bound across reopens; a running store rolls once its manifest passes
-//! [`MAX_MANIFEST_SIZE_BYTES`]. Open first raises the next file number
+//! [`MAX_MANIFEST_SIZE_BYTES`](crate::limits::MAX_MANIFEST_SIZE_BYTES). Open first raises the next file number
 //! above every manifest present, so a manifest left by an interrupted open
 //! or roll never blocks the creation of the next one. A clean close
 //! appends one last edit, `closed_at_seqno` (see `edit`).
@@ -34,16 +34,11 @@ use bytes::Bytes;
 
 use crate::filename::{self, FileKind, manifest_path};
 use crate::io::{File, Fs, OpenMode};
-use crate::limits::TORN_WRITE_SECTOR_BYTES;
+use crate::limits::{MAX_CURRENT_SIZE_BYTES, TORN_WRITE_SECTOR_BYTES};
 use crate::wal::format::RecordHeader;
 use crate::wal::reader::{SegmentEnd, next_valid_record, scan_records};
 use crate::{Error, Result};
 pub use edit::{NUM_LEVELS, TableMeta, VersionEdit};
-
-/// A running store rolls to a new manifest past this size.
-pub const MAX_MANIFEST_SIZE_BYTES: u64 = 4 * 1024 * 1024;
-/// Longest `CURRENT` file accepted.
-const MAX_CURRENT_SIZE_BYTES: usize = 64;
 
 /// Reads a whole file of at most `max_size_bytes` (a larger one is
 /// corruption, refused before anything is allocated).
