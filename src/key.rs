@@ -23,6 +23,9 @@ use bytes::Bytes;
 /// Sequence number of one write; the commit order of the store.
 pub type SeqNo = u64;
 
+/// Bytes of a trailer as stored at the end of an encoded key (`u64` LE).
+pub const TRAILER_SIZE_BYTES: usize = 8;
+
 /// Largest seqno the trailer encoding can hold.
 pub const MAX_SEQNO: SeqNo = (1 << 56) - 1;
 

@@ -22,6 +22,8 @@
 //! - `inspect`: `MAX_DUMP_FILE_SIZE_BYTES` (the `dump` command).
 //! - `io::sim` (tests only): `MAX_SIM_FILE_BYTES`, `MAX_LOGGED_OPS`.
 //! - `fuzzing` (fuzz harnesses): `MAX_OPS`, `MAX_BUILT_BLOCK_KEYS`.
+//! - the `ringdb` command (`src/bin/ringdb`): `MAX_CONCURRENCY` (`bench.rs`),
+//!   `MAX_TRACKED_LATENCY_NS` (`report.rs`).
 
 /// Largest user key, in bytes.
 pub const MAX_KEY_SIZE_BYTES: usize = 64 * 1024;

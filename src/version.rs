@@ -211,8 +211,13 @@ impl VersionSet {
     /// leads to. On error nothing is installed and the caller must poison
     /// the store: a failed manifest sync is never retried.
     pub async fn log_and_apply(&mut self, mut edit: VersionEdit) -> Result<Arc<Version>> {
+        // NOTE: the edit was built by this store (a flush or a compaction),
+        // not read from disk: one that does not apply is a bug.
         let next = self.current.apply(&edit).map_err(|reason| {
-            Error::corruption(self.dir.join("MANIFEST"), 0, format!("bad edit: {reason}"))
+            debug_assert!(false, "own edit does not apply: {reason}");
+            Error::Internal {
+                what: format!("bad edit: {reason}"),
+            }
         })?;
         // NOTE: a table number reserved after this edit must stay above it.
         edit.next_file_number = Some(self.next_file_number.load(Ordering::Acquire));

@@ -181,7 +181,9 @@ async fn copy_wal(
                 record.offset as usize + crate::wal::format::HEADER_SIZE_BYTES + record.payload.len()
             });
         let Some(end) = kept_end else { continue };
-        let prefix = data.get(..end).unwrap_or_default().to_vec();
+        let prefix = crate::coding::slice(&data, 0, end, "synced records")
+            .map_err(|e| Error::corruption(&from, e.offset as u64, e.to_string()))?
+            .to_vec();
         write_synced(fs, &wal_path(target, number), prefix).await?;
     }
     Ok(())

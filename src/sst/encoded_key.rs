@@ -22,10 +22,8 @@ use std::cmp::Ordering;
 use bytes::Bytes;
 
 use crate::coding::get_u64_le;
+pub use crate::key::TRAILER_SIZE_BYTES;
 use crate::key::{InternalKey, SeqNo, Trailer};
-
-/// Bytes of the trailer (`seqno << 8 | kind`) at the end of an encoded key.
-pub const TRAILER_SIZE_BYTES: usize = 8;
 
 /// Appends `key` in its encoded form to `dst`.
 pub fn encode_into(key: &InternalKey, dst: &mut Vec<u8>) {

@@ -34,7 +34,7 @@ use std::cmp::Ordering;
 
 use bytes::Bytes;
 
-use crate::coding::{get_u32_le, get_varint32};
+use crate::coding::{get_u32_le, get_varint32, range};
 use crate::key::{Trailer, ValueKind};
 use crate::sst::{MAX_ENCODED_KEY_SIZE_BYTES, encoded_key};
 
@@ -180,7 +180,7 @@ impl Block {
     #[inline(always)]
     fn entry_header(&self, offset: usize) -> Result<EntryHeader, String> {
         let limit = self.restarts_offset;
-        let entries = self.data.get(offset..limit).unwrap_or_default();
+        let entries = range(&self.data, offset, limit, "block entry")?;
         // NOTE: keys and values under 128 bytes have three one-byte
         // varints; decoding them together is the common case of a scan
         // (LevelDB's `DecodeEntry` has the same fast path).
@@ -221,10 +221,7 @@ impl Block {
                 ),
             ));
         }
-        let suffix = self
-            .data
-            .get(header.key_start..header.key_end)
-            .unwrap_or_default();
+        let suffix = range(&self.data, header.key_start, header.key_end, "entry key")?;
         key.truncate(header.shared);
         key.extend_from_slice(suffix);
         let Some(trailer) = encoded_key::valid_trailer(key) else {
@@ -256,10 +253,7 @@ impl Block {
                 header.shared
             ));
         }
-        let key = self
-            .data
-            .get(header.key_start..header.key_end)
-            .unwrap_or_default();
+        let key = range(&self.data, header.key_start, header.key_end, "restart key")?;
         if !encoded_key::is_valid(key) {
             return Err(format!(
                 "restart entry at block byte {offset} has no valid internal key"
