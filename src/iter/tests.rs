@@ -12,12 +12,13 @@ use bytes::Bytes;
 use futures::executor::block_on;
 
 use super::*;
+use crate::filename::table_path;
 use crate::io::sim::SimFs;
 use crate::io::{Fs, OpenMode};
 use crate::key::{MAX_SEQNO, Trailer, ValueKind};
 use crate::manifest::TableMeta;
 use crate::memtable::Memtable;
-use crate::sst::{ReadStats, TableBuilder, TableCache, TableOptions, table_path};
+use crate::sst::{ReadStats, TableBuilder, TableCache, TableOptions};
 use crate::test_rng::Rng;
 
 /// Every entry written, in internal-key order.
