@@ -15,8 +15,8 @@
 
 use bytes::Bytes;
 
-use crate::coding::{get_u32_le, get_varint32, put_varint32};
-use crate::key::ValueKind;
+use crate::coding::{self, get_u32_le, get_varint32, put_varint32};
+use crate::key::{UnknownKind, ValueKind};
 use crate::limits::{MAX_BATCH_ENTRIES, MAX_BATCH_SIZE_BYTES, MAX_KEY_SIZE_BYTES, MAX_VALUE_SIZE_BYTES};
 use crate::ttl::EXPIRY_SIZE_BYTES;
 use crate::{Error, Result};
@@ -224,21 +224,19 @@ pub(crate) fn decode_payload(payload: &Bytes) -> std::result::Result<Vec<BatchEn
     let mut entries = Vec::with_capacity(count.min(payload.len() / 2));
     let mut pos = COUNT_SIZE_BYTES;
     let field = |pos: &mut usize, what: &str| -> std::result::Result<Bytes, String> {
-        let rest = payload
-            .get(*pos..)
-            .ok_or_else(|| format!("{what} length past the end"))?;
+        let rest =
+            coding::rest(payload, *pos, "entry field").map_err(|_| format!("{what} length past the end"))?;
         let (len, used) = get_varint32(rest).ok_or_else(|| format!("bad {what} length"))?;
         let start = *pos + used;
-        let end = start
-            .checked_add(len as usize)
-            .filter(|&end| end <= payload.len())
-            .ok_or_else(|| format!("{what} of {len} bytes runs past the payload"))?;
-        *pos = end;
-        Ok(payload.slice(start..end))
+        let field = coding::slice(payload, start, len as usize, "entry field")
+            .map_err(|_| format!("{what} of {len} bytes runs past the payload"))?;
+        *pos = start + field.len();
+        Ok(payload.slice_ref(field))
     };
     for _ in 0..count {
         let kind_byte = *payload.get(pos).ok_or("entry past the end of the payload")?;
-        let kind = ValueKind::from_u8(kind_byte).ok_or_else(|| format!("bad entry kind {kind_byte}"))?;
+        let kind =
+            ValueKind::decode(kind_byte).map_err(|UnknownKind(byte)| format!("bad entry kind {byte}"))?;
         pos += 1;
         let key = field(&mut pos, "key")?;
         if key.len() > MAX_KEY_SIZE_BYTES {

@@ -35,7 +35,7 @@ impl Memtable {
     /// tombstone or no version.
     pub fn get(&self, key: &Bytes, snapshot: u64) -> Option<Bytes> {
         match self.0.get(key, snapshot) {
-            crate::memtable::Lookup::Found(value) => Some(value),
+            crate::key::Lookup::Found(value) => Some(value),
             _ => None,
         }
     }

@@ -23,14 +23,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::filename::{FileKind, manifest_path, table_path, wal_number, wal_path};
 use crate::io::{Fs, OpenMode};
 use crate::key::SeqNo;
-use crate::manifest::{CURRENT_FILE, VersionEdit, manifest_path, read_current};
-use crate::sst::{ReadStats, Table, table_path};
+use crate::manifest::{VersionEdit, read_current};
+use crate::sst::{ReadStats, Table};
 use crate::version::ReplayedManifest;
 use crate::wal::format::{HEADER_SIZE_BYTES, RecordHeader};
 use crate::wal::reader::{SegmentEnd, scan_records, scan_segment};
-use crate::wal::{parse_segment_name, segment_path};
 use crate::{Error, Result};
 
 /// One damaged place in a store.
@@ -137,7 +137,7 @@ pub async fn check_with_fs(fs: Arc<dyn Fs>, dir: &Path) -> Result<CheckReport> {
         Ok(Some(number)) => number,
         Ok(None) => {
             report.damaged(
-                dir.join(CURRENT_FILE),
+                FileKind::Current.path(dir),
                 0,
                 "missing: no store here, or CURRENT was lost",
             );
@@ -356,7 +356,7 @@ async fn check_wal(
         .map_err(|e| Error::io("list directory", dir, e))?;
     let mut segments: Vec<u64> = names
         .iter()
-        .filter_map(|name| parse_segment_name(name))
+        .filter_map(|name| wal_number(name))
         .filter(|&number| number >= replayed.log_number)
         .collect();
     segments.sort_unstable();
@@ -367,7 +367,7 @@ async fn check_wal(
     // only if the log goes on exactly after its last good record.
     let mut pending: Option<Damage> = None;
     for number in segments {
-        let path = segment_path(dir, number);
+        let path = wal_path(dir, number);
         let data = read_whole(fs, &path).await?;
         report.wal_segments += 1;
         let scan = scan_segment(&data, number);

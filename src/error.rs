@@ -69,6 +69,13 @@ pub enum Error {
     },
     /// The database was closed.
     Closed,
+    /// ringdb broke one of its own invariants (a bug, not bad input or bad
+    /// bytes on disk): reported instead of a panic where the store can
+    /// refuse the one operation and go on.
+    Internal {
+        /// What went wrong.
+        what: String,
+    },
 }
 
 /// `Result` with ringdb's [`Error`].
@@ -158,6 +165,7 @@ impl fmt::Display for Error {
             Error::InvalidOptions(why) => write!(f, "invalid options: {why}"),
             Error::MergeFailed { key, reason } => write!(f, "merge of key {key:?} failed: {reason}"),
             Error::Closed => write!(f, "the database is closed"),
+            Error::Internal { what } => write!(f, "internal error (a ringdb bug): {what}"),
         }
     }
 }

@@ -259,12 +259,12 @@ pub fn manifest(data: &[u8]) {
     }
     let dir = Path::new("/fuzz");
     let sim = SimFs::new(0);
-    sim.write_file_durable(&crate::manifest::manifest_path(dir, 1), bytes);
-    sim.write_file_durable(&dir.join(crate::manifest::CURRENT_FILE), rest.to_vec());
+    sim.write_file_durable(&crate::filename::manifest_path(dir, 1), bytes);
+    sim.write_file_durable(&crate::filename::FileKind::Current.path(dir), rest.to_vec());
     let fs: Arc<dyn Fs> = sim;
     block_on(async {
         let _ = crate::manifest::read_current(&fs, dir).await;
-        let path = crate::manifest::manifest_path(dir, 1);
+        let path = crate::filename::manifest_path(dir, 1);
         if let Ok(read) = crate::manifest::read_manifest_edits(&fs, dir, 1).await
             && let Ok(replayed) = crate::version::ReplayedManifest::replay(&read.edits, &path)
         {

@@ -19,11 +19,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::filename;
 use crate::io::{Fs, OpenMode};
 use crate::key::ValueKind;
 use crate::{Error, Result};
 
-/// Which kind of store file a path names, from its file name.
+/// Which kind of dumpable store file a path names, from its file name
+/// (the names are `crate::filename`'s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     /// A table (`NNNNNN.sst`), with its number.
@@ -38,14 +40,12 @@ impl FileKind {
     /// The kind of file `path` names, or `None` if its name is none of
     /// the store's.
     pub fn of(path: &Path) -> Option<FileKind> {
-        let name = path.file_name()?.to_str()?;
-        if let Some(number) = crate::sst::parse_table_name(name) {
-            return Some(FileKind::Table(number));
+        match filename::parse(path.file_name()?.to_str()?)? {
+            filename::FileKind::Table(number) => Some(FileKind::Table(number)),
+            filename::FileKind::Wal(number) => Some(FileKind::WalSegment(number)),
+            filename::FileKind::Manifest(number) => Some(FileKind::Manifest(number)),
+            _ => None,
         }
-        if let Some(number) = crate::wal::parse_segment_name(name) {
-            return Some(FileKind::WalSegment(number));
-        }
-        crate::manifest::parse_manifest_name(name).map(FileKind::Manifest)
     }
 }
 

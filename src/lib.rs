@@ -37,6 +37,7 @@ mod commit;
 mod compaction;
 pub mod db;
 mod error;
+mod filename;
 #[doc(hidden)]
 pub mod fuzzing;
 #[doc(hidden)]

@@ -1,6 +1,29 @@
-//! Every named maximum in ringdb, in one place.
+//! Every named maximum in ringdb: the operational limits are here; the
+//! bounds that are part of an on-disk format, or private to one module's
+//! mechanics, stay beside the code that owns them and are listed here, so
+//! this page finds every one.
 //!
 //! Each limit is asserted (or turned into an [`crate::Error`]) where it is used.
+//!
+//! Owned elsewhere, one line per family:
+//! - `key`: `MAX_SEQNO` (the trailer's 56 bits).
+//! - `coding`: `MAX_VARINT64_SIZE_BYTES` (the LEB128 encoding).
+//! - `sst` (`sst/mod.rs`, the table format): `MAX_TARGET_BLOCK_SIZE_BYTES`,
+//!   `MAX_BLOCK_SIZE_BYTES`, `MAX_META_BLOCK_SIZE_BYTES`,
+//!   `MAX_ENCODED_KEY_SIZE_BYTES`, `MAX_BLOOM_BITS_PER_KEY`,
+//!   `MAX_BLOOM_PROBES`, `MAX_BLOCK_CACHE_SHARDS`; `sst/format/handle.rs`:
+//!   `MAX_HANDLE_SIZE_BYTES`; `sst/table/readahead.rs`: `READAHEAD_WINDOW_BYTES`.
+//! - `memtable`: `ARENA_VALUE_MAX_BYTES`, `ARENA_CHUNK_BYTES` (its arena).
+//! - `commit::wal_task`: `MAX_DURABLE_WRITE_BYTES`; `commit::hold`:
+//!   `HOLD_BYTES_MAX`, `UNPAID_LIMIT` (the hold policy).
+//! - `compaction::job`: `YIELD_EVERY_ENTRIES`.
+//! - `db::scan`: `FIRST_SCAN_BATCH_ENTRIES`, `MAX_SCAN_BATCH_ENTRIES`,
+//!   `MAX_SCAN_BATCH_BYTES`; `db::checkpoint`: `COPY_CHUNK_BYTES`.
+//! - `inspect`: `MAX_DUMP_FILE_SIZE_BYTES` (the `dump` command).
+//! - `io::sim` (tests only): `MAX_SIM_FILE_BYTES`, `MAX_LOGGED_OPS`.
+//! - `fuzzing` (fuzz harnesses): `MAX_OPS`, `MAX_BUILT_BLOCK_KEYS`.
+//! - the `ringdb` command (`src/bin/ringdb`): `MAX_CONCURRENCY` (`bench.rs`),
+//!   `MAX_TRACKED_LATENCY_NS` (`report.rs`).
 
 /// Largest user key, in bytes.
 pub const MAX_KEY_SIZE_BYTES: usize = 64 * 1024;
@@ -43,6 +66,16 @@ pub const WAL_READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// last record, so that most fdatasyncs overwrite allocated blocks and need
 /// not journal a size change.
 pub const WAL_PREFILL_WINDOW_BYTES: u64 = 4 * 1024 * 1024;
+/// A running store rolls to a new manifest once its manifest passes this
+/// size.
+pub const MAX_MANIFEST_SIZE_BYTES: u64 = 4 * 1024 * 1024;
+/// Longest `CURRENT` file accepted (a manifest name and a newline).
+pub const MAX_CURRENT_SIZE_BYTES: usize = 64;
+/// Most names tried in the `lost/` folder for one file before open gives up.
+pub const MAX_LOST_NAME_ATTEMPTS: u32 = 1000;
+/// Most bytes a scan batch reserves for its keys up front; longer keys
+/// grow the buffer as usual.
+pub const MAX_KEYS_RESERVED_BYTES: usize = 64 * 1024;
 /// The smallest unit a disk writes atomically (a logical sector): a torn
 /// write leaves whole pieces of this size, aligned in the file, unwritten.
 pub const TORN_WRITE_SECTOR_BYTES: usize = 512;

@@ -27,28 +27,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{Bytes, BytesMut};
 use crossbeam_skiplist::SkipMap;
 
-use crate::key::{InternalKey, SeqNo, ValueKind};
+use crate::key::{InternalKey, SeqNo, Trailer, ValueKind};
 
 /// Bookkeeping bytes counted per entry on top of key and value (skiplist
 /// node, pointers, the `Bytes` handles).
 const ENTRY_OVERHEAD_BYTES: u64 = 80;
 
-/// What a memtable knows about one key at one snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    /// The newest visible version is this value.
-    Found(Bytes),
-    /// The newest visible version is a tombstone.
-    Deleted,
-    /// This memtable has no visible version; look further down.
-    Missing,
-    /// The newest visible version is a value with an expiry: the stored
-    /// value, `expiry_ms ++ value` (see `ttl.rs`).
-    Expiring(Bytes),
-    /// The newest visible version is a merge operand: the reader must fold
-    /// the key's older versions too (see `merge.rs`).
-    Merge,
-}
+// NOTE: `Lookup` lives in `crate::key` (tables return it too); re-exported
+// for the store and commit code that still imports it from here.
+pub(crate) use crate::key::Lookup;
 
 /// User keys up to this long are stored inside the skiplist node.
 const INLINE_KEY_BYTES: usize = 30;
@@ -113,12 +100,12 @@ impl MemKey {
     }
 
     fn seqno(&self) -> SeqNo {
-        self.trailer >> 8
+        Trailer::from_raw(self.trailer).seqno()
     }
 
     /// As [`InternalKey::kind`].
     fn kind(&self) -> ValueKind {
-        ValueKind::from_u8((self.trailer & 0xff) as u8).unwrap_or(ValueKind::Put)
+        Trailer::from_raw(self.trailer).known_kind()
     }
 
     fn to_internal(&self) -> InternalKey {

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::io::Fs;
 use crate::key::SeqNo;
-use crate::manifest::{MAX_MANIFEST_SIZE_BYTES, ManifestWriter, NUM_LEVELS, TableMeta, VersionEdit};
+use crate::limits::MAX_MANIFEST_SIZE_BYTES;
+use crate::manifest::{ManifestWriter, NUM_LEVELS, TableMeta, VersionEdit};
 use crate::{Error, Result};
 
 /// The tables of the tree at one moment.
@@ -210,8 +211,13 @@ impl VersionSet {
     /// leads to. On error nothing is installed and the caller must poison
     /// the store: a failed manifest sync is never retried.
     pub async fn log_and_apply(&mut self, mut edit: VersionEdit) -> Result<Arc<Version>> {
+        // NOTE: the edit was built by this store (a flush or a compaction),
+        // not read from disk: one that does not apply is a bug.
         let next = self.current.apply(&edit).map_err(|reason| {
-            Error::corruption(self.dir.join("MANIFEST"), 0, format!("bad edit: {reason}"))
+            debug_assert!(false, "own edit does not apply: {reason}");
+            Error::Internal {
+                what: format!("bad edit: {reason}"),
+            }
         })?;
         // NOTE: a table number reserved after this edit must stay above it.
         edit.next_file_number = Some(self.next_file_number.load(Ordering::Acquire));
@@ -229,7 +235,7 @@ impl VersionSet {
             snapshot.closed_at_seqno = edit.closed_at_seqno;
             snapshot.next_file_number = Some(self.next_file_number.load(Ordering::Acquire));
             self.manifest = ManifestWriter::create(&self.fs, &self.dir, number, &snapshot).await?;
-            let old_path = crate::manifest::manifest_path(&self.dir, old);
+            let old_path = crate::filename::manifest_path(&self.dir, old);
             if let Err(error) = self.fs.remove_file(&old_path).await {
                 tracing::warn!(%error, path = %old_path.display(), "could not remove an old manifest");
             }

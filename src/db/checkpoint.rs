@@ -34,12 +34,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::Shared;
+use crate::filename::{table_path, wal_number, wal_path};
 use crate::io::{Fs, OpenMode};
 use crate::key::SeqNo;
 use crate::manifest::{ManifestWriter, VersionEdit};
-use crate::sst::table_path;
 use crate::wal::reader::scan_segment;
-use crate::wal::{parse_segment_name, segment_path};
 use crate::{Db, Error, Result};
 
 /// Bytes read or written per I/O while copying a file.
@@ -165,12 +164,12 @@ async fn copy_wal(
         .map_err(|e| Error::io("list directory", dir, e))?;
     let mut segments: Vec<u64> = names
         .iter()
-        .filter_map(|name| parse_segment_name(name))
+        .filter_map(|name| wal_number(name))
         .filter(|&number| number >= log_number)
         .collect();
     segments.sort_unstable();
     for number in segments {
-        let from = segment_path(dir, number);
+        let from = wal_path(dir, number);
         let data = bytes::Bytes::from(read_prefix(fs, &from, None).await?);
         let scan = scan_segment(&data, number);
         let kept_end = scan
@@ -182,8 +181,10 @@ async fn copy_wal(
                 record.offset as usize + crate::wal::format::HEADER_SIZE_BYTES + record.payload.len()
             });
         let Some(end) = kept_end else { continue };
-        let prefix = data.get(..end).unwrap_or_default().to_vec();
-        write_synced(fs, &segment_path(target, number), prefix).await?;
+        let prefix = crate::coding::slice(&data, 0, end, "synced records")
+            .map_err(|e| Error::corruption(&from, e.offset as u64, e.to_string()))?
+            .to_vec();
+        write_synced(fs, &wal_path(target, number), prefix).await?;
     }
     Ok(())
 }

@@ -16,9 +16,10 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 
+use crate::filename::table_path;
 use crate::io::Fs;
 use crate::manifest::TableMeta;
-use crate::sst::{TableCache, table_path};
+use crate::sst::TableCache;
 
 /// Tables no longer in the current version, waiting for their last reader.
 #[derive(Debug, Default)]

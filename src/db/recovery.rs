@@ -79,26 +79,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::batch::decode_payload;
+use crate::filename::{
+    self, FileKind, LOST_DIR, manifest_number, manifest_path, table_number, table_path, wal_number, wal_path,
+};
 use crate::io::{Fs, OpenMode};
 use crate::key::SeqNo;
-use crate::limits::WAL_READ_CHUNK_BYTES;
-use crate::manifest::{
-    CURRENT_FILE, CURRENT_TEMP_FILE, TableMeta, VersionEdit, manifest_path, parse_manifest_name,
-    read_current, read_manifest_edits,
-};
+use crate::limits::{MAX_LOST_NAME_ATTEMPTS, WAL_READ_CHUNK_BYTES};
+use crate::manifest::{TableMeta, VersionEdit, read_current, read_manifest_edits};
 use crate::memtable::Memtable;
-use crate::sst::{ReadStats, Table, TableOptions, parse_table_name, table_path};
+use crate::sst::{ReadStats, Table, TableOptions};
 use crate::version::{ReplayedManifest, VersionSet};
 use crate::wal::reader::{SegmentEnd, looks_torn, next_valid_record, scan_segment};
-use crate::wal::{parse_segment_name, segment_path};
 use crate::{Error, Result};
-
-/// The folder inside a store where open keeps tables (and a manifest) it
-/// could not prove to be garbage.
-pub(crate) const LOST_DIR: &str = "lost";
-
-/// Most names tried in `lost/` for one file before giving up.
-const MAX_LOST_NAME_ATTEMPTS: u32 = 1000;
 
 /// A recovered store, ready to run.
 pub(crate) struct Opened {
@@ -250,10 +242,10 @@ async fn recover_manifest(fs: &Arc<dyn Fs>, dir: &Path) -> Result<(ReplayedManif
     let names = list(fs, dir).await?;
     if let Some(name) = names
         .iter()
-        .find(|n| parse_segment_name(n).is_some() || parse_table_name(n).is_some())
+        .find(|n| matches!(filename::parse(n), Some(FileKind::Wal(_) | FileKind::Table(_))))
     {
         return Err(Error::corruption(
-            dir.join(CURRENT_FILE),
+            FileKind::Current.path(dir),
             0,
             format!("CURRENT is missing, but the directory holds a store's files ({name})"),
         ));
@@ -261,10 +253,12 @@ async fn recover_manifest(fs: &Arc<dyn Fs>, dir: &Path) -> Result<(ReplayedManif
     // NOTE: with no CURRENT, no WAL and no table, nothing was ever
     // acknowledged; a manifest left by a crash while the store was being
     // created is removed.
-    for name in names
-        .iter()
-        .filter(|n| parse_manifest_name(n).is_some() || *n == CURRENT_TEMP_FILE)
-    {
+    for name in names.iter().filter(|n| {
+        matches!(
+            filename::parse(n),
+            Some(FileKind::Manifest(_) | FileKind::CurrentTemp)
+        )
+    }) {
         let path = dir.join(name);
         fs.remove_file(&path)
             .await
@@ -312,7 +306,7 @@ async fn check_tables_exist(
     let present: HashSet<u64> = list(fs, dir)
         .await?
         .iter()
-        .filter_map(|n| parse_table_name(n))
+        .filter_map(|n| table_number(n))
         .collect();
     match replayed.version.tables().find(|t| !present.contains(&t.number)) {
         Some(table) => Err(Error::corruption(
@@ -337,22 +331,14 @@ async fn highest_file_number(fs: &Arc<dyn Fs>, dir: &Path) -> Result<u64> {
             list(fs, &lost)
                 .await?
                 .into_iter()
-                .map(|n| lost_base_name(&n).to_owned()),
+                .map(|n| filename::lost_original(&n).to_owned()),
         );
     }
     Ok(names
         .iter()
-        .filter_map(|n| parse_table_name(n).or_else(|| parse_manifest_name(n)))
+        .filter_map(|n| table_number(n).or_else(|| manifest_number(n)))
         .max()
         .unwrap_or(0))
-}
-
-/// The original name of a file in `lost/` (`000012.sst` for `000012.sst.3`).
-fn lost_base_name(name: &str) -> &str {
-    match name.rsplit_once('.') {
-        Some((base, suffix)) if !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()) => base,
-        _ => name,
-    }
 }
 
 /// Reads a whole file through the I/O layer, in bounded reads.
@@ -417,16 +403,16 @@ fn seqno_gap(
         // NOTE: the numbers skip, and the log does not continue: the records
         // that are missing were in the segment that is missing.
         return Error::corruption(
-            segment_path(dir, first_possible),
+            wal_path(dir, first_possible),
             0,
             format!(
                 "WAL segment is missing: seqnos from {expected} are absent and {} starts at seqno {found}",
-                segment_path(dir, number).display()
+                wal_path(dir, number).display()
             ),
         );
     }
     Error::corruption(
-        segment_path(dir, number),
+        wal_path(dir, number),
         offset,
         format!("seqno {found} where {expected} was expected"),
     )
@@ -443,7 +429,7 @@ pub(crate) async fn replay_wal(
     let mut segments: Vec<u64> = list(fs, dir)
         .await?
         .iter()
-        .filter_map(|n| parse_segment_name(n))
+        .filter_map(|n| wal_number(n))
         .collect();
     segments.sort_unstable();
     let max_segment = segments
@@ -467,7 +453,7 @@ pub(crate) async fn replay_wal(
     let mut previous: Option<u64> = None;
     let mut last_path: Option<(PathBuf, u64)> = None;
     for number in segments {
-        let path = segment_path(dir, number);
+        let path = wal_path(dir, number);
         let data = read_whole(fs, &path).await?;
         let scan = scan_segment(&data, number);
         if let Some(first) = scan.records.first() {
@@ -548,7 +534,7 @@ pub(crate) async fn replay_wal(
     if let Some(closed_at) = bounds.closed_at_seqno
         && expected <= closed_at
     {
-        let (path, offset) = last_path.unwrap_or_else(|| (segment_path(dir, bounds.log_number), 0));
+        let (path, offset) = last_path.unwrap_or_else(|| (wal_path(dir, bounds.log_number), 0));
         return Err(Error::corruption(
             path,
             offset,
@@ -591,7 +577,7 @@ async fn classify_orphans(
     let referenced: HashSet<u64> = replayed.version.tables().map(|t| t.number).collect();
     let torn_tail = live.and_then(|m| m.torn_tail);
     let mut orphans = Orphans::default();
-    for number in list(fs, dir).await?.iter().filter_map(|n| parse_table_name(n)) {
+    for number in list(fs, dir).await?.iter().filter_map(|n| table_number(n)) {
         if referenced.contains(&number) {
             continue;
         }
@@ -621,7 +607,7 @@ async fn classify_orphans(
             orphans.remove.push(number);
             continue;
         }
-        let manifest = live.map_or_else(|| dir.join(CURRENT_FILE), |m| manifest_path(dir, m.number));
+        let manifest = live.map_or_else(|| FileKind::Current.path(dir), |m| manifest_path(dir, m.number));
         return Err(Error::corruption(
             manifest,
             torn_tail.unwrap_or(0),
@@ -649,13 +635,7 @@ async fn move_to_lost(fs: &Arc<dyn Fs>, dir: &Path, name: &str) -> Result<PathBu
         .map_err(|e| Error::io("create lost folder", &lost, e))?;
     let taken: HashSet<String> = list(fs, &lost).await?.into_iter().collect();
     let target = (0..MAX_LOST_NAME_ATTEMPTS)
-        .map(|i| {
-            if i == 0 {
-                name.to_owned()
-            } else {
-                format!("{name}.{i}")
-            }
-        })
+        .map(|attempt| filename::lost_name(name, attempt))
         .find(|candidate| !taken.contains(candidate))
         .ok_or_else(|| Error::corruption(&lost, 0, format!("no free name for {name} in the lost folder")))?;
     let (from, to) = (dir.join(name), lost.join(target));
@@ -684,24 +664,20 @@ async fn sweep(
 ) -> Result<()> {
     let mut doomed: Vec<PathBuf> = orphans.remove.iter().map(|&n| table_path(dir, n)).collect();
     for &number in &orphans.keep_aside {
-        move_to_lost(fs, dir, &table_file_name(dir, number)).await?;
+        move_to_lost(fs, dir, &FileKind::Table(number).name()).await?;
     }
     for name in list(fs, dir).await? {
-        if let Some(number) = parse_segment_name(&name) {
-            if number < versions.log_number {
-                doomed.push(dir.join(&name));
+        match filename::parse(&name) {
+            Some(FileKind::Wal(number)) if number < versions.log_number => doomed.push(dir.join(&name)),
+            Some(FileKind::Manifest(number)) if number != versions.manifest_number() => {
+                if live.is_some_and(|m| m.number == number && m.torn_tail.is_some()) {
+                    move_to_lost(fs, dir, &name).await?;
+                } else {
+                    doomed.push(dir.join(&name));
+                }
             }
-        } else if let Some(number) = parse_manifest_name(&name) {
-            if number == versions.manifest_number() {
-                continue;
-            }
-            if live.is_some_and(|m| m.number == number && m.torn_tail.is_some()) {
-                move_to_lost(fs, dir, &name).await?;
-            } else {
-                doomed.push(dir.join(&name));
-            }
-        } else if name == CURRENT_TEMP_FILE {
-            doomed.push(dir.join(&name));
+            Some(FileKind::CurrentTemp) => doomed.push(dir.join(&name)),
+            _ => {}
         }
     }
     for path in &doomed {
@@ -715,25 +691,4 @@ async fn sweep(
             .map_err(|e| Error::io("sync directory", dir, e))?;
     }
     Ok(())
-}
-
-/// The file name of table `number` (`000012.sst`).
-fn table_file_name(dir: &Path, number: u64) -> String {
-    table_path(dir, number)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lost_names_map_back_to_their_file() {
-        assert_eq!(lost_base_name("000012.sst"), "000012.sst");
-        assert_eq!(lost_base_name("000012.sst.3"), "000012.sst");
-        assert_eq!(lost_base_name("MANIFEST-000004"), "MANIFEST-000004");
-        assert_eq!(lost_base_name("MANIFEST-000004.1"), "MANIFEST-000004");
-    }
 }

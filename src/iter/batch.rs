@@ -16,9 +16,7 @@
 
 use bytes::Bytes;
 
-/// Most bytes a batch reserves for its keys up front; longer keys grow the
-/// buffer as usual.
-const MAX_KEYS_RESERVED_BYTES: usize = 64 * 1024;
+use crate::limits::MAX_KEYS_RESERVED_BYTES;
 
 /// Entries appended by [`super::DbIter::next_batch`].
 #[derive(Debug, Default)]

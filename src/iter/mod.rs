@@ -29,7 +29,7 @@ use std::cmp::Ordering;
 use bytes::Bytes;
 
 use crate::error::Result;
-use crate::key::{InternalKey, SeqNo, ValueKind};
+use crate::key::{InternalKey, SeqNo, Trailer, ValueKind};
 use crate::sst::TableIter;
 
 mod batch;
@@ -292,12 +292,12 @@ pub(crate) fn compare_to(user_key: &[u8], trailer: u64, key: &InternalKey) -> Or
 /// The seqno of a trailer.
 #[inline]
 pub(crate) fn trailer_seqno(trailer: u64) -> SeqNo {
-    trailer >> 8
+    Trailer::from_raw(trailer).seqno()
 }
 
-/// The kind of a trailer; an unknown kind byte (never stored: readers
-/// reject it) reads as `Put`, like `InternalKey::kind`.
+/// The kind of a trailer in memory (see [`Trailer::known_kind`]: readers
+/// reject an unknown kind before it gets here).
 #[inline]
 pub(crate) fn trailer_kind(trailer: u64) -> ValueKind {
-    ValueKind::from_u8((trailer & 0xff) as u8).unwrap_or(ValueKind::Put)
+    Trailer::from_raw(trailer).known_kind()
 }

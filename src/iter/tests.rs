@@ -12,12 +12,13 @@ use bytes::Bytes;
 use futures::executor::block_on;
 
 use super::*;
+use crate::filename::table_path;
 use crate::io::sim::SimFs;
 use crate::io::{Fs, OpenMode};
-use crate::key::MAX_SEQNO;
+use crate::key::{MAX_SEQNO, Trailer, ValueKind};
 use crate::manifest::TableMeta;
 use crate::memtable::Memtable;
-use crate::sst::{ReadStats, TableBuilder, TableCache, TableOptions, table_path};
+use crate::sst::{ReadStats, TableBuilder, TableCache, TableOptions};
 use crate::test_rng::Rng;
 
 /// Every entry written, in internal-key order.
@@ -283,7 +284,15 @@ fn merging_iterator_yields_every_entry_and_lands_every_seek() {
             let user_key = Bytes::from(format!("k{:03}", rng.below(62)));
             let target = InternalKey {
                 user_key,
-                trailer: (rng.below(450) << 8) | rng.below(2),
+                trailer: Trailer::new(
+                    rng.below(450),
+                    if rng.below(2) == 0 {
+                        ValueKind::Delete
+                    } else {
+                        ValueKind::Put
+                    },
+                )
+                .raw(),
             };
             forward.seek(&target).await.unwrap();
             let expected = model.range(&target..).next().map(|(key, _)| key.clone());

@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::coding::{get_u64_le, get_varint32, get_varint64, put_varint32, put_varint64};
-use crate::key::{InternalKey, SeqNo};
+use crate::coding::{self, get_u64_le, get_varint32, get_varint64, put_varint32, put_varint64};
+use crate::key::{InternalKey, SeqNo, TRAILER_SIZE_BYTES, Trailer};
 use crate::limits::MAX_KEY_SIZE_BYTES;
 
 /// Number of levels in the tree.
@@ -177,18 +177,18 @@ impl Reader<'_> {
         self.pos >= self.src.len()
     }
 
-    fn rest(&self) -> &[u8] {
-        self.src.get(self.pos..).unwrap_or_default()
+    fn rest(&self) -> Result<&[u8], String> {
+        Ok(coding::rest(self.src, self.pos, "edit field")?)
     }
 
     fn varint32(&mut self, what: &str) -> Result<u32, String> {
-        let (value, used) = get_varint32(self.rest()).ok_or_else(|| format!("bad {what}"))?;
+        let (value, used) = get_varint32(self.rest()?).ok_or_else(|| format!("bad {what}"))?;
         self.pos += used;
         Ok(value)
     }
 
     fn varint64(&mut self, what: &str) -> Result<u64, String> {
-        let (value, used) = get_varint64(self.rest()).ok_or_else(|| format!("bad {what}"))?;
+        let (value, used) = get_varint64(self.rest()?).ok_or_else(|| format!("bad {what}"))?;
         self.pos += used;
         Ok(value)
     }
@@ -203,12 +203,16 @@ impl Reader<'_> {
 
     fn key(&mut self) -> Result<InternalKey, String> {
         let len = self.varint32("key length")? as usize;
-        if !(8..=MAX_KEY_SIZE_BYTES + 8).contains(&len) {
+        if !(TRAILER_SIZE_BYTES..=MAX_KEY_SIZE_BYTES + TRAILER_SIZE_BYTES).contains(&len) {
             return Err(format!("key length {len} out of range"));
         }
-        let bytes = self.rest().get(..len).ok_or("key runs past the edit")?;
-        let user_key = Bytes::copy_from_slice(bytes.get(..len - 8).unwrap_or_default());
-        let trailer = get_u64_le(bytes, len - 8).ok_or("key trailer missing")?;
+        let bytes = coding::slice(self.src, self.pos, len, "key").map_err(|_| "key runs past the edit")?;
+        let user_len = len - TRAILER_SIZE_BYTES;
+        let user_key = Bytes::copy_from_slice(coding::slice(bytes, 0, user_len, "user key")?);
+        let trailer = get_u64_le(bytes, user_len).ok_or("key trailer missing")?;
+        Trailer::from_raw(trailer)
+            .kind()
+            .map_err(|unknown| format!("key holds an {unknown}"))?;
         self.pos += len;
         Ok(InternalKey { user_key, trailer })
     }

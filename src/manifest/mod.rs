@@ -12,7 +12,7 @@
 //! A store opens its manifest, replays it, and immediately rolls to a new
 //! manifest holding one snapshot edit, so a manifest never grows without
 //! bound across reopens; a running store rolls once its manifest passes
-//! [`MAX_MANIFEST_SIZE_BYTES`]. Open first raises the next file number
+//! [`MAX_MANIFEST_SIZE_BYTES`](crate::limits::MAX_MANIFEST_SIZE_BYTES). Open first raises the next file number
 //! above every manifest present, so a manifest left by an interrupted open
 //! or roll never blocks the creation of the next one. A clean close
 //! appends one last edit, `closed_at_seqno` (see `edit`).
@@ -32,36 +32,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::filename::{self, FileKind, manifest_path};
 use crate::io::{File, Fs, OpenMode};
-use crate::limits::TORN_WRITE_SECTOR_BYTES;
+use crate::limits::{MAX_CURRENT_SIZE_BYTES, TORN_WRITE_SECTOR_BYTES};
 use crate::wal::format::RecordHeader;
 use crate::wal::reader::{SegmentEnd, next_valid_record, scan_records};
 use crate::{Error, Result};
 pub use edit::{NUM_LEVELS, TableMeta, VersionEdit};
-
-/// Name of the file naming the live manifest.
-pub const CURRENT_FILE: &str = "CURRENT";
-/// Temporary name `CURRENT` is written under before the rename.
-pub const CURRENT_TEMP_FILE: &str = "CURRENT.dbtmp";
-/// A running store rolls to a new manifest past this size.
-pub const MAX_MANIFEST_SIZE_BYTES: u64 = 4 * 1024 * 1024;
-/// Longest `CURRENT` file accepted.
-const MAX_CURRENT_SIZE_BYTES: usize = 64;
-const MANIFEST_PREFIX: &str = "MANIFEST-";
-
-/// The path of manifest `number`.
-pub fn manifest_path(dir: &Path, number: u64) -> PathBuf {
-    dir.join(format!("{MANIFEST_PREFIX}{number:06}"))
-}
-
-/// The number a manifest file name stands for.
-pub fn parse_manifest_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix(MANIFEST_PREFIX)?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
 
 /// Reads a whole file of at most `max_size_bytes` (a larger one is
 /// corruption, refused before anything is allocated).
@@ -95,24 +72,18 @@ async fn read_all(fs: &Arc<dyn Fs>, path: &Path, what: &'static str, max_size_by
 
 /// The live manifest's number, from `CURRENT`; `None` if there is no `CURRENT`.
 pub async fn read_current(fs: &Arc<dyn Fs>, dir: &Path) -> Result<Option<u64>> {
-    let path = dir.join(CURRENT_FILE);
+    let path = FileKind::Current.path(dir);
     let names = fs
         .list_dir(dir)
         .await
         .map_err(|e| Error::io("list directory", dir, e))?;
-    if !names.iter().any(|n| n == CURRENT_FILE) {
+    if !names.iter().any(|n| n == filename::CURRENT) {
         return Ok(None);
     }
+    // NOTE: `read_all` refuses a file over the limit, so the contents
+    // parsed here are bounded.
     let bytes = read_all(fs, &path, "read CURRENT", MAX_CURRENT_SIZE_BYTES as u64).await?;
-    let text = std::str::from_utf8(
-        bytes
-            .get(..MAX_CURRENT_SIZE_BYTES.min(bytes.len()))
-            .unwrap_or_default(),
-    )
-    .ok()
-    .and_then(|t| t.strip_suffix('\n'))
-    .filter(|_| bytes.len() <= MAX_CURRENT_SIZE_BYTES);
-    match text.and_then(parse_manifest_name) {
+    match filename::parse_current_contents(&bytes) {
         Some(number) => Ok(Some(number)),
         None => Err(Error::corruption(path, 0, "CURRENT does not name a manifest")),
     }
@@ -237,12 +208,12 @@ impl ManifestWriter {
             next_edit: 0,
         };
         writer.append(snapshot).await?;
-        let temp = dir.join(CURRENT_TEMP_FILE);
+        let temp = FileKind::CurrentTemp.path(dir);
         let current = fs
             .open(&temp, OpenMode::CreateReadWrite)
             .await
             .map_err(|e| Error::io("create CURRENT", &temp, e))?;
-        let name = format!("{MANIFEST_PREFIX}{number:06}\n").into_bytes();
+        let name = filename::current_contents(number);
         current
             .write_all_at(name, 0)
             .await
@@ -252,7 +223,7 @@ impl ManifestWriter {
             .await
             .map_err(|e| Error::io("sync CURRENT", &temp, e))?;
         drop(current);
-        let target = dir.join(CURRENT_FILE);
+        let target = FileKind::Current.path(dir);
         fs.rename(&temp, &target)
             .await
             .map_err(|e| Error::io("rename CURRENT", &target, e))?;

@@ -22,10 +22,8 @@ use std::cmp::Ordering;
 use bytes::Bytes;
 
 use crate::coding::get_u64_le;
-use crate::key::{InternalKey, MAX_SEQNO, SeqNo, ValueKind};
-
-/// Bytes of the trailer (`seqno << 8 | kind`) at the end of an encoded key.
-pub const TRAILER_SIZE_BYTES: usize = 8;
+pub use crate::key::TRAILER_SIZE_BYTES;
+use crate::key::{InternalKey, SeqNo, Trailer};
 
 /// Appends `key` in its encoded form to `dst`.
 pub fn encode_into(key: &InternalKey, dst: &mut Vec<u8>) {
@@ -45,8 +43,7 @@ pub fn encode(key: &InternalKey) -> Vec<u8> {
 pub fn encode_seek_key(user_key: &[u8], snapshot: SeqNo) -> Vec<u8> {
     let mut dst = Vec::with_capacity(user_key.len() + TRAILER_SIZE_BYTES);
     dst.extend_from_slice(user_key);
-    let trailer = (snapshot.min(MAX_SEQNO) << 8) | 0xff;
-    dst.extend_from_slice(&trailer.to_le_bytes());
+    dst.extend_from_slice(&Trailer::seek(snapshot).raw().to_le_bytes());
     dst
 }
 
@@ -68,7 +65,7 @@ pub fn user_key(encoded: &[u8]) -> &[u8] {
 /// Decodes an encoded key whose kind byte is valid.
 pub fn decode(encoded: &[u8]) -> Option<InternalKey> {
     let (user_key, trailer) = split(encoded)?;
-    ValueKind::from_u8((trailer & 0xff) as u8)?;
+    Trailer::from_raw(trailer).kind().ok()?;
     Some(InternalKey {
         user_key: Bytes::copy_from_slice(user_key),
         trailer,
@@ -85,7 +82,7 @@ pub fn is_valid(encoded: &[u8]) -> bool {
 #[inline]
 pub fn valid_trailer(encoded: &[u8]) -> Option<u64> {
     let (_, trailer) = split(encoded)?;
-    ValueKind::from_u8((trailer & 0xff) as u8).map(|_| trailer)
+    Trailer::from_raw(trailer).kind().ok().map(|_| trailer)
 }
 
 /// Internal-key order of two encoded keys: user key ascending, then
@@ -108,6 +105,7 @@ pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key::{MAX_SEQNO, ValueKind};
 
     fn key(user_key: &'static [u8], seqno: SeqNo, kind: ValueKind) -> InternalKey {
         InternalKey::new(Bytes::from_static(user_key), seqno, kind)

@@ -16,40 +16,16 @@
 //! - A table is cached under the file number it was opened with, at
 //!   `table_path(dir, file_number)`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result};
+use crate::filename::table_path;
 use crate::io::{Fs, OpenMode};
 use crate::sst::cache::BlockCache;
 use crate::sst::lru::Lru;
 use crate::sst::stats::ReadStats;
 use crate::sst::table::reader::Table;
-
-/// File name suffix of tables.
-const TABLE_SUFFIX: &str = ".sst";
-
-/// The path of table `number` in `dir`: `dir/000042.sst`.
-///
-/// ```
-/// use std::path::Path;
-/// use ringdb::sst::{parse_table_name, table_path};
-///
-/// assert_eq!(table_path(Path::new("/db"), 42), Path::new("/db/000042.sst"));
-/// assert_eq!(parse_table_name("000042.sst"), Some(42));
-/// ```
-pub fn table_path(dir: &Path, number: u64) -> PathBuf {
-    dir.join(format!("{number:06}{TABLE_SUFFIX}"))
-}
-
-/// The table number a file name stands for, if it names a table.
-pub fn parse_table_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(TABLE_SUFFIX)?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
 
 /// Open tables, least recently used evicted first.
 #[derive(Debug)]
@@ -152,13 +128,14 @@ impl TableCache {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use bytes::Bytes;
     use futures::executor::block_on;
 
     use super::*;
     use crate::io::sim::SimFs;
-    use crate::key::{InternalKey, MAX_SEQNO, ValueKind};
-    use crate::memtable::Lookup;
+    use crate::key::{InternalKey, Lookup, MAX_SEQNO, ValueKind};
     use crate::sst::{TableBuilder, TableOptions};
 
     /// Writes table `number` holding one key, `t{number}`, in `/db`.
@@ -169,17 +146,6 @@ mod tests {
         let key = InternalKey::new(Bytes::from(format!("t{number}")), number, ValueKind::Put);
         builder.add(&key, b"v").await.unwrap();
         builder.finish().await.unwrap().file_size_bytes
-    }
-
-    #[test]
-    fn names_round_trip() {
-        let path = table_path(Path::new("/db"), 42);
-        assert_eq!(path, Path::new("/db/000042.sst"));
-        assert_eq!(parse_table_name("000042.sst"), Some(42));
-        assert_eq!(parse_table_name("1234567.sst"), Some(1_234_567));
-        assert_eq!(parse_table_name("x.sst"), None);
-        assert_eq!(parse_table_name(".sst"), None);
-        assert_eq!(parse_table_name("000042.wal"), None);
     }
 
     #[test]

@@ -19,9 +19,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::filename::wal_path;
 use crate::io::{File, Fs, OpenMode};
 use crate::limits::{DIRECT_IO_ALIGN_BYTES, PREALLOCATE_CHUNK_BYTES, WAL_PREFILL_WINDOW_BYTES};
-use crate::wal::segment_path;
 use crate::{Error, Result};
 
 /// The segment the WAL task appends to.
@@ -90,7 +90,7 @@ impl OpenSegment {
         direct: bool,
         stop: &AtomicBool,
     ) -> Result<Self> {
-        let path = segment_path(dir, number);
+        let path = wal_path(dir, number);
         let file = fs
             .open(&path, OpenMode::CreateNew)
             .await

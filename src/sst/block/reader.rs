@@ -34,7 +34,8 @@ use std::cmp::Ordering;
 
 use bytes::Bytes;
 
-use crate::coding::{get_u32_le, get_varint32};
+use crate::coding::{get_u32_le, get_varint32, range};
+use crate::key::{Trailer, ValueKind};
 use crate::sst::{MAX_ENCODED_KEY_SIZE_BYTES, encoded_key};
 
 /// Bytes of one restart offset or of the restart count.
@@ -179,7 +180,7 @@ impl Block {
     #[inline(always)]
     fn entry_header(&self, offset: usize) -> Result<EntryHeader, String> {
         let limit = self.restarts_offset;
-        let entries = self.data.get(offset..limit).unwrap_or_default();
+        let entries = range(&self.data, offset, limit, "block entry")?;
         // NOTE: keys and values under 128 bytes have three one-byte
         // varints; decoding them together is the common case of a scan
         // (LevelDB's `DecodeEntry` has the same fast path).
@@ -220,16 +221,13 @@ impl Block {
                 ),
             ));
         }
-        let suffix = self
-            .data
-            .get(header.key_start..header.key_end)
-            .unwrap_or_default();
+        let suffix = range(&self.data, header.key_start, header.key_end, "entry key")?;
         key.truncate(header.shared);
         key.extend_from_slice(suffix);
         let Some(trailer) = encoded_key::valid_trailer(key) else {
             return Err(entry_error(offset, "has no valid internal key"));
         };
-        if trailer & 0xff == crate::key::ValueKind::PutWithExpiry as u64
+        if Trailer::from_raw(trailer).known_kind() == ValueKind::PutWithExpiry
             && header.value_end - header.key_end < self.min_expiring_value_bytes
         {
             return Err(entry_error(
@@ -255,10 +253,7 @@ impl Block {
                 header.shared
             ));
         }
-        let key = self
-            .data
-            .get(header.key_start..header.key_end)
-            .unwrap_or_default();
+        let key = range(&self.data, header.key_start, header.key_end, "restart key")?;
         if !encoded_key::is_valid(key) {
             return Err(format!(
                 "restart entry at block byte {offset} has no valid internal key"
@@ -592,7 +587,7 @@ impl BlockIter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::{InternalKey, ValueKind};
+    use crate::key::InternalKey;
     use crate::sst::block::BlockBuilder;
     use crate::sst::{DATA_RESTART_INTERVAL, encoded_key::encode};
 

@@ -23,9 +23,8 @@
 
 use bytes::Bytes;
 
-use crate::coding::{get_u32_le, get_varint32, put_varint32};
+use crate::coding::{get_u32_le, get_varint32, mask_crc, put_varint32, rest, unmask_crc};
 use crate::sst::BLOCK_TRAILER_SIZE_BYTES;
-use crate::wal::format::{mask_crc, unmask_crc};
 
 /// How blocks are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -160,7 +159,7 @@ fn decompress_lz4(payload: &[u8], max_size_bytes: usize) -> Result<Vec<u8>, Stri
             "lz4 block claims {len} uncompressed bytes, more than {max_size_bytes}"
         ));
     }
-    let body = payload.get(used..).unwrap_or_default();
+    let body = rest(payload, used, "lz4 block body")?;
     // NOTE: an lz4 block expands at most LZ4_MAX_EXPANSION times, so a
     // claim beyond that is refused before the claimed length is allocated:
     // a few bytes must not cost a block-sized buffer.

@@ -22,10 +22,9 @@
 //! - A decoded footer has the right magic, a matching crc and version
 //!   [`FORMAT_VERSION`]; the caller checks the handles against the file.
 
-use crate::coding::{get_u32_le, get_u64_le};
+use crate::coding::{get_u32_le, get_u64_le, mask_crc, unmask_crc};
 use crate::sst::format::handle::BlockHandle;
 use crate::sst::{FOOTER_SIZE_BYTES, FORMAT_VERSION, FORMAT_VERSION_1, TABLE_MAGIC};
-use crate::wal::format::{mask_crc, unmask_crc};
 
 /// Offset of the crc field; the crc covers every byte before it.
 const CRC_OFFSET: usize = 52;

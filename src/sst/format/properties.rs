@@ -26,8 +26,8 @@
 //!   encoded internal keys of at most `MAX_ENCODED_KEY_SIZE_BYTES`, and
 //!   `smallest_key <= largest_key`.
 
-use crate::coding::{get_u32_le, get_u64_le, get_varint32, put_varint32};
-use crate::key::{InternalKey, SeqNo, ValueKind};
+use crate::coding::{get_u32_le, get_u64_le, get_varint32, put_varint32, rest, slice};
+use crate::key::{InternalKey, SeqNo};
 use crate::sst::block::trailer::Compression;
 use crate::sst::{MAX_ENCODED_KEY_SIZE_BYTES, encoded_key};
 
@@ -165,8 +165,8 @@ impl TableProperties {
 
 /// Decodes one length-prefixed encoded key at `*pos`, advancing it.
 fn decode_key(bytes: &[u8], pos: &mut usize, which: &str) -> Result<InternalKey, String> {
-    let rest = bytes.get(*pos..).unwrap_or_default();
-    let (len, used) = get_varint32(rest).ok_or_else(|| format!("bad {which} key length at byte {pos}"))?;
+    let (len, used) = get_varint32(rest(bytes, *pos, "properties key")?)
+        .ok_or_else(|| format!("bad {which} key length at byte {pos}"))?;
     let len = len as usize;
     if len > MAX_ENCODED_KEY_SIZE_BYTES {
         return Err(format!(
@@ -174,11 +174,9 @@ fn decode_key(bytes: &[u8], pos: &mut usize, which: &str) -> Result<InternalKey,
         ));
     }
     let start = *pos + used;
-    let key_bytes = bytes
-        .get(start..start + len)
-        .ok_or_else(|| format!("{which} key of {len} bytes runs past the properties"))?;
+    let key_bytes = slice(bytes, start, len, "properties key")
+        .map_err(|_| format!("{which} key of {len} bytes runs past the properties"))?;
     let key = encoded_key::decode(key_bytes).ok_or_else(|| format!("{which} key is not an internal key"))?;
-    debug_assert!(ValueKind::from_u8((key.trailer & 0xff) as u8).is_some());
     *pos = start + len;
     Ok(key)
 }
@@ -188,6 +186,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::key::ValueKind;
     use crate::sst::FORMAT_VERSION;
 
     fn properties() -> TableProperties {

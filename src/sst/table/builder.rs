@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::io::File;
-use crate::key::{InternalKey, SeqNo, ValueKind};
+use crate::key::{InternalKey, SeqNo, Trailer, ValueKind};
 use crate::limits::MAX_KEY_SIZE_BYTES;
 use crate::sst::block::BlockBuilder;
 pub use crate::sst::block::trailer::Compression;
@@ -189,8 +189,9 @@ impl TableBuilder {
             "key of {} bytes exceeds MAX_KEY_SIZE_BYTES",
             key.user_key.len()
         );
-        let kind = ValueKind::from_u8((key.trailer & 0xff) as u8)
-            .unwrap_or_else(|| panic!("key kind byte {:#x} is not a ValueKind", key.trailer & 0xff));
+        let kind = Trailer::from_raw(key.trailer)
+            .kind()
+            .unwrap_or_else(|unknown| panic!("key holds an {unknown}"));
         assert!(
             value.len() <= crate::batch::max_stored_value_bytes(kind),
             "value of {} bytes exceeds MAX_VALUE_SIZE_BYTES",

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::Result;
-use crate::key::{InternalKey, SeqNo, ValueKind};
+use crate::key::{InternalKey, SeqNo, Trailer, ValueKind};
 use crate::sst::block::BlockIter;
 use crate::sst::encoded_key;
 use crate::sst::format::handle::BlockHandle;
@@ -92,13 +92,13 @@ impl TableIter {
 
     /// The current key's seqno; 0 when invalid.
     pub fn seqno(&self) -> SeqNo {
-        self.trailer() >> 8
+        Trailer::from_raw(self.trailer()).seqno()
     }
 
-    /// The current key's kind. REQUIRES: `valid()` (an invalid iterator
-    /// reports `Delete`).
+    /// The current key's kind. REQUIRES: `valid()` (an invalid iterator's
+    /// trailer 0 reads as `Delete`).
     pub fn kind(&self) -> ValueKind {
-        ValueKind::from_u8((self.trailer() & 0xff) as u8).unwrap_or(ValueKind::Delete)
+        Trailer::from_raw(self.trailer()).known_kind()
     }
 
     /// The current key as an `InternalKey` (copies the user key).

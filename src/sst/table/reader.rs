@@ -26,8 +26,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::io::File;
-use crate::key::{SeqNo, ValueKind};
-use crate::memtable::Lookup;
+use crate::key::{Lookup, SeqNo, Trailer, ValueKind};
 use crate::sst::block::trailer::decode_block;
 use crate::sst::block::{Block, BlockIter};
 use crate::sst::bloom::BloomFilter;
@@ -228,13 +227,14 @@ impl Table {
         if found_user_key != user_key {
             return Ok(Lookup::Missing);
         }
-        debug_assert!(trailer >> 8 <= snapshot);
-        Ok(match ValueKind::from_u8((trailer & 0xff) as u8) {
-            Some(ValueKind::Put) => Lookup::Found(entries.value()),
-            Some(ValueKind::Delete) => Lookup::Deleted,
-            Some(ValueKind::PutWithExpiry) => Lookup::Expiring(entries.value()),
-            Some(ValueKind::Merge) => Lookup::Merge,
-            None => unreachable!("block iterators yield only valid kinds"),
+        let trailer = Trailer::from_raw(trailer);
+        debug_assert!(trailer.seqno() <= snapshot);
+        // NOTE: the block decoder checked the kind (`encoded_key::valid_trailer`).
+        Ok(match trailer.known_kind() {
+            ValueKind::Put => Lookup::Found(entries.value()),
+            ValueKind::Delete => Lookup::Deleted,
+            ValueKind::PutWithExpiry => Lookup::Expiring(entries.value()),
+            ValueKind::Merge => Lookup::Merge,
         })
     }
 
