@@ -251,20 +251,6 @@ impl Memtable {
         key.len() as u64 + value.len() as u64 + ENTRY_OVERHEAD_BYTES
     }
 
-    /// Accounts for entries that [`Memtable::insert_once`] adds later.
-    pub fn account(&self, size_bytes: u64) {
-        self.size_bytes.fetch_add(size_bytes, Ordering::Relaxed);
-    }
-
-    /// Adds one version of a key unless it is there already, without size
-    /// accounting (see [`Memtable::account`]): two threads may insert the
-    /// same entry, and readers see one of the identical copies.
-    pub fn insert_once(&self, key: Bytes, seqno: SeqNo, kind: ValueKind, value: Bytes) {
-        let (key, value) = self.own(key, value);
-        self.map
-            .get_or_insert(MemKey::new(&InternalKey::new(key, seqno, kind)), value);
-    }
-
     /// The newest version of `key` with a seqno at most `snapshot`.
     /// Takes the key as `Bytes` so the seek key shares it instead of copying.
     pub fn get(&self, key: &Bytes, snapshot: SeqNo) -> Lookup {

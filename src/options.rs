@@ -62,11 +62,12 @@ pub struct Options {
     /// fdatasync after overwriting it need not journal a size change).
     /// Default: 64 MiB. Minimum: 4 KiB.
     pub wal_segment_size_bytes: u64,
-    /// Durable writers one WAL sync must cover for the WAL to switch from
-    /// one `O_DSYNC` write per group (lowest latency) to pipelining (writes
-    /// overlap the running sync, then one fdatasync covers them: larger
-    /// groups, more throughput when many writers wait; see
-    /// `docs/decisions/0006-wal-pipelining.md`). Default: 32.
+    /// Durable writers from which the WAL treats a group as large: it never
+    /// holds a durable write for more writers once the last one covered
+    /// this many, and from half as many it writes through the page cache
+    /// (`O_DSYNC`) rather than `O_DIRECT`. (The name is from when large
+    /// groups also pipelined their writes, which no longer pays:
+    /// `docs/decisions/0018-wal-mechanisms-after-the-hop.md`.) Default: 32.
     pub wal_pipeline_min_writers: usize,
     /// With the disk idle, a durable write may wait up to this long (and
     /// never longer than twice the last WAL sync took) for as many writers

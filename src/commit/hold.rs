@@ -19,10 +19,9 @@
 //!   would take, so it is bounded by the disk's own speed.
 //! - Never once the write is large ([`HOLD_BYTES_MAX`]); the group cap
 //!   bounds it anyway.
-//! - Never for as many writers as switch the WAL to pipelining
-//!   ([`crate::Options::wal_pipeline_min_writers`]): a group that large
-//!   would turn pipelining on, whose groups are smaller, which would turn
-//!   it off again.
+//! - Never for as many writers as
+//!   [`crate::Options::wal_pipeline_min_writers`]: a group that large
+//!   fills while the disk works on the one before it.
 //! - A hold pays only while the writers come back faster than a sync
 //!   takes: a hold that lasts longer keeps the disk idle for longer than a
 //!   second write queued behind the running one would have. Writers that

@@ -3,8 +3,7 @@
 //! A writer, on its own task and thread, takes the commit lock once:
 //! assigns seqnos, picks the WAL segment and offset of its record, appends the
 //! framed record to the open chunk, inserts its entries into the memtable
-//! (invisible until published; a durable write may do that after the lock
-//! or leave it to the WAL task, below) and, for a durable write, leaves a
+//! (invisible until published) and, for a durable write, leaves a
 //! oneshot in the chunk. The WAL task takes whole chunks
 //! (the group), writes each with one write, syncs, publishes the group's
 //! last seqno and resolves the oneshots. A non-durable write publishes
@@ -13,47 +12,29 @@
 //! buffer ([`WAL_BUFFER_BYTES`]): a write (and a cross-thread wake) per put
 //! would cost more than the put.
 //!
-//! Inserts after the lock: while the WAL task's groups are large (it
-//! pipelines, [`InsertMode::AfterLock`]), a durable writer registers its
-//! insert under the lock and does it right after: a skiplist insert in a
-//! large memtable waits on cache misses, and under the lock it keeps every
-//! other writer waiting on a futex
-//! (`docs/decisions/0008-inserts-after-commit-lock.md`). The WAL task does
-//! any not yet done before it publishes, as for deferred inserts.
-//!
-//! Deferred inserts: while the WAL task holds durable writes for more
-//! writers ([`crate::commit::hold`]), a durable writer leaves its memtable
-//! insert to the WAL task, which does it while it waits anyway: a few
-//! closed-loop writers run one after another on one runtime thread, so every
-//! insert they skip shortens the time until the last of them is queued.
-//! Whoever publishes a seqno first inserts every deferred batch below it:
-//! the WAL task before it publishes a sync, a non-durable writer (under the
-//! lock) before it publishes itself. Both may insert the same batch at
-//! once: [`Memtable::insert_once`] keeps one copy, and its size was
-//! accounted at commit.
+//! Every insert happens under the lock, by its writer: inserts after the
+//! lock or left to the WAL task paid only while that task ran on a thread
+//! of its own (`docs/decisions/0018-wal-mechanisms-after-the-hop.md`).
 //!
 //! Ownership: `CommitState` is behind the commit lock; the WAL task owns a
 //! chunk from the moment it takes it.
 //!
 //! Invariants:
-//! - Seqnos are assigned, memtable inserts done or registered (in
-//!   `deferred`) and chunks appended in one critical section, so chunk
-//!   order = seqno order = WAL byte order.
+//! - Seqnos are assigned, memtable inserts done and chunks appended in one
+//!   critical section, so chunk order = seqno order = WAL byte order.
 //! - `visible_seqno` only grows, and every seqno at or below it is in the
-//!   memtable: inserted under the lock before it could be published, or a
-//!   registered insert done (by whoever came first) before the seqno was
-//!   published.
+//!   memtable: inserted under the lock before it could be published.
 //! - Once `poisoned` or `closed` is set (under the lock), no chunk is added,
 //!   and the queued ones have been failed or will be drained by the WAL task.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, oneshot};
 
-use crate::batch::{BatchEntry, decode_payload};
+use crate::batch::decode_payload;
 use crate::db::tree::Tree;
 use crate::key::SeqNo;
 use crate::limits::{MAX_GROUP_SIZE_BYTES, WAL_BUFFER_BYTES};
@@ -81,48 +62,6 @@ pub(crate) struct Chunk {
     pub waiters: Vec<Waiter>,
 }
 
-/// A durable batch whose memtable insert happens outside the commit lock:
-/// by its writer right after the lock, or by the WAL task when the writer
-/// left it (`left_to_wal`).
-struct DeferredInsert {
-    memtable: Arc<Memtable>,
-    first_seqno: SeqNo,
-    entries: Vec<BatchEntry>,
-    /// The writer left the insert to the WAL task (it does not do it).
-    left_to_wal: bool,
-    /// Every entry is in the memtable.
-    done: AtomicBool,
-}
-
-impl DeferredInsert {
-    /// Inserts the entries, unless that was done already.
-    fn apply(&self) {
-        if self.done.load(Ordering::Acquire) {
-            return;
-        }
-        for (seqno, entry) in (self.first_seqno..).zip(&self.entries) {
-            self.memtable
-                .insert_once(entry.key.clone(), seqno, entry.kind, entry.value.clone());
-        }
-        self.done.store(true, Ordering::Release);
-    }
-}
-
-/// Where a durable writer inserts its entries into the memtable. Every
-/// mode inserts them before their seqno is published.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum InsertMode {
-    /// Under the commit lock, like a non-durable write: the cheapest while
-    /// the lock is rarely contended.
-    UnderLock = 0,
-    /// Right after the lock, by the writer; the WAL task does any it has
-    /// not finished before it publishes. Many writers: a skiplist insert
-    /// under the lock kept the other runtime thread waiting for it.
-    AfterLock = 1,
-    /// By the WAL task, while it holds the write for more writers.
-    LeftToWal = 2,
-}
-
 /// Counters the WAL task and writers keep.
 #[derive(Debug, Default)]
 pub(crate) struct WalStats {
@@ -132,8 +71,6 @@ pub(crate) struct WalStats {
     pub synced_records: AtomicU64,
     /// Writes (one per chunk) issued to WAL segments.
     pub writes: AtomicU64,
-    /// Durable writes started while another was in flight.
-    pub overlapped_writes: AtomicU64,
     /// Durable writes that waited for more writers ([`crate::commit::hold`]).
     pub held_writes: AtomicU64,
     /// Of those, the ones whose wait ran out first.
@@ -155,8 +92,6 @@ struct CommitState {
     free_buffers: Vec<Vec<u8>>,
     memtable: Arc<Memtable>,
     closed: bool,
-    /// Deferred inserts in seqno order, until someone has done them.
-    deferred: VecDeque<Arc<DeferredInsert>>,
 }
 
 /// Shared between writers, readers and the WAL task.
@@ -169,12 +104,6 @@ pub(crate) struct CommitQueue {
     /// Bytes queued and not yet taken by the WAL task. Changed only under
     /// the commit lock; read without it by the backpressure check.
     queued_bytes: AtomicUsize,
-    /// Where durable writers insert into the memtable (an [`InsertMode`]
-    /// as `u8`), set by the WAL task after each sync.
-    insert_mode: AtomicU8,
-    /// Entries in `CommitState::deferred` (changed under the lock; read
-    /// without it, so that a WAL task with nothing deferred skips the lock).
-    deferred_count: AtomicUsize,
     visible_seqno: AtomicU64,
     poisoned: OnceLock<Error>,
     segment_size_bytes: u64,
@@ -216,13 +145,10 @@ impl CommitQueue {
                 free_buffers: Vec::new(),
                 memtable,
                 closed: false,
-                deferred: VecDeque::new(),
             }),
             wal_wakeup: Notify::new(),
             room: Notify::new(),
             queued_bytes: AtomicUsize::new(0),
-            insert_mode: AtomicU8::new(InsertMode::UnderLock as u8),
-            deferred_count: AtomicUsize::new(0),
             visible_seqno: AtomicU64::new(next_seqno.saturating_sub(1)),
             poisoned: OnceLock::new(),
             segment_size_bytes: options.wal_segment_size_bytes,
@@ -247,88 +173,6 @@ impl CommitQueue {
     /// Makes every seqno up to `seqno` visible.
     pub fn publish(&self, seqno: SeqNo) {
         self.visible_seqno.fetch_max(seqno, Ordering::AcqRel);
-    }
-
-    /// Where durable writers do their memtable inserts from now on.
-    pub fn set_insert_mode(&self, mode: InsertMode) {
-        self.insert_mode.store(mode as u8, Ordering::Relaxed);
-    }
-
-    fn insert_mode(&self) -> InsertMode {
-        match self.insert_mode.load(Ordering::Relaxed) {
-            m if m == InsertMode::AfterLock as u8 => InsertMode::AfterLock,
-            m if m == InsertMode::LeftToWal as u8 => InsertMode::LeftToWal,
-            _ => InsertMode::UnderLock,
-        }
-    }
-
-    /// Does every deferred insert of a seqno at or below `seqno` that is
-    /// not done yet: the WAL task calls it before it publishes `seqno`.
-    pub fn apply_deferred_through(&self, seqno: SeqNo) {
-        self.apply_deferred(seqno, false);
-    }
-
-    /// Does the inserts that writers left to the WAL task: it calls this
-    /// while it holds (it waits anyway). Inserts their writers do are left
-    /// to them: doing them too would only race the writer.
-    pub fn apply_left_to_wal(&self) {
-        self.apply_deferred(SeqNo::MAX, true);
-    }
-
-    fn apply_deferred(&self, seqno: SeqNo, only_left_to_wal: bool) {
-        if self.deferred_count.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        // NOTE: applied outside the lock, and popped only once done: a
-        // non-durable writer that comes meanwhile applies them too (under
-        // the lock) before it publishes past them.
-        let (due, done) = {
-            let mut state = self.lock();
-            let done = self.pop_done(&mut state);
-            let due: Vec<Arc<DeferredInsert>> = state
-                .deferred
-                .iter()
-                .take_while(|insert| insert.first_seqno <= seqno)
-                .filter(|insert| insert.left_to_wal || !only_left_to_wal)
-                .filter(|insert| !insert.done.load(Ordering::Acquire))
-                .cloned()
-                .collect();
-            (due, done)
-        };
-        // NOTE: dropped outside the lock (this may free the batches).
-        drop(done);
-        if due.is_empty() {
-            return;
-        }
-        for insert in &due {
-            insert.apply();
-        }
-        let done = self.pop_done(&mut self.lock());
-        drop(done);
-    }
-
-    /// Takes the done inserts off the front of the list, for the caller to
-    /// drop once it has let go of the lock.
-    fn pop_done(&self, state: &mut CommitState) -> Vec<Arc<DeferredInsert>> {
-        let mut done = Vec::new();
-        while state
-            .deferred
-            .front()
-            .is_some_and(|insert| insert.done.load(Ordering::Acquire))
-        {
-            done.extend(state.deferred.pop_front());
-        }
-        self.deferred_count.store(state.deferred.len(), Ordering::Release);
-        done
-    }
-
-    /// Under the lock, before a non-durable write publishes: does every
-    /// deferred insert (all have lower seqnos).
-    fn apply_all_deferred(&self, state: &mut CommitState) {
-        for insert in state.deferred.drain(..) {
-            insert.apply();
-        }
-        self.deferred_count.store(0, Ordering::Release);
     }
 
     /// The error that stopped writes, if any.
@@ -418,7 +262,6 @@ impl CommitQueue {
         let wake;
         // NOTE: allocated before the commit lock, which every writer takes.
         let channel = durable.then(oneshot::channel);
-        let mut own_insert = None;
         let (receiver, seqno_end) = {
             let mut state = self.lock();
             self.refuse(&state)?;
@@ -449,37 +292,10 @@ impl CommitQueue {
             wake = durable
                 || before == 0
                 || (before < WAL_BUFFER_BYTES && before + record_len as usize >= WAL_BUFFER_BYTES);
-            let mode = if durable {
-                self.insert_mode()
-            } else {
-                InsertMode::UnderLock
-            };
-            if mode != InsertMode::UnderLock {
-                let size = entries
-                    .iter()
-                    .map(|e| Memtable::entry_size_bytes(&e.key, &e.value))
-                    .sum();
-                state.memtable.account(size);
-                let left_to_wal = mode == InsertMode::LeftToWal;
-                let insert = Arc::new(DeferredInsert {
-                    memtable: Arc::clone(&state.memtable),
-                    first_seqno,
-                    entries,
-                    left_to_wal,
-                    done: AtomicBool::new(false),
-                });
-                if !left_to_wal {
-                    own_insert = Some(Arc::clone(&insert));
-                }
-                state.deferred.push_back(insert);
-                self.deferred_count.store(state.deferred.len(), Ordering::Release);
-            } else {
-                for (seqno, entry) in (first_seqno..).zip(entries) {
-                    state.memtable.insert(entry.key, seqno, entry.kind, entry.value);
-                }
+            for (seqno, entry) in (first_seqno..).zip(entries) {
+                state.memtable.insert(entry.key, seqno, entry.kind, entry.value);
             }
             if !durable {
-                self.apply_all_deferred(&mut state);
                 self.publish(last_seqno);
             }
             (receiver, last_seqno)
@@ -487,10 +303,6 @@ impl CommitQueue {
         debug_assert!(durable || self.visible_seqno() >= seqno_end);
         if wake {
             self.wal_wakeup.notify_one();
-        }
-        // NOTE: after the wake, so the WAL task writes while we insert.
-        if let Some(insert) = own_insert {
-            insert.apply();
         }
         Ok(receiver)
     }
@@ -616,9 +428,7 @@ mod tests {
 
     use bytes::Bytes;
 
-    use std::sync::atomic::Ordering;
-
-    use super::{CommitQueue, InsertMode};
+    use super::CommitQueue;
     use crate::WriteBatch;
     use crate::db::tree::Tree;
     use crate::memtable::{Lookup, Memtable};
@@ -651,110 +461,24 @@ mod tests {
         }
     }
 
-    /// While deferring, a durable write's entries reach the memtable only
-    /// when the WAL task applies them up to its seqno, and before it may
-    /// publish; its size is accounted at once.
+    /// A durable write's entries are in the memtable when `commit`
+    /// returns, and invisible until the WAL task publishes their seqno; a
+    /// non-durable write publishes itself.
     #[test]
-    fn deferred_durable_inserts_are_applied_before_their_seqno_is_published() {
+    fn entries_are_inserted_at_commit_and_visible_once_published() {
         let (queue, memtable) = queue();
-        queue.set_insert_mode(InsertMode::LeftToWal);
         commit(&queue, "a", true);
-        commit(&queue, "b", true);
-        assert!(memtable.is_empty(), "inserts were left to the WAL task");
-        assert!(memtable.approximate_size_bytes() > 0, "but accounted for");
-        queue.apply_deferred_through(1);
+        assert_eq!(memtable.iter().count(), 1, "the writer inserted it");
+        assert_eq!(lookup(&memtable, "a", &queue), None, "not published yet");
         queue.publish(1);
         assert_eq!(
             lookup(&memtable, "a", &queue).as_deref(),
             Some(&b"value of a"[..])
         );
-        assert_eq!(lookup(&memtable, "b", &queue), None, "seqno 2 is not published");
-        queue.apply_deferred_through(2);
-        queue.publish(2);
+        commit(&queue, "b", false);
         assert_eq!(
             lookup(&memtable, "b", &queue).as_deref(),
             Some(&b"value of b"[..])
         );
-        // Applying again (the WAL task after a writer did) changes nothing.
-        let size = memtable.approximate_size_bytes();
-        queue.apply_deferred_through(u64::MAX);
-        assert_eq!(memtable.approximate_size_bytes(), size);
-    }
-
-    /// With many writers, a durable writer inserts its entries right after
-    /// the lock: they are in the memtable when `commit` returns, accounted
-    /// once, invisible until published, and the WAL task finds nothing to do.
-    #[test]
-    fn a_durable_write_after_the_lock_is_inserted_by_its_writer() {
-        let (queue, memtable) = queue();
-        queue.set_insert_mode(InsertMode::AfterLock);
-        commit(&queue, "a", true);
-        assert_eq!(memtable.iter().count(), 1, "the writer inserted it");
-        let size = Memtable::entry_size_bytes(b"a", b"value of a");
-        assert_eq!(memtable.approximate_size_bytes(), size, "accounted once");
-        assert_eq!(lookup(&memtable, "a", &queue), None, "not published yet");
-        queue.apply_deferred_through(1);
-        assert_eq!(queue.deferred_count.load(Ordering::Acquire), 0);
-        queue.publish(1);
-        assert_eq!(
-            lookup(&memtable, "a", &queue).as_deref(),
-            Some(&b"value of a"[..])
-        );
-        assert_eq!(memtable.iter().count(), 1);
-        assert_eq!(memtable.approximate_size_bytes(), size);
-    }
-
-    /// An insert its writer has not finished (it is still between the lock
-    /// and its insert) is not the WAL task's to do while it holds, but is
-    /// done by the WAL task before it publishes the seqno.
-    #[test]
-    fn the_wal_task_finishes_a_writers_insert_before_publishing() {
-        let (queue, memtable) = queue();
-        let mut batch = WriteBatch::new();
-        batch.put("slow", "writer");
-        let (payload, _) = batch.into_payload().unwrap();
-        {
-            let mut state = queue.lock();
-            state.deferred.push_back(Arc::new(super::DeferredInsert {
-                memtable: Arc::clone(&memtable),
-                first_seqno: 1,
-                entries: crate::batch::decode_payload(&payload).unwrap(),
-                left_to_wal: false,
-                done: std::sync::atomic::AtomicBool::new(false),
-            }));
-            queue.deferred_count.store(1, Ordering::Release);
-        }
-        queue.apply_left_to_wal();
-        assert!(memtable.is_empty(), "held: the writer's own insert is left to it");
-        queue.apply_deferred_through(1);
-        queue.publish(1);
-        assert_eq!(lookup(&memtable, "slow", &queue).as_deref(), Some(&b"writer"[..]));
-        assert_eq!(queue.deferred_count.load(Ordering::Acquire), 0);
-    }
-
-    /// A non-durable write publishes at once, past durable writes whose
-    /// inserts were deferred: it must insert them first, or a reader would
-    /// see its seqno without the earlier ones.
-    #[test]
-    fn a_non_durable_write_inserts_the_deferred_ones_before_it_publishes() {
-        let (queue, memtable) = queue();
-        queue.set_insert_mode(InsertMode::LeftToWal);
-        commit(&queue, "durable", true);
-        queue.set_insert_mode(InsertMode::UnderLock);
-        commit(&queue, "durable too", true);
-        queue.set_insert_mode(InsertMode::LeftToWal);
-        commit(&queue, "buffered", false);
-        assert_eq!(queue.visible_seqno(), 3);
-        for key in ["durable", "durable too", "buffered"] {
-            let expected = format!("value of {key}");
-            assert_eq!(
-                lookup(&memtable, key, &queue).as_deref(),
-                Some(expected.as_bytes()),
-                "{key}"
-            );
-        }
-        // The WAL task finds nothing left to do.
-        queue.apply_deferred_through(u64::MAX);
-        assert_eq!(memtable.iter().count(), 3);
     }
 }

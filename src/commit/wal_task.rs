@@ -8,14 +8,6 @@
 //! would. The next group collects while it runs. When it completes, its
 //! last seqno is published and its waiters resolve `Ok`.
 //!
-//! A second `O_DSYNC` write may be queued behind the one in flight once the
-//! collecting group covers at least as many writers ([`WalWriter::may_overlap`]):
-//! the kernel's io_uring worker runs writes to one file in order, so the
-//! disk goes from one to the next without waiting for a round trip through
-//! this task (`docs/decisions/0004-wal-overlapped-second-write.md`). Each covers its own
-//! bytes; completions are settled oldest first, so a group resolves only
-//! after every earlier one has.
-//!
 //! While few writers wait, a durable write goes through a third handle,
 //! `O_DIRECT | O_DSYNC`, where the filesystem has one
 //! ([`crate::Options::wal_direct_writes`]): the kernel then sends it to the
@@ -45,11 +37,10 @@
 //! [`crate::Options::wal_buffer_delay`] (writers wake it only for the
 //! first bytes and when the buffer fills), then writes them at once.
 //!
-//! Under heavy load (the last operation covered many writers) the task
-//! pipelines instead: what arrives while an operation is in flight is
-//! written at once through the plain handle, and the fdatasync started when
-//! the operation ends covers it. Longer cycles, larger groups, fewer syncs:
-//! that is what a CPU-bound machine needs once groups are large.
+//! Nothing else is written while a durable write is in flight: a second
+//! write overlapped behind it, plain writes during a sync and memtable
+//! inserts left to this task all paid only while it ran on a thread of its
+//! own (`docs/decisions/0018-wal-mechanisms-after-the-hop.md`).
 //!
 //! Segments: a segment is zero-filled (and synced) [`WAL_PREFILL_WINDOW_BYTES`]
 //! ahead of its records, so durable writes overwrite allocated blocks and
@@ -61,10 +52,9 @@
 //! - A waiter resolves `Ok` only after its bytes were written by a durable
 //!   write that returned `Ok`, or after an fdatasync that started after its
 //!   bytes' write completed returned `Ok`.
-//! - At most one fdatasync is in flight, and then nothing else durable; at
-//!   most two `O_DSYNC` writes are. Chunks are written in queue (= seqno =
-//!   byte) order, and in-flight operations are settled in the order they
-//!   started: a group's waiters resolve only after every earlier group's.
+//! - At most one durability operation (an `O_DSYNC` write or an
+//!   fdatasync) is in flight. Chunks are written in queue (= seqno = byte)
+//!   order: a group's waiters resolve only after every earlier group's.
 //! - A failed write or sync is never retried: the queue is poisoned, every
 //!   waiter fails, and the task exits.
 
@@ -139,8 +129,6 @@ impl std::future::Future for Started {
 struct InflightSync {
     /// Resolves to the written buffer (for reuse), or `None` for a sync.
     handle: Started,
-    /// An `O_DSYNC` write (true) or an fdatasync.
-    dsync: bool,
     /// A write through the `O_DIRECT` handle: it rewrites the blocks it
     /// covers, so nothing else may write to them until it completes.
     direct: bool,
@@ -167,17 +155,10 @@ pub(crate) struct WalWriter {
     spare: Option<JoinHandle<Result<OpenSegment>>>,
     /// Tells the spare's zero-fill to stop (the store is closing).
     stop_spare: Arc<AtomicBool>,
-    /// Durability operations in flight, oldest first: at most one, or two
-    /// `O_DSYNC` writes (see [`WalWriter::may_overlap`]).
-    inflight: VecDeque<InflightSync>,
+    /// The durability operation in flight, if any.
+    inflight: Option<InflightSync>,
     /// Chunks taken from the queue and not yet written, in order.
     pending: VecDeque<Chunk>,
-    /// The last durability operation covered at least `pipeline_min_writers`
-    /// writers: while one is in flight, write what arrives at once and sync
-    /// it next (throughput), instead of holding it for one `O_DSYNC` write
-    /// (latency): with many writers on a CPU-bound machine, larger groups
-    /// and fewer syncs win (`docs/decisions/0006-wal-pipelining.md`).
-    pipelining: bool,
     /// [`crate::Options::wal_pipeline_min_writers`].
     pipeline_min_writers: usize,
     /// How long writes nobody waits for may stay queued (at most the sync
@@ -237,9 +218,8 @@ impl WalWriter {
             segment,
             spare: None,
             stop_spare: Arc::new(AtomicBool::new(false)),
-            inflight: VecDeque::new(),
+            inflight: None,
             pending: VecDeque::new(),
-            pipelining: false,
             pipeline_min_writers: options.wal_pipeline_min_writers,
             buffer_delay,
             held_since: None,
@@ -319,9 +299,9 @@ impl WalWriter {
             let took_work = !group.chunks.is_empty();
             self.pending.extend(group.chunks);
             self.write_pending().await?;
-            if !self.inflight.is_empty() || !self.pending.is_empty() {
+            if self.inflight.is_some() || !self.pending.is_empty() {
                 // NOTE: what arrives while a durable write or sync runs
-                // collects in `pending` (or, pipelining, is written at once);
+                // collects in `pending`;
                 // the next operation starts the moment this one ends and
                 // covers all of it, so groups are as large as the disk is
                 // slow.
@@ -361,10 +341,11 @@ impl WalWriter {
         group
     }
 
-    /// Writes pending chunks in order, as far as it can without a second
+    /// Writes pending chunks in order, as far as it can with at most one
     /// durability operation in flight: chunks nobody waits for through the
     /// plain handle; a run of chunks with waiters with one durable write
-    /// (or, after plain writes, a write and an fdatasync).
+    /// (or, after plain writes, a write and an fdatasync), once nothing is
+    /// in flight.
     async fn write_pending(&mut self) -> Result<()> {
         while let Some(front) = self.pending.front() {
             if self.direct_write_owns_tail() {
@@ -372,20 +353,14 @@ impl WalWriter {
             }
             let needs_durability = !front.waiters.is_empty();
             let front_segment = front.segment;
-            let overlap = needs_durability && !self.inflight.is_empty() && !self.pipelining;
-            if overlap && !self.may_overlap() {
+            if needs_durability && self.inflight.is_some() {
                 return Ok(());
             }
-            if needs_durability && self.inflight.is_empty() {
+            if needs_durability {
                 let (waiters, bytes) = self.pending_totals();
                 let now = Instant::now();
-                // NOTE: not while plain writes wait for a sync, nor while
-                // pipelining (many writers: groups are large already).
-                let may_hold = !self.segment.dirty && !self.pipelining;
-                if may_hold && self.hold.should_hold(waiters, bytes, now) {
-                    // NOTE: `idle` waits for the writers or the deadline;
-                    // meanwhile, insert what the held writers left to us.
-                    self.queue.apply_left_to_wal();
+                // NOTE: not while plain writes wait for a sync.
+                if !self.segment.dirty && self.hold.should_hold(waiters, bytes, now) {
                     return Ok(());
                 }
                 if let Some(ran_out) = self.hold.released(waiters, now) {
@@ -405,14 +380,10 @@ impl WalWriter {
                 continue;
             }
             let (offset, buf, records, last_seqno, waiters) = self.take_run(needs_durability);
-            let result = if needs_durability && (self.inflight.is_empty() || overlap) {
+            let result = if needs_durability {
                 self.write_durable(offset, buf, records, last_seqno, waiters)
                     .await
             } else {
-                // NOTE: nobody waits for these bytes, or (pipelining) they
-                // are written now, while an operation is in flight, and the
-                // fdatasync started when it ends covers them.
-                self.unsynced_waiters.extend(waiters);
                 self.write_plain(offset, buf, records, last_seqno).await
             };
             if let Err(error) = result {
@@ -420,7 +391,7 @@ impl WalWriter {
                 return Err(error);
             }
         }
-        if self.inflight.is_empty() && !self.unsynced_waiters.is_empty() {
+        if self.inflight.is_none() && !self.unsynced_waiters.is_empty() {
             self.start_sync().await;
         }
         Ok(())
@@ -433,7 +404,7 @@ impl WalWriter {
     /// copy. (A direct write that ended on a block boundary leaves nothing
     /// shared.)
     fn direct_write_owns_tail(&self) -> bool {
-        !self.segment.tail.bytes.is_empty() && self.inflight.iter().any(|op| op.direct)
+        !self.segment.tail.bytes.is_empty() && self.inflight.as_ref().is_some_and(|op| op.direct)
     }
 
     /// Waiters and bytes in `pending`.
@@ -443,55 +414,14 @@ impl WalWriter {
         })
     }
 
-    /// Whether the run at the front of `pending` may go out as a second
-    /// `O_DSYNC` write while one is in flight. The kernel's io_uring worker
-    /// runs writes to one file in order, so the second starts the moment
-    /// the first ends, without the round trip through this thread between
-    /// them; each still covers only its own bytes, and both resolve in
-    /// order. Only when it is worth a disk flush of its own: it covers at
-    /// least as many writers as the one in flight (else the run keeps
-    /// collecting until the first ends). Never across a segment, over
-    /// unsynced plain writes, or where the prefill would need a sync.
-    fn may_overlap(&self) -> bool {
-        policy::plan(&self.observe()).overlap
-    }
-
-    /// What [`policy`] decides from: the in-flight operation, the run at
-    /// the front of `pending` (merged as `take_run` will), the segment and
-    /// the hold.
+    /// What [`policy`] decides from.
     fn observe(&self) -> policy::Observed {
-        let running = self.inflight.front();
-        let mut observed = policy::Observed {
-            inflight: self.inflight.len(),
-            inflight_is_dsync_write: running.is_some_and(|op| op.dsync),
-            inflight_waiters: running.map_or(0, |op| op.waiters.len()),
-            segment_dirty: self.segment.dirty,
-            hold_active: self.hold.active(),
+        policy::Observed {
+            inflight: usize::from(self.inflight.is_some()),
             hold_expected: self.hold.expected(),
-            pipelining: self.pipelining,
             pipeline_min_writers: self.pipeline_min_writers,
             direct_available: self.segment.direct_file.is_some(),
-            ..policy::Observed::default()
-        };
-        let mut chunks = self.pending.iter();
-        if let Some(first) = chunks.next() {
-            // NOTE: mirrors `take_run`'s merge rule.
-            let (mut bytes, mut waiters) = (first.buf.len(), first.waiters.len());
-            for next in chunks {
-                if next.segment != first.segment || bytes + next.buf.len() > MAX_DURABLE_WRITE_BYTES {
-                    break;
-                }
-                bytes += next.buf.len();
-                waiters += next.waiters.len();
-            }
-            let end = first.offset + bytes as u64;
-            observed.run_in_current_segment = first.segment == self.segment.number;
-            observed.run_bytes = bytes;
-            observed.run_waiters = waiters;
-            observed.run_needs_prefill =
-                self.segment.prefill_due(end, self.segment_size_bytes) != (None, false);
         }
-        observed
     }
 
     /// Pops the front chunk and, when `merge_followers`, every chunk of the
@@ -565,10 +495,7 @@ impl WalWriter {
         last_seqno: SeqNo,
         waiters: Vec<Waiter>,
     ) -> Result<()> {
-        debug_assert!(
-            self.inflight.is_empty() || (!self.segment.dirty && !buf.is_empty()),
-            "a second operation in flight is only ever an O_DSYNC write"
-        );
+        debug_assert!(self.inflight.is_none(), "one durability operation at a time");
         if self.segment.dirty || buf.is_empty() {
             // NOTE: plain writes are waiting for a sync (an `O_DSYNC` write
             // would cover only its own bytes), or this is a bare `sync`
@@ -599,10 +526,7 @@ impl WalWriter {
             self.unsynced_waiters.extend(waiters);
             return Err(error);
         }
-        // NOTE: direct only with nothing else in flight (a write in flight
-        // may share the last block), and only for small groups, which wait
-        // for latency; larger groups go through the page cache, where a
-        // second write may follow and pipelining may write during it
+        // NOTE: direct only for small groups, which wait for latency
         // (`docs/decisions/0003-wal-direct-writes.md`).
         let file = match (&self.segment.direct_file, direct) {
             (Some(direct_file), true) => Arc::clone(direct_file),
@@ -617,9 +541,6 @@ impl WalWriter {
             self.segment.tail.note_written(offset, &buf);
             (buf, offset)
         };
-        if !self.inflight.is_empty() {
-            self.queue.stats.overlapped_writes.fetch_add(1, Ordering::Relaxed);
-        }
         if direct {
             self.queue.stats.direct_writes.fetch_add(1, Ordering::Relaxed);
         }
@@ -630,9 +551,8 @@ impl WalWriter {
         self.segment.has_records = true;
         self.count_write(len);
         self.last_sync_started = Instant::now();
-        self.inflight.push_back(InflightSync {
+        self.inflight = Some(InflightSync {
             handle,
-            dsync: true,
             direct,
             what: "durable write of wal segment",
             path: self.segment.path.clone(),
@@ -653,8 +573,8 @@ impl WalWriter {
     /// With nothing in flight and nothing written unsynced: publishes and
     /// resolves what `unsynced_*` holds (a bare `sync` request).
     fn resolve_unsynced(&mut self) {
-        debug_assert!(self.inflight.is_empty() && !self.segment.dirty);
-        self.publish(self.unsynced_last_seqno);
+        debug_assert!(self.inflight.is_none() && !self.segment.dirty);
+        self.queue.publish(self.unsynced_last_seqno);
         self.unsynced_records = 0;
         for waiter in std::mem::take(&mut self.unsynced_waiters) {
             let _ = waiter.send(Ok(()));
@@ -672,7 +592,7 @@ impl WalWriter {
     /// the end of the delay of writes left queued.
     async fn idle(&mut self) -> Result<()> {
         let interval_deadline = match self.sync_interval {
-            Some(interval) if self.segment.dirty && self.inflight.is_empty() => {
+            Some(interval) if self.segment.dirty && self.inflight.is_none() => {
                 Some(self.last_sync_started + interval)
             }
             _ => None,
@@ -689,11 +609,11 @@ impl WalWriter {
             }
         };
         tokio::pin!(sleep);
-        match self.inflight.front_mut() {
+        match self.inflight.as_mut() {
             Some(inflight) => {
                 tokio::select! {
                     result = &mut inflight.handle => {
-                        let inflight = self.inflight.pop_front();
+                        let inflight = self.inflight.take();
                         if let Some(inflight) = inflight {
                             let waiters = self.settle_sync(inflight, result)?;
                             // NOTE: start the next durable write (covering
@@ -779,14 +699,13 @@ impl WalWriter {
 
     /// Starts an fdatasync covering every completed plain write.
     async fn start_sync(&mut self) {
-        assert!(self.inflight.is_empty(), "at most one sync in flight");
+        assert!(self.inflight.is_none(), "one durability operation at a time");
         let file = Arc::clone(&self.segment.file);
         let handle = Started::start(Box::pin(async move { file.sync_data().await.map(|()| None) })).await;
         self.segment.dirty = false;
         self.last_sync_started = Instant::now();
-        self.inflight.push_back(InflightSync {
+        self.inflight = Some(InflightSync {
             handle,
-            dsync: false,
             direct: false,
             what: "sync wal segment",
             started: Instant::now(),
@@ -798,7 +717,7 @@ impl WalWriter {
     }
 
     async fn finish_inflight(&mut self) -> Result<()> {
-        while let Some(mut inflight) = self.inflight.pop_front() {
+        if let Some(mut inflight) = self.inflight.take() {
             let result = (&mut inflight.handle).await;
             for waiter in self.settle_sync(inflight, result)? {
                 let _ = waiter.send(Ok(()));
@@ -826,14 +745,10 @@ impl WalWriter {
         };
         match outcome {
             Ok(()) => {
-                self.pipelining = inflight.waiters.len() >= self.pipeline_min_writers;
-                let in_flight: usize = self.inflight.iter().map(|i| i.waiters.len()).sum();
-                let waiting = in_flight + self.pending_totals().0 + self.queue.queued_waiters();
+                let waiting = self.pending_totals().0 + self.queue.queued_waiters();
                 self.hold
                     .settled(inflight.waiters.len(), waiting, inflight.started.elapsed());
-                let mode = policy::insert_mode(&self.observe());
-                self.queue.set_insert_mode(mode);
-                self.publish(inflight.last_seqno);
+                self.queue.publish(inflight.last_seqno);
                 let stats = &self.queue.stats;
                 stats.syncs.fetch_add(1, Ordering::Relaxed);
                 stats
@@ -851,19 +766,12 @@ impl WalWriter {
         }
     }
 
-    /// Makes `seqno` visible, after doing the memtable inserts that writers
-    /// left to this task up to it.
-    fn publish(&self, seqno: SeqNo) {
-        self.queue.apply_deferred_through(seqno);
-        self.queue.publish(seqno);
-    }
-
     /// After a failure: poison the queue and fail every waiter we hold.
     fn fail_all(&mut self, error: Error) {
         self.queue.poison(error.clone());
         self.fail_pending();
         let held = std::mem::take(&mut self.unsynced_waiters);
-        let inflight: Vec<Waiter> = self.inflight.drain(..).flat_map(|i| i.waiters).collect();
+        let inflight: Vec<Waiter> = self.inflight.take().into_iter().flat_map(|i| i.waiters).collect();
         for waiter in held.into_iter().chain(inflight) {
             let _ = waiter.send(Err(error.clone()));
         }

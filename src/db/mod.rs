@@ -49,9 +49,6 @@ pub struct Stats {
     pub wal_synced_batches: u64,
     /// Write calls issued to WAL segments (one per chunk of a group).
     pub wal_writes: u64,
-    /// Durable WAL writes started while another was still in flight (see
-    /// `docs/design.md`, group commit).
-    pub wal_overlapped_writes: u64,
     /// Durable WAL writes that waited, with the disk idle, for the writers
     /// the previous one released (see `Options::wal_max_group_hold`).
     pub wal_held_writes: u64,
@@ -877,7 +874,6 @@ impl Db {
             wal_syncs: wal.syncs.load(Ordering::Relaxed),
             wal_synced_batches: wal.synced_records.load(Ordering::Relaxed),
             wal_writes: wal.writes.load(Ordering::Relaxed),
-            wal_overlapped_writes: wal.overlapped_writes.load(Ordering::Relaxed),
             wal_held_writes: wal.held_writes.load(Ordering::Relaxed),
             wal_holds_ran_out: wal.holds_ran_out.load(Ordering::Relaxed),
             wal_direct_writes: wal.direct_writes.load(Ordering::Relaxed),

@@ -284,8 +284,8 @@ pub(super) async fn flush_and_close(db: &Db, dir: &Path) -> Result<(Stats, u64),
 }
 
 /// The report every write workload prints: the common fields, then
-/// `size_mib, flushes, l0_tables, stall_micros, overlapped_syncs` (durable
-/// WAL writes queued behind another), `held_syncs` and `holds_ran_out`
+/// `cpu_us_per_op, size_mib, flushes, l0_tables, stall_micros`,
+/// `held_syncs` and `holds_ran_out`
 /// (durable writes that waited for more writers, and the waits that ran
 /// out), `direct_writes` (durable writes through `O_DIRECT`), `write_amp,
 /// space_amp, table_space_amp` (the tables alone over the live data:
@@ -323,10 +323,6 @@ pub(super) fn write_report(
             Extra::count("flushes", flushed.flushes - before.flushes),
             Extra::count("l0_tables", flushed.level_tables.first().map_or(0, |&n| n as u64)),
             Extra::count("stall_micros", after.stall_micros - before.stall_micros),
-            Extra::count(
-                "overlapped_syncs",
-                after.wal_overlapped_writes - before.wal_overlapped_writes,
-            ),
             Extra::count("held_syncs", after.wal_held_writes - before.wal_held_writes),
             Extra::count(
                 "holds_ran_out",
