@@ -256,7 +256,9 @@ impl CommitQueue {
         // NOTE: the payload was built by WriteBatch; failing to decode it is a bug.
         let entries = decode_payload(&payload).map_err(|reason| {
             debug_assert!(false, "own batch does not decode: {reason}");
-            Error::InvalidOptions(format!("batch does not decode: {reason}"))
+            Error::Internal {
+                what: format!("own batch does not decode: {reason}"),
+            }
         })?;
         let record_len = (HEADER_SIZE_BYTES + payload.len()) as u64;
         let wake;
