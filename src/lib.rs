@@ -68,4 +68,5 @@ pub use check::{CheckReport, Damage, check, check_with_fs};
 pub use compaction::filter::{CompactionFilter, FilterDecision};
 pub use db::{Db, KeyRange, Scan, Snapshot, Stats};
 pub use error::{Error, Result};
-pub use options::{Compression, IoBackend, Options, SyncMode, WriteOptions};
+pub use io::IoBackend;
+pub use options::{Compression, Options, SyncMode, WriteOptions};

@@ -55,11 +55,11 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::batch::{BatchEntry, decode_payload};
 use crate::db::tree::Tree;
+use crate::error::{Error, Result};
 use crate::key::SeqNo;
 use crate::limits::{MAX_GROUP_SIZE_BYTES, WAL_BUFFER_BYTES};
 use crate::memtable::Memtable;
 use crate::wal::format::{HEADER_SIZE_BYTES, RecordHeader};
-use crate::{Error, Result};
 
 /// Resolves a durable write (or a `sync` call) once its covering sync ends.
 pub(crate) type Waiter = oneshot::Sender<Result<()>>;
@@ -202,7 +202,7 @@ impl CommitQueue {
     pub fn new(
         next_seqno: SeqNo,
         segment: u64,
-        options: &crate::Options,
+        options: &crate::options::Options,
         memtable: Arc<Memtable>,
         tree: Arc<Tree>,
     ) -> Self {
@@ -619,17 +619,17 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::{CommitQueue, InsertMode};
-    use crate::WriteBatch;
+    use crate::batch::WriteBatch;
     use crate::db::tree::Tree;
     use crate::memtable::{Lookup, Memtable};
 
     fn queue() -> (CommitQueue, Arc<Memtable>) {
-        let options = crate::Options::default();
+        let options = crate::options::Options::default();
         let memtable = Arc::new(Memtable::new());
         let tree = Arc::new(Tree::new(
             Arc::clone(&memtable),
             Arc::new(crate::version::Version::default()),
-            options.compaction_options(),
+            crate::compaction::CompactionOptions::from(&options),
         ));
         (
             CommitQueue::new(1, 1, &options, Arc::clone(&memtable), tree),

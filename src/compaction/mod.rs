@@ -103,6 +103,24 @@ impl PartialEq for ValuePolicy {
 
 impl Eq for ValuePolicy {}
 
+/// The compaction picker's and job's view of the store's options.
+impl From<&crate::options::Options> for CompactionOptions {
+    fn from(options: &crate::options::Options) -> Self {
+        CompactionOptions {
+            l0_compaction_trigger: options.l0_compaction_trigger,
+            max_bytes_for_level_base: options.max_bytes_for_level_base,
+            level_size_multiplier: options.level_size_multiplier,
+            dynamic_level_bytes: options.dynamic_level_bytes,
+            target_file_size_bytes: options.target_file_size_bytes,
+            rate_limit_bytes_per_sec: options.compaction_rate_limit_bytes_per_sec,
+            values: ValuePolicy {
+                resolver: options.resolver(),
+                filter: options.compaction_filter.clone(),
+            },
+        }
+    }
+}
+
 impl Default for CompactionOptions {
     fn default() -> Self {
         CompactionOptions {

@@ -644,7 +644,7 @@ impl Disk {
         snapshots: &[SeqNo],
         options: &CompactionOptions,
         limiter: Option<&RateLimiter>,
-    ) -> crate::Result<JobOutput> {
+    ) -> crate::error::Result<JobOutput> {
         let fs: Arc<dyn Fs> = self.fs.clone();
         let numbers = Arc::clone(&self.next_number);
         let allocate = move || numbers.fetch_add(1, Ordering::Relaxed);
@@ -946,7 +946,10 @@ fn a_failed_job_removes_its_outputs() {
         for offset in 0..ops_per_run {
             disk.fs.fail_at(disk.fs.mutating_ops() + offset);
             let result = disk.run(&compaction, &[], &options, None).await;
-            assert!(matches!(result, Err(crate::Error::Io { .. })), "offset {offset}");
+            assert!(
+                matches!(result, Err(crate::error::Error::Io { .. })),
+                "offset {offset}"
+            );
             assert_eq!(disk.fs.list_files(), before, "offset {offset}");
         }
     });

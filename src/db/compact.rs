@@ -32,11 +32,11 @@ use crate::db::flush::{NO_SPACE_RETRY_MAX, NO_SPACE_RETRY_MIN, WriteStop};
 use crate::db::obsolete::ObsoleteTables;
 use crate::db::snapshot::SnapshotList;
 use crate::db::tree::Tree;
+use crate::error::{Error, Result};
 use crate::io::Fs;
 use crate::manifest::VersionEdit;
 use crate::sst::{TableCache, TableOptions};
 use crate::version::{Version, VersionSet};
-use crate::{Error, Result};
 
 /// Counters the compaction task keeps.
 #[derive(Debug, Default)]

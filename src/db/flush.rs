@@ -41,6 +41,7 @@ use tokio::sync::Mutex;
 use crate::commit::queue::CommitQueue;
 use crate::db::snapshot::SnapshotList;
 use crate::db::tree::{ImmutableMemtable, Tree};
+use crate::error::{Error, Result};
 use crate::io::{Fs, OpenMode};
 use crate::key::{InternalKey, SeqNo};
 use crate::manifest::{TableMeta, VersionEdit};
@@ -48,7 +49,6 @@ use crate::memtable::Memtable;
 use crate::sst::{TableBuilder, TableOptions, table_path};
 use crate::version::VersionSet;
 use crate::wal::{parse_segment_name, segment_path};
-use crate::{Error, Result};
 
 /// How often the flush task looks for retired memtables no reader holds.
 const RETIRED_CHECK_INTERVAL: Duration = Duration::from_millis(50);

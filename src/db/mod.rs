@@ -25,12 +25,13 @@ use tokio::sync::oneshot;
 use crate::batch::WriteBatch;
 use crate::commit::queue::CommitQueue;
 use crate::commit::wal_task::WalWriter;
+use crate::compaction::CompactionOptions;
+use crate::error::{Error, Result};
 use crate::io::Fs;
 use crate::memtable::Lookup;
 use crate::options::{Options, WriteOptions};
-use crate::sst::{BlockCache, ReadStats, TableCache};
+use crate::sst::{BlockCache, ReadStats, TableCache, TableOptions};
 use crate::wal::segment::OpenSegment;
-use crate::{Error, Result};
 use compact::{CompactionStats, Compactor};
 use flush::{FlushStats, Flusher};
 pub use key_range::KeyRange;
@@ -331,6 +332,8 @@ impl Db {
     /// replayed WAL, a manifest `CURRENT` does not name yet, an empty WAL
     /// segment) is garbage the next open removes (see `db/recovery.rs`).
     pub async fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        let table_options = TableOptions::from(&options);
+        table_options.validate()?;
         options.validate()?;
         let dir = path.as_ref().to_path_buf();
         let runtime = runtime::StoreRuntime::for_caller()
@@ -359,7 +362,7 @@ impl Db {
         // a store dropped without `close` keeps it until they have stopped
         // touching the directory.
         let lock = Arc::new(lock);
-        let recovered = recovery::recover(&fs, &background_fs, &dir, &options.table_options()).await?;
+        let recovered = recovery::recover(&fs, &background_fs, &dir, &table_options).await?;
         let (versions, segment_number) = (recovered.versions, recovered.segment_number);
         // NOTE: replayed segments kept for lack of space to flush them may
         // end in a torn tail; a clean-close mark would make that tail
@@ -386,7 +389,7 @@ impl Db {
         let tree = Arc::new(Tree::new(
             Arc::clone(&memtable),
             versions.current(),
-            options.compaction_options(),
+            CompactionOptions::from(&options),
         ));
         let queue = Arc::new(CommitQueue::new(
             recovered.next_seqno,
@@ -435,12 +438,12 @@ impl Db {
             tree: Arc::clone(&tree),
             versions: Arc::clone(&versions),
             snapshots: Arc::clone(&snapshots),
-            table_options: options.table_options(),
+            table_options: table_options.clone(),
             stats: Arc::clone(&flush_stats),
             write_stop: Arc::clone(&write_stop),
             shutdown: Arc::clone(&shutdown),
         };
-        let compaction_options = options.compaction_options();
+        let compaction_options = CompactionOptions::from(&options);
         let compactor = Arc::new(Compactor {
             fs: Arc::clone(&background_fs),
             dir: dir.clone(),
@@ -448,7 +451,7 @@ impl Db {
             tree: Arc::clone(&tree),
             versions,
             table_cache: Arc::clone(&table_cache),
-            table_options: options.table_options(),
+            table_options: table_options.clone(),
             rate_limiter: compaction_options
                 .rate_limit_bytes_per_sec
                 .map(crate::compaction::job::RateLimiter::new),
