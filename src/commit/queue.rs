@@ -414,75 +414,28 @@ impl CommitQueue {
             debug_assert!(false, "own batch does not decode: {reason}");
             Error::InvalidOptions(format!("batch does not decode: {reason}"))
         })?;
-        let record_len = (HEADER_SIZE_BYTES + payload.len()) as u64;
-        let wake;
         // NOTE: allocated before the commit lock, which every writer takes.
-        let channel = durable.then(oneshot::channel);
-        let mut own_insert = None;
-        let (receiver, seqno_end) = {
+        let (waiter, receiver) = match durable.then(oneshot::channel) {
+            Some((tx, rx)) => (Some(tx), Some(rx)),
+            None => (None, None),
+        };
+        let (seqno_end, wake, own_insert) = {
             let mut state = self.lock();
             self.refuse(&state)?;
             self.maybe_rotate_memtable(&mut state);
-            let first_seqno = state.next_seqno;
-            state.next_seqno += u64::from(count);
-            let last_seqno = state.next_seqno - 1;
-            if state.segment_offset > 0 && state.segment_offset + record_len > self.segment_size_bytes {
-                state.segment += 1;
-                state.segment_offset = 0;
-            }
-            let header = RecordHeader {
-                payload_len: payload.len() as u32,
-                segment: state.segment,
-                first_seqno,
-            };
-            let chunk = self.open_chunk(&mut state);
-            header.encode(payload_crc, &payload, &mut chunk.buf);
-            chunk.records += 1;
-            chunk.last_seqno = last_seqno;
-            let receiver = channel.map(|(tx, rx)| {
-                chunk.waiters.push(tx);
-                rx
-            });
-            state.queued_waiters += usize::from(durable);
-            state.segment_offset += record_len;
-            let before = self.queued_bytes.fetch_add(record_len as usize, Ordering::AcqRel);
-            wake = durable
-                || before == 0
-                || (before < WAL_BUFFER_BYTES && before + record_len as usize >= WAL_BUFFER_BYTES);
+            let (first_seqno, last_seqno, wake) =
+                self.append_record(&mut state, &payload, payload_crc, count, waiter);
             let mode = if durable {
                 self.insert_mode()
             } else {
                 InsertMode::UnderLock
             };
-            if mode != InsertMode::UnderLock {
-                let size = entries
-                    .iter()
-                    .map(|e| Memtable::entry_size_bytes(&e.key, &e.value))
-                    .sum();
-                state.memtable.account(size);
-                let left_to_wal = mode == InsertMode::LeftToWal;
-                let insert = Arc::new(DeferredInsert {
-                    memtable: Arc::clone(&state.memtable),
-                    first_seqno,
-                    entries,
-                    left_to_wal,
-                    done: AtomicBool::new(false),
-                });
-                if !left_to_wal {
-                    own_insert = Some(Arc::clone(&insert));
-                }
-                state.deferred.push_back(insert);
-                self.deferred_count.store(state.deferred.len(), Ordering::Release);
-            } else {
-                for (seqno, entry) in (first_seqno..).zip(entries) {
-                    state.memtable.insert(entry.key, seqno, entry.kind, entry.value);
-                }
-            }
+            let own_insert = self.arrange_insert(&mut state, mode, first_seqno, entries);
             if !durable {
                 self.apply_all_deferred(&mut state);
                 self.publish(last_seqno);
             }
-            (receiver, last_seqno)
+            (last_seqno, wake, own_insert)
         };
         debug_assert!(durable || self.visible_seqno() >= seqno_end);
         if wake {
@@ -493,6 +446,83 @@ impl CommitQueue {
             insert.apply();
         }
         Ok(receiver)
+    }
+
+    /// Under the commit lock: assigns `count` seqnos to a record of
+    /// `payload`, places it in its segment (the next one if it would cross
+    /// the end of this one) and appends it, framed, to the open chunk with
+    /// `waiter`. Returns the first and last seqno and whether the WAL task
+    /// must be woken: for a durable write, for the first bytes queued, and
+    /// when the queue reaches `WAL_BUFFER_BYTES`.
+    fn append_record(
+        &self,
+        state: &mut CommitState,
+        payload: &Bytes,
+        payload_crc: u32,
+        count: u32,
+        waiter: Option<Waiter>,
+    ) -> (SeqNo, SeqNo, bool) {
+        let record_len = (HEADER_SIZE_BYTES + payload.len()) as u64;
+        let first_seqno = state.next_seqno;
+        state.next_seqno += u64::from(count);
+        let last_seqno = state.next_seqno - 1;
+        if state.segment_offset > 0 && state.segment_offset + record_len > self.segment_size_bytes {
+            state.segment += 1;
+            state.segment_offset = 0;
+        }
+        let header = RecordHeader {
+            payload_len: payload.len() as u32,
+            segment: state.segment,
+            first_seqno,
+        };
+        let durable = waiter.is_some();
+        let chunk = self.open_chunk(state);
+        header.encode(payload_crc, payload, &mut chunk.buf);
+        chunk.records += 1;
+        chunk.last_seqno = last_seqno;
+        chunk.waiters.extend(waiter);
+        state.queued_waiters += usize::from(durable);
+        state.segment_offset += record_len;
+        let before = self.queued_bytes.fetch_add(record_len as usize, Ordering::AcqRel);
+        let wake = durable
+            || before == 0
+            || (before < WAL_BUFFER_BYTES && before + record_len as usize >= WAL_BUFFER_BYTES);
+        (first_seqno, last_seqno, wake)
+    }
+
+    /// Under the commit lock: inserts `entries` (seqnos from `first_seqno`)
+    /// into the memtable now, or, per `mode`, accounts for their size and
+    /// queues them as a deferred insert. Returns the deferred insert the
+    /// writer does itself after the lock, if any.
+    fn arrange_insert(
+        &self,
+        state: &mut CommitState,
+        mode: InsertMode,
+        first_seqno: SeqNo,
+        entries: Vec<BatchEntry>,
+    ) -> Option<Arc<DeferredInsert>> {
+        if mode == InsertMode::UnderLock {
+            for (seqno, entry) in (first_seqno..).zip(entries) {
+                state.memtable.insert(entry.key, seqno, entry.kind, entry.value);
+            }
+            return None;
+        }
+        let size = entries
+            .iter()
+            .map(|e| Memtable::entry_size_bytes(&e.key, &e.value))
+            .sum();
+        state.memtable.account(size);
+        let left_to_wal = mode == InsertMode::LeftToWal;
+        let insert = Arc::new(DeferredInsert {
+            memtable: Arc::clone(&state.memtable),
+            first_seqno,
+            entries,
+            left_to_wal,
+            done: AtomicBool::new(false),
+        });
+        state.deferred.push_back(Arc::clone(&insert));
+        self.deferred_count.store(state.deferred.len(), Ordering::Release);
+        (!left_to_wal).then_some(insert)
     }
 
     /// Asks the WAL task to make everything committed so far durable.

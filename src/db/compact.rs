@@ -29,7 +29,7 @@ use crate::db::flush::{NO_SPACE_RETRY_MAX, NO_SPACE_RETRY_MIN};
 use crate::db::obsolete::ObsoleteTables;
 use crate::db::store::Store;
 use crate::error::{Error, Result};
-use crate::manifest::VersionEdit;
+use crate::manifest::{TableMeta, VersionEdit};
 use crate::version::Version;
 
 /// Counters the compaction task keeps.
@@ -157,45 +157,7 @@ impl Compactor {
                 edit.added.push((compaction.output_level, Arc::clone(table)));
             }
         } else {
-            let file_numbers = self.store.versions.lock().await.file_numbers();
-            let allocate = move || file_numbers.fetch_add(1, Ordering::AcqRel);
-            let snapshots = self.store.snapshots.seqnos();
-            self.store
-                .tree
-                .raise_drop_horizon(self.store.queue.visible_seqno());
-            let ctx = JobContext {
-                fs: &self.store.background_fs,
-                dir: &self.store.dir,
-                table_cache: &self.store.table_cache,
-                table_options: &self.store.table_options,
-                options: &self.store.compaction_options,
-                snapshots: &snapshots,
-                allocate_file_number: &allocate,
-                rate_limiter: self.rate_limiter.as_ref(),
-            };
-            let output = job::run(&compaction, &ctx)
-                .await
-                .map_err(Error::table_write_stopped)?;
-            if let Err(e) = self.store.background_fs.sync_dir(&self.store.dir).await {
-                let error = Error::table_write_stopped(Error::io("sync directory", &self.store.dir, e));
-                // NOTE: nothing references the outputs yet; they go.
-                for table in &output.added {
-                    let path = crate::sst::table_path(&self.store.dir, table.number);
-                    if let Err(error) = self.store.background_fs.remove_file(&path).await {
-                        tracing::warn!(%error, path = %path.display(), "could not remove a compaction output");
-                    }
-                }
-                return Err(error);
-            }
-            self.store
-                .compaction_stats
-                .bytes_read
-                .fetch_add(output.bytes_read, Ordering::Relaxed);
-            self.store
-                .compaction_stats
-                .bytes_written
-                .fetch_add(output.bytes_written, Ordering::Relaxed);
-            for table in output.added {
+            for table in self.run_job(&compaction).await? {
                 edit.added.push((compaction.output_level, table));
             }
         }
@@ -229,6 +191,51 @@ impl Compactor {
             )
             .await;
         Ok(())
+    }
+
+    /// Runs the merge of a compaction that is not a trivial move, syncs
+    /// the directory and counts the bytes; returns the output tables. On
+    /// error no output is left behind (or the sweep at open removes it).
+    async fn run_job(&self, compaction: &Compaction) -> Result<Vec<Arc<TableMeta>>> {
+        let file_numbers = self.store.versions.lock().await.file_numbers();
+        let allocate = move || file_numbers.fetch_add(1, Ordering::AcqRel);
+        let snapshots = self.store.snapshots.seqnos();
+        self.store
+            .tree
+            .raise_drop_horizon(self.store.queue.visible_seqno());
+        let ctx = JobContext {
+            fs: &self.store.background_fs,
+            dir: &self.store.dir,
+            table_cache: &self.store.table_cache,
+            table_options: &self.store.table_options,
+            options: &self.store.compaction_options,
+            snapshots: &snapshots,
+            allocate_file_number: &allocate,
+            rate_limiter: self.rate_limiter.as_ref(),
+        };
+        let output = job::run(compaction, &ctx)
+            .await
+            .map_err(Error::table_write_stopped)?;
+        if let Err(e) = self.store.background_fs.sync_dir(&self.store.dir).await {
+            let error = Error::table_write_stopped(Error::io("sync directory", &self.store.dir, e));
+            // NOTE: nothing references the outputs yet; they go.
+            for table in &output.added {
+                let path = crate::sst::table_path(&self.store.dir, table.number);
+                if let Err(error) = self.store.background_fs.remove_file(&path).await {
+                    tracing::warn!(%error, path = %path.display(), "could not remove a compaction output");
+                }
+            }
+            return Err(error);
+        }
+        self.store
+            .compaction_stats
+            .bytes_read
+            .fetch_add(output.bytes_read, Ordering::Relaxed);
+        self.store
+            .compaction_stats
+            .bytes_written
+            .fetch_add(output.bytes_written, Ordering::Relaxed);
+        Ok(output.added)
     }
 }
 
