@@ -35,6 +35,7 @@ pub mod clock;
 mod coding;
 mod commit;
 mod compaction;
+mod compaction_filter;
 pub mod db;
 mod error;
 #[doc(hidden)]
@@ -65,7 +66,7 @@ pub struct ReadmeDoctests;
 
 pub use batch::WriteBatch;
 pub use check::{CheckReport, Damage, check, check_with_fs};
-pub use compaction::filter::{CompactionFilter, FilterDecision};
+pub use compaction_filter::{CompactionFilter, FilterDecision};
 pub use db::{Db, KeyRange, Scan, Snapshot, Stats};
 pub use error::{Error, Result};
 pub use io::IoBackend;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::compaction::filter::CompactionFilter;
+use crate::compaction_filter::CompactionFilter;
 use crate::error::{Error, Result};
 use crate::io::Fs;
 use crate::io::IoBackend;

@@ -27,7 +27,6 @@
 //! - For every user key and every live snapshot (and the latest state), the
 //!   version a reader there saw before the job is the one it sees after.
 
-pub mod filter;
 pub mod job;
 pub mod picker;
 pub mod rate_limiter;
@@ -69,7 +68,7 @@ pub struct ValuePolicy {
     /// The merge operator and the clock.
     pub resolver: crate::merge::Resolver,
     /// The user's filter, if any.
-    pub filter: Option<std::sync::Arc<dyn filter::CompactionFilter>>,
+    pub filter: Option<std::sync::Arc<dyn crate::compaction_filter::CompactionFilter>>,
 }
 
 impl Default for ValuePolicy {
