@@ -35,6 +35,7 @@ pub mod clock;
 mod coding;
 mod commit;
 mod compaction;
+mod compaction_filter;
 pub mod db;
 mod error;
 mod filename;
@@ -66,7 +67,8 @@ pub struct ReadmeDoctests;
 
 pub use batch::WriteBatch;
 pub use check::{CheckReport, Damage, check, check_with_fs};
-pub use compaction::filter::{CompactionFilter, FilterDecision};
+pub use compaction_filter::{CompactionFilter, FilterDecision};
 pub use db::{Db, KeyRange, Scan, Snapshot, Stats};
 pub use error::{Error, Result};
-pub use options::{Compression, IoBackend, Options, SyncMode, WriteOptions};
+pub use io::IoBackend;
+pub use options::{Compression, Options, SyncMode, WriteOptions};

@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::compaction_filter::CompactionFilter;
+use crate::error::{Error, Result};
 use crate::io::Fs;
+use crate::io::IoBackend;
 pub use crate::sst::Compression;
 
 /// When a write's future resolves, relative to the disk.
@@ -35,21 +38,6 @@ impl SyncMode {
     pub fn is_durable(self) -> bool {
         matches!(self, SyncMode::Always)
     }
-}
-
-/// Which I/O backend carries the store's disk I/O.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IoBackend {
-    /// io_uring when the kernel allows it, else `Threads` with a logged
-    /// warning. The environment variable `RINGDB_IO=threads` (or `uring`)
-    /// overrides `Auto`.
-    #[default]
-    Auto,
-    /// io_uring, through tokio-uring runtimes on threads ringdb owns. Opening
-    /// fails if io_uring is unavailable.
-    Uring,
-    /// Plain `pwrite`/`pread`/`fdatasync` on a small thread pool.
-    Threads,
 }
 
 /// Options for [`crate::Db::open`].
@@ -181,7 +169,7 @@ pub struct Options {
     /// Keeps, drops or rewrites values as compaction rewrites them (see
     /// [`crate::CompactionFilter`] for which values it sees). Default:
     /// `None`.
-    pub compaction_filter: Option<Arc<dyn crate::CompactionFilter>>,
+    pub compaction_filter: Option<Arc<dyn CompactionFilter>>,
 }
 
 impl Default for Options {
@@ -424,35 +412,11 @@ impl Options {
         self
     }
 
-    /// The compaction picker's and job's options.
-    pub(crate) fn compaction_options(&self) -> crate::compaction::CompactionOptions {
-        crate::compaction::CompactionOptions {
-            l0_compaction_trigger: self.l0_compaction_trigger,
-            max_bytes_for_level_base: self.max_bytes_for_level_base,
-            level_size_multiplier: self.level_size_multiplier,
-            dynamic_level_bytes: self.dynamic_level_bytes,
-            target_file_size_bytes: self.target_file_size_bytes,
-            rate_limit_bytes_per_sec: self.compaction_rate_limit_bytes_per_sec,
-            values: crate::compaction::ValuePolicy {
-                resolver: self.resolver(),
-                filter: self.compaction_filter.clone(),
-            },
-        }
-    }
-
-    /// The table builder's options.
-    pub(crate) fn table_options(&self) -> crate::sst::TableOptions {
-        crate::sst::TableOptions {
-            block_size_bytes: self.block_size_bytes,
-            bloom_bits_per_key: self.bloom_bits_per_key,
-            compression: self.compression,
-        }
-    }
-
-    pub(crate) fn validate(&self) -> crate::Result<()> {
-        self.table_options().validate()?;
+    /// Checks the rules between fields that no consumer's view checks
+    /// (the table builder checks its own, see `TableOptions::validate`).
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.write_buffer_size_bytes < 1024 {
-            return Err(crate::Error::InvalidOptions(
+            return Err(Error::InvalidOptions(
                 "write_buffer_size_bytes must be at least 1024".into(),
             ));
         }
@@ -460,7 +424,7 @@ impl Options {
             || self.l0_slowdown_writes_trigger < self.l0_compaction_trigger
             || self.l0_stop_writes_trigger < self.l0_slowdown_writes_trigger
         {
-            return Err(crate::Error::InvalidOptions(
+            return Err(Error::InvalidOptions(
                 "need 0 < l0_compaction_trigger <= l0_slowdown_writes_trigger <= l0_stop_writes_trigger"
                     .into(),
             ));
@@ -469,17 +433,17 @@ impl Options {
             || self.max_bytes_for_level_base == 0
             || self.target_file_size_bytes == 0
         {
-            return Err(crate::Error::InvalidOptions(
+            return Err(Error::InvalidOptions(
                 "level_size_multiplier must be at least 2; level and file sizes above 0".into(),
             ));
         }
         if self.max_immutable_memtables == 0 || self.table_cache_tables == 0 {
-            return Err(crate::Error::InvalidOptions(
+            return Err(Error::InvalidOptions(
                 "max_immutable_memtables and table_cache_tables must be at least 1".into(),
             ));
         }
         if self.wal_segment_size_bytes < 4096 {
-            return Err(crate::Error::InvalidOptions(format!(
+            return Err(Error::InvalidOptions(format!(
                 "wal_segment_size_bytes must be at least 4096, got {}",
                 self.wal_segment_size_bytes
             )));
@@ -487,7 +451,7 @@ impl Options {
         if let SyncMode::Interval(d) = self.sync_mode
             && d.is_zero()
         {
-            return Err(crate::Error::InvalidOptions(
+            return Err(Error::InvalidOptions(
                 "SyncMode::Interval needs a non-zero interval".into(),
             ));
         }
@@ -516,7 +480,7 @@ impl Options {
     }
 
     /// Sets [`Options::compaction_filter`].
-    pub fn compaction_filter(mut self, filter: Arc<dyn crate::CompactionFilter>) -> Self {
+    pub fn compaction_filter(mut self, filter: Arc<dyn CompactionFilter>) -> Self {
         self.compaction_filter = Some(filter);
         self
     }

@@ -7,9 +7,9 @@ mod common;
 use common::TestStore;
 use ringdb::{Error, SyncMode, WriteBatch, WriteOptions};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn put_get_delete_and_reopen_on_every_backend() {
-    for store in TestStore::all() {
+backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn put_get_delete_and_reopen_on_every_backend(store: TestStore) {
         let db = store.open().await;
         db.put(b"k1", b"v1").await.unwrap();
         db.put(b"k2", b"v2").await.unwrap();
@@ -56,9 +56,9 @@ async fn put_get_delete_and_reopen_on_every_backend() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batches_apply_atomically_and_in_order() {
-    for store in TestStore::all() {
+backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_apply_atomically_and_in_order(store: TestStore) {
         let db = store.open().await;
         db.put(b"b", b"old").await.unwrap();
         let mut batch = WriteBatch::new();
@@ -84,9 +84,9 @@ async fn batches_apply_atomically_and_in_order() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_concurrent_writers_share_syncs_and_rotate_segments() {
-    for store in TestStore::all() {
+backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_writers_share_syncs_and_rotate_segments(store: TestStore) {
         let db = store.open().await;
         let tasks: Vec<_> = (0..64)
             .map(|t| {
@@ -119,13 +119,14 @@ async fn many_concurrent_writers_share_syncs_and_rotate_segments() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn non_durable_modes_are_visible_at_once_and_durable_after_sync() {
-    for mode in [
-        SyncMode::Buffered,
-        SyncMode::Interval(std::time::Duration::from_millis(5)),
-    ] {
-        for mut store in TestStore::all() {
+backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn non_durable_modes_are_visible_at_once_and_durable_after_sync(new_store: fn() -> TestStore) {
+        for mode in [
+            SyncMode::Buffered,
+            SyncMode::Interval(std::time::Duration::from_millis(5)),
+        ] {
+            let mut store = new_store();
             store.options = store.options.clone().sync_mode(mode);
             let db = store.open().await;
             for i in 0..100 {
@@ -240,9 +241,9 @@ fn public_futures_are_send_and_static() {
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_opens_once_at_a_time_on_every_backend() {
-    for store in TestStore::all() {
+backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_opens_once_at_a_time_on_every_backend(store: TestStore) {
         let db = store.open().await;
         db.put(b"k", b"v").await.unwrap();
         let second = ringdb::Db::open(&store.dir, store.options.clone()).await;

@@ -10,7 +10,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::TestStore;
 use futures::TryStreamExt;
 use ringdb::io::sim::{SimFs, TearMode};
 use ringdb::merge::Append;
@@ -29,9 +28,9 @@ fn with_merge(options: Options) -> Options {
         .write_buffer_size_bytes(4096)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn checkpoint_opens_with_the_same_contents_on_every_backend() {
-    for store in TestStore::all() {
+backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checkpoint_opens_with_the_same_contents_on_every_backend(store: TestStore) {
         let options = with_merge(store.options.clone());
         let db = Db::open(&store.dir, options.clone()).await.unwrap();
         for i in 0..300u32 {
@@ -74,9 +73,9 @@ async fn checkpoint_opens_with_the_same_contents_on_every_backend() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn checkpoint_during_writes_holds_every_write_acked_before_the_call() {
-    for store in TestStore::all() {
+backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checkpoint_during_writes_holds_every_write_acked_before_the_call(store: TestStore) {
         let options = with_merge(store.options.clone());
         let db = Db::open(&store.dir, options.clone()).await.unwrap();
         const WRITERS: usize = 4;

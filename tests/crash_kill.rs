@@ -367,6 +367,40 @@ fn wal_segments(dir: &Path) -> usize {
         .count()
 }
 
+/// Checks every task of one cycle against its base state; returns the ops
+/// acked, the tasks with an op in flight, and of those the ones whose op
+/// was applied. `Err` describes the first failure.
+fn check_cycle(
+    context: &str,
+    base: &[State],
+    transcript: &Transcript,
+    recovered: &Recovered,
+    summary: &mut Summary,
+) -> Result<(usize, usize, usize), String> {
+    let mut acked = 0;
+    let mut in_flight = 0;
+    let mut in_flight_applied = 0;
+    for (task, log) in transcript.logs.iter().enumerate() {
+        let applied = check_task(task, &base[task], log, &recovered.states[task]).map_err(|why| {
+            format!(
+                "{context}: {why}\nbase: {:?}\n{} ops begun, {} acked",
+                base[task],
+                log.ops.len(),
+                log.acked
+            )
+        })?;
+        acked += log.acked;
+        summary.ops_begun += log.ops.len();
+        if log.ops.len() > log.acked {
+            // NOTE: an in-flight op that changes nothing (a delete of an
+            // absent key) counts as not applied; the two look the same.
+            in_flight += 1;
+            in_flight_applied += usize::from(applied > log.acked);
+        }
+    }
+    Ok((acked, in_flight, in_flight_applied))
+}
+
 /// All cycles; `Err` describes the first failure.
 fn run_cycles(dir: &Path, tasks: usize, cycles: u64, seed: u64) -> Result<Summary, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -418,27 +452,8 @@ fn run_cycles(dir: &Path, tasks: usize, cycles: u64, seed: u64) -> Result<Summar
             .block_on(recover(dir, tasks))
             .map_err(|e| format!("{context}: {e}"))?;
 
-        let mut acked = 0;
-        let mut in_flight = 0;
-        let mut in_flight_applied = 0;
-        for (task, log) in transcript.logs.iter().enumerate() {
-            let applied = check_task(task, &base[task], log, &recovered.states[task]).map_err(|why| {
-                format!(
-                    "{context}: {why}\nbase: {:?}\n{} ops begun, {} acked",
-                    base[task],
-                    log.ops.len(),
-                    log.acked
-                )
-            })?;
-            acked += log.acked;
-            summary.ops_begun += log.ops.len();
-            if log.ops.len() > log.acked {
-                // NOTE: an in-flight op that changes nothing (a delete of an
-                // absent key) counts as not applied; the two look the same.
-                in_flight += 1;
-                in_flight_applied += usize::from(applied > log.acked);
-            }
-        }
+        let (acked, in_flight, in_flight_applied) =
+            check_cycle(&context, &base, &transcript, &recovered, &mut summary)?;
         eprintln!(
             "crash_kill: cycle {cycle}: killed {kill_delay_ms} ms after {clock:?}{}, {acked} acked, \
              {in_flight_applied} of {in_flight} in flight applied; child ran {child_time:.0?}, \

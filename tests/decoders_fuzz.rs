@@ -187,6 +187,20 @@ async fn write_seed_corpus() {
         println!("skipped: set RINGDB_WRITE_CORPUS=1 to regenerate fuzz/corpus");
         return;
     }
+    let files = store_files().await;
+    for (i, (_, bytes)) in named(&files, ".sst").take(2).enumerate() {
+        write_seed("table", &format!("seed-{i}"), bytes);
+    }
+    write_block_seeds();
+    write_wal_and_batch_seeds(&files);
+    write_manifest_seeds(&files);
+    write_ops_seeds();
+}
+
+/// The files of a store on the simulated disk with flushed tables, a
+/// manifest and WAL segments, left open: its newest WAL segment holds the
+/// last records.
+async fn store_files() -> Vec<(PathBuf, Vec<u8>)> {
     let sim = SimFs::new(1);
     let options = Options::default()
         .fs(sim.clone())
@@ -219,22 +233,27 @@ async fn write_seed_corpus() {
         })
         .collect();
     drop(db);
-    let write = |target: &str, name: &str, bytes: &[u8]| {
-        let dir = corpus_dir(target);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(name), bytes).unwrap();
-    };
-    fn named<'a>(
-        files: &'a [(PathBuf, Vec<u8>)],
-        suffix: &'a str,
-    ) -> impl Iterator<Item = &'a (PathBuf, Vec<u8>)> {
-        files
-            .iter()
-            .filter(move |(p, _)| p.to_string_lossy().ends_with(suffix))
-    }
-    for (i, (_, bytes)) in named(&files, ".sst").take(2).enumerate() {
-        write("table", &format!("seed-{i}"), bytes);
-    }
+    files
+}
+
+/// Writes one seed of the corpus of fuzz target `target`.
+fn write_seed(target: &str, name: &str, bytes: &[u8]) {
+    let dir = corpus_dir(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+/// The files whose names end with `suffix`.
+fn named<'a>(
+    files: &'a [(PathBuf, Vec<u8>)],
+    suffix: &'a str,
+) -> impl Iterator<Item = &'a (PathBuf, Vec<u8>)> {
+    files
+        .iter()
+        .filter(move |(p, _)| p.to_string_lossy().ends_with(suffix))
+}
+
+fn write_block_seeds() {
     // Blocks built by the block builder: raw (restart interval 16 and 1,
     // as data and index blocks) and stored with their trailer, compressed.
     for (i, interval) in [16usize, 1].into_iter().enumerate() {
@@ -244,7 +263,7 @@ async fn write_seed_corpus() {
             builder.add(&key, format!("v{k}").repeat((k % 4) as usize).as_bytes());
         }
         let raw = builder.finish().to_vec();
-        write("block", &format!("seed-raw-{i}"), &raw);
+        write_seed("block", &format!("seed-raw-{i}"), &raw);
         let (mut scratch, mut stored) = (Vec::new(), Vec::new());
         ringdb::sst::block::trailer::encode_block(
             &raw,
@@ -252,9 +271,12 @@ async fn write_seed_corpus() {
             &mut scratch,
             &mut stored,
         );
-        write("block", &format!("seed-stored-{i}"), &stored);
+        write_seed("block", &format!("seed-stored-{i}"), &stored);
     }
-    for (i, (path, bytes)) in named(&files, ".wal").take(3).enumerate() {
+}
+
+fn write_wal_and_batch_seeds(files: &[(PathBuf, Vec<u8>)]) {
+    for (i, (path, bytes)) in named(files, ".wal").take(3).enumerate() {
         // Segment number 1 is what the target scans as: renumber records.
         let number: u64 = path.file_stem().unwrap().to_string_lossy().parse().unwrap();
         let used = written_len(bytes);
@@ -262,17 +284,20 @@ async fn write_seed_corpus() {
         renumber(&mut seg, number, 1);
         let mut framed = vec![1u8];
         framed.extend_from_slice(&seg);
-        write("wal_segment", &format!("seed-{i}"), &framed);
+        write_seed("wal_segment", &format!("seed-{i}"), &framed);
         // Payloads of the first records as batch seeds.
         let mut pos = 0;
         let mut n = 0;
         while pos + 24 <= seg.len() && n < 3 {
             let len = u32::from_le_bytes(seg[pos + 4..pos + 8].try_into().unwrap()) as usize;
-            write("batch", &format!("seed-{i}-{n}"), &seg[pos + 24..pos + 24 + len]);
+            write_seed("batch", &format!("seed-{i}-{n}"), &seg[pos + 24..pos + 24 + len]);
             pos += 24 + len;
             n += 1;
         }
     }
+}
+
+fn write_manifest_seeds(files: &[(PathBuf, Vec<u8>)]) {
     for (path, bytes) in files
         .iter()
         .filter(|(p, _)| p.to_string_lossy().contains("MANIFEST-"))
@@ -288,23 +313,26 @@ async fn write_seed_corpus() {
         renumber(&mut manifest, number, 1);
         let mut framed = vec![1u8];
         framed.extend_from_slice(&manifest);
-        write("manifest", "seed-manifest", &framed);
-        write("manifest", "seed-current", b"\x00MANIFEST-000001\n");
+        write_seed("manifest", "seed-manifest", &framed);
+        write_seed("manifest", "seed-current", b"\x00MANIFEST-000001\n");
     }
-    write(
+}
+
+fn write_ops_seeds() {
+    write_seed(
         "ops",
         "seed-mixed",
         &[
             0, 1, 40, 6, 1, 8, 3, 9, 1, 11, 0, 12, 0, 13, 0, 9, 3, 14, 0, 11, 0,
         ],
     );
-    write(
+    write_seed(
         "ops",
         "seed-crash",
         &[1, 2, 200, 2, 3, 200, 12, 0, 3, 4, 9, 15, 0, 9, 2, 11, 0],
     );
     let many: Vec<u8> = (0..120u8).flat_map(|i| [i % 16, i.wrapping_mul(7), 30]).collect();
-    write("ops", "seed-many", &many);
+    write_seed("ops", "seed-many", &many);
 }
 
 /// Length of the records in a segment: up to the first all-zero header.

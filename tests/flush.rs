@@ -12,9 +12,9 @@ fn value_of(i: usize) -> String {
     format!("value-{i:05}-{}", "v".repeat(i % 50))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reopen_after_many_flushes_returns_everything_on_every_backend() {
-    for mut store in TestStore::all() {
+backend_tests! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reopen_after_many_flushes_returns_everything_on_every_backend(mut store: TestStore) {
         store.options = store.options.clone().write_buffer_size_bytes(16 * 1024);
         let db = store.open().await;
         for i in 0..3000 {

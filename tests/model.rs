@@ -550,6 +550,25 @@ impl Harness {
 
     async fn step(&mut self, op: &Op) -> Result<(), String> {
         match op {
+            Op::Put(..) | Op::PutTtl(..) | Op::Merge(..) | Op::Delete(_) => self.write_one(op).await,
+            Op::Batch(entries) => self.write_batch(entries).await,
+            Op::Get(_) | Op::Scan { .. } | Op::ScanPrefix(_) => self.read(op).await,
+            Op::TakeSnapshot | Op::ReadSnapshot(..) | Op::ScanSnapshot { .. } | Op::ReleaseSnapshot(_) => {
+                self.snapshot_op(op).await
+            }
+            Op::AdvanceClock(ms) => {
+                self.clock.advance(Duration::from_millis(*ms));
+                Ok(())
+            }
+            Op::Checkpoint => self.checkpoint().await,
+            Op::Flush | Op::CompactRange(_) | Op::Sync | Op::Reopen | Op::Crash => self.maintain(op).await,
+        }
+    }
+
+    /// A put, a put with a TTL, a merge or a delete, on the store and the
+    /// model.
+    async fn write_one(&mut self, op: &Op) -> Result<(), String> {
+        match op {
             Op::Put(k, v) => {
                 let bytes = v.bytes();
                 self.db().put(k, &bytes).await.map_err(|e| failed("put", e))?;
@@ -576,37 +595,46 @@ impl Harness {
                 merge(&mut self.model, k, operand);
                 self.coverage.merges += 1;
             }
-            Op::AdvanceClock(ms) => self.clock.advance(Duration::from_millis(*ms)),
-            Op::Checkpoint => self.checkpoint().await?,
             Op::Delete(k) => {
                 self.db().delete(k).await.map_err(|e| failed("delete", e))?;
                 self.model.remove(k.as_bytes());
             }
-            Op::Batch(entries) => {
-                let mut batch = WriteBatch::new();
-                for (k, entry) in entries {
-                    match entry {
-                        BatchEntry::Put(v) => batch.put(k, v.bytes()),
-                        BatchEntry::Delete => batch.delete(k),
-                        BatchEntry::Merge(operand) => batch.merge(k, operand),
-                    };
+            _ => unreachable!("not a single write: {op:?}"),
+        }
+        Ok(())
+    }
+
+    /// A batch, on the store and the model.
+    async fn write_batch(&mut self, entries: &[(String, BatchEntry)]) -> Result<(), String> {
+        let mut batch = WriteBatch::new();
+        for (k, entry) in entries {
+            match entry {
+                BatchEntry::Put(v) => batch.put(k, v.bytes()),
+                BatchEntry::Delete => batch.delete(k),
+                BatchEntry::Merge(operand) => batch.merge(k, operand),
+            };
+        }
+        self.write(batch).await?;
+        for (k, entry) in entries {
+            match entry {
+                BatchEntry::Put(v) => {
+                    self.model.insert(k.as_bytes().to_vec(), put(v.bytes(), None));
                 }
-                self.write(batch).await?;
-                for (k, entry) in entries {
-                    match entry {
-                        BatchEntry::Put(v) => {
-                            self.model.insert(k.as_bytes().to_vec(), put(v.bytes(), None));
-                        }
-                        BatchEntry::Delete => {
-                            self.model.remove(k.as_bytes());
-                        }
-                        BatchEntry::Merge(operand) => {
-                            merge(&mut self.model, k, operand);
-                            self.coverage.merges += 1;
-                        }
-                    }
+                BatchEntry::Delete => {
+                    self.model.remove(k.as_bytes());
+                }
+                BatchEntry::Merge(operand) => {
+                    merge(&mut self.model, k, operand);
+                    self.coverage.merges += 1;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A get or a scan of the latest state, checked against the model.
+    async fn read(&mut self, op: &Op) -> Result<(), String> {
+        match op {
             Op::Get(k) => {
                 let actual = self.db().get(k).await.map_err(|e| failed("get", e))?;
                 let versions = self.model.get(k.as_bytes());
@@ -630,6 +658,14 @@ impl Harness {
                     .map_err(|e| failed("scan_prefix", e))?;
                 compare(&model_prefix(&self.visible(), prefix), &actual)?;
             }
+            _ => unreachable!("not a read: {op:?}"),
+        }
+        Ok(())
+    }
+
+    /// Takes, reads through or releases a snapshot.
+    async fn snapshot_op(&mut self, op: &Op) -> Result<(), String> {
+        match op {
             Op::TakeSnapshot => {
                 if self.snapshots.len() == MAX_LIVE_SNAPSHOTS {
                     self.snapshots.remove(0);
@@ -665,6 +701,15 @@ impl Harness {
                     self.snapshots.remove(index % live);
                 }
             }
+            _ => unreachable!("not a snapshot op: {op:?}"),
+        }
+        Ok(())
+    }
+
+    /// A flush, a compaction, a sync, a reopen or a crash, each followed by
+    /// the checks it calls for.
+    async fn maintain(&mut self, op: &Op) -> Result<(), String> {
+        match op {
             Op::Flush => {
                 self.db().flush().await.map_err(|e| failed("flush", e))?;
                 self.check_all().await?;
@@ -698,6 +743,7 @@ impl Harness {
                     .await
                     .map_err(|e| format!("after power loss ({mode:?}): {e}"))?;
             }
+            _ => unreachable!("not a maintenance op: {op:?}"),
         }
         Ok(())
     }

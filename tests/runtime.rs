@@ -20,9 +20,9 @@ fn multi_thread_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-#[test]
-fn a_store_serves_other_runtimes_and_block_on() {
-    for store in TestStore::all() {
+backend_tests! {
+    #[test]
+    fn a_store_serves_other_runtimes_and_block_on(store: TestStore) {
         let opener = multi_thread_runtime();
         let db = opener.block_on(store.open());
         let other = multi_thread_runtime();

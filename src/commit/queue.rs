@@ -36,11 +36,11 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::batch::decode_payload;
 use crate::db::tree::Tree;
+use crate::error::{Error, Result};
 use crate::key::SeqNo;
 use crate::limits::{MAX_GROUP_SIZE_BYTES, WAL_BUFFER_BYTES};
 use crate::memtable::Memtable;
 use crate::wal::format::{HEADER_SIZE_BYTES, RecordHeader};
-use crate::{Error, Result};
 
 /// Resolves a durable write (or a `sync` call) once its covering sync ends.
 pub(crate) type Waiter = oneshot::Sender<Result<()>>;
@@ -131,7 +131,7 @@ impl CommitQueue {
     pub fn new(
         next_seqno: SeqNo,
         segment: u64,
-        options: &crate::Options,
+        options: &crate::options::Options,
         memtable: Arc<Memtable>,
         tree: Arc<Tree>,
     ) -> Self {
@@ -260,53 +260,72 @@ impl CommitQueue {
                 what: format!("own batch does not decode: {reason}"),
             }
         })?;
-        let record_len = (HEADER_SIZE_BYTES + payload.len()) as u64;
-        let wake;
         // NOTE: allocated before the commit lock, which every writer takes.
-        let channel = durable.then(oneshot::channel);
-        let (receiver, seqno_end) = {
+        let (waiter, receiver) = match durable.then(oneshot::channel) {
+            Some((tx, rx)) => (Some(tx), Some(rx)),
+            None => (None, None),
+        };
+        let (seqno_end, wake) = {
             let mut state = self.lock();
             self.refuse(&state)?;
             self.maybe_rotate_memtable(&mut state);
-            let first_seqno = state.next_seqno;
-            state.next_seqno += u64::from(count);
-            let last_seqno = state.next_seqno - 1;
-            if state.segment_offset > 0 && state.segment_offset + record_len > self.segment_size_bytes {
-                state.segment += 1;
-                state.segment_offset = 0;
-            }
-            let header = RecordHeader {
-                payload_len: payload.len() as u32,
-                segment: state.segment,
-                first_seqno,
-            };
-            let chunk = self.open_chunk(&mut state);
-            header.encode(payload_crc, &payload, &mut chunk.buf);
-            chunk.records += 1;
-            chunk.last_seqno = last_seqno;
-            let receiver = channel.map(|(tx, rx)| {
-                chunk.waiters.push(tx);
-                rx
-            });
-            state.queued_waiters += usize::from(durable);
-            state.segment_offset += record_len;
-            let before = self.queued_bytes.fetch_add(record_len as usize, Ordering::AcqRel);
-            wake = durable
-                || before == 0
-                || (before < WAL_BUFFER_BYTES && before + record_len as usize >= WAL_BUFFER_BYTES);
+            let (first_seqno, last_seqno, wake) =
+                self.append_record(&mut state, &payload, payload_crc, count, waiter);
             for (seqno, entry) in (first_seqno..).zip(entries) {
                 state.memtable.insert(entry.key, seqno, entry.kind, entry.value);
             }
             if !durable {
                 self.publish(last_seqno);
             }
-            (receiver, last_seqno)
+            (last_seqno, wake)
         };
         debug_assert!(durable || self.visible_seqno() >= seqno_end);
         if wake {
             self.wal_wakeup.notify_one();
         }
         Ok(receiver)
+    }
+
+    /// Under the commit lock: assigns `count` seqnos to a record of
+    /// `payload`, places it in its segment (the next one if it would cross
+    /// the end of this one) and appends it, framed, to the open chunk with
+    /// `waiter`. Returns the first and last seqno and whether the WAL task
+    /// must be woken: for a durable write, for the first bytes queued, and
+    /// when the queue reaches `WAL_BUFFER_BYTES`.
+    fn append_record(
+        &self,
+        state: &mut CommitState,
+        payload: &Bytes,
+        payload_crc: u32,
+        count: u32,
+        waiter: Option<Waiter>,
+    ) -> (SeqNo, SeqNo, bool) {
+        let record_len = (HEADER_SIZE_BYTES + payload.len()) as u64;
+        let first_seqno = state.next_seqno;
+        state.next_seqno += u64::from(count);
+        let last_seqno = state.next_seqno - 1;
+        if state.segment_offset > 0 && state.segment_offset + record_len > self.segment_size_bytes {
+            state.segment += 1;
+            state.segment_offset = 0;
+        }
+        let header = RecordHeader {
+            payload_len: payload.len() as u32,
+            segment: state.segment,
+            first_seqno,
+        };
+        let durable = waiter.is_some();
+        let chunk = self.open_chunk(state);
+        header.encode(payload_crc, payload, &mut chunk.buf);
+        chunk.records += 1;
+        chunk.last_seqno = last_seqno;
+        chunk.waiters.extend(waiter);
+        state.queued_waiters += usize::from(durable);
+        state.segment_offset += record_len;
+        let before = self.queued_bytes.fetch_add(record_len as usize, Ordering::AcqRel);
+        let wake = durable
+            || before == 0
+            || (before < WAL_BUFFER_BYTES && before + record_len as usize >= WAL_BUFFER_BYTES);
+        (first_seqno, last_seqno, wake)
     }
 
     /// Asks the WAL task to make everything committed so far durable.
@@ -431,17 +450,17 @@ mod tests {
     use bytes::Bytes;
 
     use super::CommitQueue;
-    use crate::WriteBatch;
+    use crate::batch::WriteBatch;
     use crate::db::tree::Tree;
     use crate::memtable::{Lookup, Memtable};
 
     fn queue() -> (CommitQueue, Arc<Memtable>) {
-        let options = crate::Options::default();
+        let options = crate::options::Options::default();
         let memtable = Arc::new(Memtable::new());
         let tree = Arc::new(Tree::new(
             Arc::clone(&memtable),
             Arc::new(crate::version::Version::default()),
-            options.compaction_options(),
+            crate::compaction::CompactionOptions::from(&options),
         ));
         (
             CommitQueue::new(1, 1, &options, Arc::clone(&memtable), tree),

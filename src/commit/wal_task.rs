@@ -71,13 +71,13 @@ use tokio::time::Instant;
 use crate::commit::hold::GroupHold;
 use crate::commit::policy;
 use crate::commit::queue::{Chunk, CommitQueue, Group, Waiter};
+use crate::error::{Error, Result};
 use crate::io::Fs;
 use crate::key::SeqNo;
 use crate::limits::{
     DIRECT_IO_ALIGN_BYTES, MAX_GROUP_SIZE_BYTES, WAL_BUFFER_BYTES, WAL_PREFILL_WINDOW_BYTES,
 };
 use crate::wal::segment::OpenSegment;
-use crate::{Error, Result};
 
 /// Most bytes one durable write merges from queued chunks.
 const MAX_DURABLE_WRITE_BYTES: usize = 2 * MAX_GROUP_SIZE_BYTES;
@@ -199,12 +199,12 @@ impl WalWriter {
         dir: PathBuf,
         queue: Arc<CommitQueue>,
         segment: OpenSegment,
-        options: &crate::Options,
+        options: &crate::options::Options,
     ) -> Self {
         let unsynced_last_seqno = queue.visible_seqno();
         let sync_interval = match options.sync_mode {
-            crate::SyncMode::Interval(interval) => Some(interval),
-            crate::SyncMode::Always | crate::SyncMode::Buffered => None,
+            crate::options::SyncMode::Interval(interval) => Some(interval),
+            crate::options::SyncMode::Always | crate::options::SyncMode::Buffered => None,
         };
         let buffer_delay = sync_interval.map_or(options.wal_buffer_delay, |interval| {
             interval.min(options.wal_buffer_delay)

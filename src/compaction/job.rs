@@ -12,7 +12,7 @@
 //! saw it sees no version at all instead, which reads the same.
 //!
 //! Merge operands, expiry and the filter (see `merge.rs`, `ttl.rs`,
-//! `compaction/filter.rs`). When the newest version of a stripe is a merge
+//! `compaction_filter.rs`). When the newest version of a stripe is a merge
 //! operand, the older operands of the same stripe join it (a run) down to
 //! the stripe's first put or tombstone, the base. A run with a base is
 //! folded into one put at the newest operand's seqno (the base is then
@@ -53,9 +53,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::compaction::CompactionOptions;
-use crate::compaction::filter::FilterDecision;
 use crate::compaction::picker::Compaction;
 pub use crate::compaction::rate_limiter::RateLimiter;
+use crate::compaction_filter::FilterDecision;
 use crate::error::{Error, Result};
 use crate::io::{Fs, OpenMode};
 use crate::iter::{Direction, LevelIter, MergingIterator, Source};

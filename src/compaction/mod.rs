@@ -27,7 +27,6 @@
 //! - For every user key and every live snapshot (and the latest state), the
 //!   version a reader there saw before the job is the one it sees after.
 
-pub mod filter;
 pub mod job;
 pub mod picker;
 pub mod rate_limiter;
@@ -69,7 +68,7 @@ pub struct ValuePolicy {
     /// The merge operator and the clock.
     pub resolver: crate::merge::Resolver,
     /// The user's filter, if any.
-    pub filter: Option<std::sync::Arc<dyn filter::CompactionFilter>>,
+    pub filter: Option<std::sync::Arc<dyn crate::compaction_filter::CompactionFilter>>,
 }
 
 impl Default for ValuePolicy {
@@ -102,6 +101,24 @@ impl PartialEq for ValuePolicy {
 }
 
 impl Eq for ValuePolicy {}
+
+/// The compaction picker's and job's view of the store's options.
+impl From<&crate::options::Options> for CompactionOptions {
+    fn from(options: &crate::options::Options) -> Self {
+        CompactionOptions {
+            l0_compaction_trigger: options.l0_compaction_trigger,
+            max_bytes_for_level_base: options.max_bytes_for_level_base,
+            level_size_multiplier: options.level_size_multiplier,
+            dynamic_level_bytes: options.dynamic_level_bytes,
+            target_file_size_bytes: options.target_file_size_bytes,
+            rate_limit_bytes_per_sec: options.compaction_rate_limit_bytes_per_sec,
+            values: ValuePolicy {
+                resolver: options.resolver(),
+                filter: options.compaction_filter.clone(),
+            },
+        }
+    }
+}
 
 impl Default for CompactionOptions {
     fn default() -> Self {

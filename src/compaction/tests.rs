@@ -644,7 +644,7 @@ impl Disk {
         snapshots: &[SeqNo],
         options: &CompactionOptions,
         limiter: Option<&RateLimiter>,
-    ) -> crate::Result<JobOutput> {
+    ) -> crate::error::Result<JobOutput> {
         let fs: Arc<dyn Fs> = self.fs.clone();
         let numbers = Arc::clone(&self.next_number);
         let allocate = move || numbers.fetch_add(1, Ordering::Relaxed);
@@ -946,7 +946,10 @@ fn a_failed_job_removes_its_outputs() {
         for offset in 0..ops_per_run {
             disk.fs.fail_at(disk.fs.mutating_ops() + offset);
             let result = disk.run(&compaction, &[], &options, None).await;
-            assert!(matches!(result, Err(crate::Error::Io { .. })), "offset {offset}");
+            assert!(
+                matches!(result, Err(crate::error::Error::Io { .. })),
+                "offset {offset}"
+            );
             assert_eq!(disk.fs.list_files(), before, "offset {offset}");
         }
     });
@@ -1000,6 +1003,64 @@ async fn read_with_values(disk: &Disk, tables: &[Arc<TableMeta>]) -> Vec<(Intern
 /// a base in their stripe, onto nothing at the bottom, shorten by partial
 /// merge when a snapshot separates them from their base, never fold onto a live expiring value, and an
 /// expired value becomes a tombstone (dropped at the bottom).
+/// Table entries in internal-key order.
+type Entries = Vec<(InternalKey, Bytes)>;
+
+/// The runs of `merge_runs_fold_within_stripes_and_expired_values_go`:
+/// the newer level-0 table's entries and the older one's.
+fn merge_fold_inputs() -> (Entries, Entries) {
+    let entry = |key: &'static str, seqno, kind, value: &[u8]| {
+        (
+            InternalKey::new(Bytes::from_static(key.as_bytes()), seqno, kind),
+            Bytes::copy_from_slice(value),
+        )
+    };
+    let expiring = |expiry: u64, value: &[u8]| {
+        let mut stored = Vec::new();
+        crate::ttl::encode(expiry, value, &mut stored);
+        stored
+    };
+    let newer = vec![
+        entry("a", 20, ValueKind::Merge, b"a3"),
+        entry("a", 19, ValueKind::Merge, b"a2"),
+        entry("b", 18, ValueKind::Merge, b"b2"),
+        entry("c", 17, ValueKind::Merge, b"c2"),
+        entry("d", 16, ValueKind::PutWithExpiry, &expiring(1_000, b"gone")),
+        entry("e", 15, ValueKind::Merge, b"e1"),
+        entry("f", 14, ValueKind::Merge, b"f1"),
+        entry("f", 13, ValueKind::Put, b"f0"),
+    ];
+    let older = vec![
+        entry("a", 5, ValueKind::Put, b"a0"),
+        entry("b", 9, ValueKind::Merge, b"b1"),
+        entry("b", 8, ValueKind::Merge, b"b0"),
+        entry("c", 4, ValueKind::PutWithExpiry, &expiring(5_000, b"c0")),
+        entry("d", 3, ValueKind::Put, b"d0"),
+    ];
+    (newer, older)
+}
+
+/// `got` as (user key, seqno, kind, value) with expiring values shown
+/// without their expiry.
+fn shown_with_values(got: &[(InternalKey, Bytes)]) -> Vec<(String, u64, ValueKind, String)> {
+    got.iter()
+        .map(|(k, v)| {
+            let value = match k.kind() {
+                ValueKind::PutWithExpiry => {
+                    String::from_utf8_lossy(&crate::ttl::split(v).unwrap().1).into_owned()
+                }
+                _ => String::from_utf8_lossy(v).into_owned(),
+            };
+            (
+                String::from_utf8_lossy(&k.user_key).into_owned(),
+                k.seqno(),
+                k.kind(),
+                value,
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn merge_runs_fold_within_stripes_and_expired_values_go() {
     use crate::clock::ManualClock;
@@ -1007,34 +1068,7 @@ fn merge_runs_fold_within_stripes_and_expired_values_go() {
     use crate::merge::{Append, Resolver};
     current_thread_runtime().block_on(async {
         let disk = Disk::new(8);
-        let entry = |key: &'static str, seqno, kind, value: &[u8]| {
-            (
-                InternalKey::new(Bytes::from_static(key.as_bytes()), seqno, kind),
-                Bytes::copy_from_slice(value),
-            )
-        };
-        let expiring = |expiry: u64, value: &[u8]| {
-            let mut stored = Vec::new();
-            crate::ttl::encode(expiry, value, &mut stored);
-            stored
-        };
-        let newer = vec![
-            entry("a", 20, ValueKind::Merge, b"a3"),
-            entry("a", 19, ValueKind::Merge, b"a2"),
-            entry("b", 18, ValueKind::Merge, b"b2"),
-            entry("c", 17, ValueKind::Merge, b"c2"),
-            entry("d", 16, ValueKind::PutWithExpiry, &expiring(1_000, b"gone")),
-            entry("e", 15, ValueKind::Merge, b"e1"),
-            entry("f", 14, ValueKind::Merge, b"f1"),
-            entry("f", 13, ValueKind::Put, b"f0"),
-        ];
-        let older = vec![
-            entry("a", 5, ValueKind::Put, b"a0"),
-            entry("b", 9, ValueKind::Merge, b"b1"),
-            entry("b", 8, ValueKind::Merge, b"b0"),
-            entry("c", 4, ValueKind::PutWithExpiry, &expiring(5_000, b"c0")),
-            entry("d", 3, ValueKind::Put, b"d0"),
-        ];
+        let (newer, older) = merge_fold_inputs();
         let v = version(vec![(
             0,
             vec![disk.write(2, &newer).await, disk.write(1, &older).await],
@@ -1058,23 +1092,7 @@ fn merge_runs_fold_within_stripes_and_expired_values_go() {
         // fold onto nothing.
         let output = disk.run(&compaction, &[10], &options, None).await.unwrap();
         let got = read_with_values(&disk, &output.added).await;
-        let shown: Vec<(String, u64, ValueKind, String)> = got
-            .iter()
-            .map(|(k, v)| {
-                let value = match k.kind() {
-                    ValueKind::PutWithExpiry => {
-                        String::from_utf8_lossy(&crate::ttl::split(v).unwrap().1).into_owned()
-                    }
-                    _ => String::from_utf8_lossy(v).into_owned(),
-                };
-                (
-                    String::from_utf8_lossy(&k.user_key).into_owned(),
-                    k.seqno(),
-                    k.kind(),
-                    value,
-                )
-            })
-            .collect();
+        let shown = shown_with_values(&got);
         let expected: Vec<(String, u64, ValueKind, String)> = [
             // Snapshot 10 sees a0 alone: the newer run cannot fold onto it
             // and shortens to one operand by partial merge.

@@ -101,7 +101,7 @@ async fn checkpoint(shared: &Shared, target: &Path) -> Result<()> {
     let synced_seqno = shared.queue.visible_seqno();
     shared.queue.request_sync()?.await.unwrap_or(Err(Error::Closed))?;
 
-    let versions = shared.compactor.versions.lock().await;
+    let versions = shared.versions.lock().await;
     let version = versions.current();
     let edit = VersionEdit {
         log_number: Some(versions.log_number),

@@ -18,25 +18,19 @@
 //!   writes stop (`WriteStop`), and the compaction is retried with a
 //!   growing delay; the first table write that succeeds resumes writes.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Mutex;
 
-use crate::commit::queue::CommitQueue;
-use crate::compaction::CompactionOptions;
 use crate::compaction::job::{self, JobContext, RateLimiter};
 use crate::compaction::picker::{self, Compaction};
-use crate::db::flush::{NO_SPACE_RETRY_MAX, NO_SPACE_RETRY_MIN, WriteStop};
+use crate::db::flush::{NO_SPACE_RETRY_MAX, NO_SPACE_RETRY_MIN};
 use crate::db::obsolete::ObsoleteTables;
-use crate::db::snapshot::SnapshotList;
-use crate::db::tree::Tree;
-use crate::io::Fs;
-use crate::manifest::VersionEdit;
-use crate::sst::{TableCache, TableOptions};
-use crate::version::{Version, VersionSet};
-use crate::{Error, Result};
+use crate::db::store::Store;
+use crate::error::{Error, Result};
+use crate::manifest::{TableMeta, VersionEdit};
+use crate::version::Version;
 
 /// Counters the compaction task keeps.
 #[derive(Debug, Default)]
@@ -51,48 +45,59 @@ pub(crate) struct CompactionStats {
     pub bytes_written: AtomicU64,
 }
 
-/// Everything the compaction task needs.
+/// The compaction task: the store context, and what only compaction
+/// keeps.
 pub(crate) struct Compactor {
-    pub fs: Arc<dyn Fs>,
-    pub dir: PathBuf,
-    pub queue: Arc<CommitQueue>,
-    pub tree: Arc<Tree>,
-    pub versions: Arc<Mutex<VersionSet>>,
-    pub table_cache: Arc<TableCache>,
-    pub table_options: TableOptions,
-    pub options: CompactionOptions,
-    pub snapshots: Arc<SnapshotList>,
-    pub stats: Arc<CompactionStats>,
+    pub store: Arc<Store>,
+    /// Tables replaced by a compaction, deleted once no reader holds them.
     pub obsolete: ObsoleteTables,
+    /// Paces compaction writes (`Options::compaction_rate_limit_bytes_per_sec`).
     pub rate_limiter: Option<RateLimiter>,
+    /// Held while one compaction picks and runs.
     pub running: Mutex<()>,
-    pub write_stop: Arc<WriteStop>,
-    pub shutdown: Arc<AtomicBool>,
 }
 
 impl Compactor {
+    /// The compaction task of `store`.
+    pub fn new(store: Arc<Store>) -> Compactor {
+        let rate_limiter = store
+            .compaction_options
+            .rate_limit_bytes_per_sec
+            .map(RateLimiter::new);
+        Compactor {
+            store,
+            obsolete: ObsoleteTables::default(),
+            rate_limiter,
+            running: Mutex::new(()),
+        }
+    }
+
     /// Compacts whenever the picker finds work, until shutdown or failure.
     pub async fn run(self: Arc<Self>) {
         let mut retry_delay = NO_SPACE_RETRY_MIN;
         loop {
-            let wakeup = self.tree.compaction_wakeup.notified();
-            if self.shutdown.load(Ordering::Acquire) || self.queue.poisoned().is_some() {
+            let wakeup = self.store.tree.compaction_wakeup.notified();
+            if self.store.shutdown.load(Ordering::Acquire) || self.store.queue.poisoned().is_some() {
                 return;
             }
             match self
-                .compact_once(|version| picker::pick(version, &self.options))
+                .compact_once(|version| picker::pick(version, &self.store.compaction_options))
                 .await
             {
                 Ok(true) => retry_delay = NO_SPACE_RETRY_MIN,
                 Ok(false) => {
                     self.obsolete
-                        .collect(&self.fs, &self.dir, &self.table_cache)
+                        .collect(
+                            &self.store.background_fs,
+                            &self.store.dir,
+                            &self.store.table_cache,
+                        )
                         .await;
                     wakeup.await;
                 }
                 Err(error @ Error::NoSpace { .. }) => {
                     // NOTE: shutdown and new flushes wake us early.
-                    self.write_stop.stop(error, &self.tree);
+                    self.store.write_stop.stop(error, &self.store.tree);
                     let _ = tokio::time::timeout(retry_delay, wakeup).await;
                     retry_delay = (retry_delay * 2).min(NO_SPACE_RETRY_MAX);
                 }
@@ -109,7 +114,7 @@ impl Compactor {
     /// compaction lock, so no other compaction can take the inputs between.
     pub async fn compact_once(&self, pick: impl FnOnce(&Version) -> Option<Compaction>) -> Result<bool> {
         let _running = self.running.lock().await;
-        let version = self.tree.current().version.clone();
+        let version = self.store.tree.current().version.clone();
         let Some(compaction) = pick(&version) else {
             return Ok(false);
         };
@@ -125,11 +130,11 @@ impl Compactor {
     pub fn fail(&self, error: Error) {
         if matches!(error, Error::NoSpace { .. }) {
             tracing::warn!(%error, "a compaction found no space for its output");
-            self.write_stop.failures.fetch_add(1, Ordering::Relaxed);
+            self.store.write_stop.failures.fetch_add(1, Ordering::Relaxed);
             return;
         }
         tracing::error!(%error, "compaction failed; the store refuses writes until reopened");
-        self.queue.poison(error);
+        self.store.queue.poison(error);
     }
 
     /// Runs and commits one compaction. REQUIRES: `running` is held.
@@ -152,65 +157,85 @@ impl Compactor {
                 edit.added.push((compaction.output_level, Arc::clone(table)));
             }
         } else {
-            let versions = Arc::clone(&self.versions);
-            let file_numbers = versions.lock().await.file_numbers();
-            let allocate = move || file_numbers.fetch_add(1, Ordering::AcqRel);
-            let snapshots = self.snapshots.seqnos();
-            self.tree.raise_drop_horizon(self.queue.visible_seqno());
-            let ctx = JobContext {
-                fs: &self.fs,
-                dir: &self.dir,
-                table_cache: &self.table_cache,
-                table_options: &self.table_options,
-                options: &self.options,
-                snapshots: &snapshots,
-                allocate_file_number: &allocate,
-                rate_limiter: self.rate_limiter.as_ref(),
-            };
-            let output = job::run(&compaction, &ctx)
-                .await
-                .map_err(Error::table_write_stopped)?;
-            if let Err(e) = self.fs.sync_dir(&self.dir).await {
-                let error = Error::table_write_stopped(Error::io("sync directory", &self.dir, e));
-                // NOTE: nothing references the outputs yet; they go.
-                for table in &output.added {
-                    let path = crate::sst::table_path(&self.dir, table.number);
-                    if let Err(error) = self.fs.remove_file(&path).await {
-                        tracing::warn!(%error, path = %path.display(), "could not remove a compaction output");
-                    }
-                }
-                return Err(error);
-            }
-            self.stats
-                .bytes_read
-                .fetch_add(output.bytes_read, Ordering::Relaxed);
-            self.stats
-                .bytes_written
-                .fetch_add(output.bytes_written, Ordering::Relaxed);
-            for table in output.added {
+            for table in self.run_job(&compaction).await? {
                 edit.added.push((compaction.output_level, table));
             }
         }
         // NOTE: installed under the version-set lock (see db/flush.rs).
-        let mut versions = self.versions.lock().await;
+        let mut versions = self.store.versions.lock().await;
         let version = versions.log_and_apply(edit).await?;
-        self.tree.install_version(version);
+        self.store.tree.install_version(version);
         drop(versions);
-        if !compaction.is_trivial_move && self.write_stop.resume() {
-            self.tree.imm_room.notify_waiters();
+        if !compaction.is_trivial_move && self.store.write_stop.resume() {
+            self.store.tree.imm_room.notify_waiters();
         }
-        self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+        self.store
+            .compaction_stats
+            .compactions
+            .fetch_add(1, Ordering::Relaxed);
         if compaction.is_trivial_move {
-            self.stats.trivial_moves.fetch_add(1, Ordering::Relaxed);
+            self.store
+                .compaction_stats
+                .trivial_moves
+                .fetch_add(1, Ordering::Relaxed);
         } else {
             self.obsolete.add(&replaced);
         }
         drop(replaced);
         drop(compaction);
         self.obsolete
-            .collect(&self.fs, &self.dir, &self.table_cache)
+            .collect(
+                &self.store.background_fs,
+                &self.store.dir,
+                &self.store.table_cache,
+            )
             .await;
         Ok(())
+    }
+
+    /// Runs the merge of a compaction that is not a trivial move, syncs
+    /// the directory and counts the bytes; returns the output tables. On
+    /// error no output is left behind (or the sweep at open removes it).
+    async fn run_job(&self, compaction: &Compaction) -> Result<Vec<Arc<TableMeta>>> {
+        let file_numbers = self.store.versions.lock().await.file_numbers();
+        let allocate = move || file_numbers.fetch_add(1, Ordering::AcqRel);
+        let snapshots = self.store.snapshots.seqnos();
+        self.store
+            .tree
+            .raise_drop_horizon(self.store.queue.visible_seqno());
+        let ctx = JobContext {
+            fs: &self.store.background_fs,
+            dir: &self.store.dir,
+            table_cache: &self.store.table_cache,
+            table_options: &self.store.table_options,
+            options: &self.store.compaction_options,
+            snapshots: &snapshots,
+            allocate_file_number: &allocate,
+            rate_limiter: self.rate_limiter.as_ref(),
+        };
+        let output = job::run(compaction, &ctx)
+            .await
+            .map_err(Error::table_write_stopped)?;
+        if let Err(e) = self.store.background_fs.sync_dir(&self.store.dir).await {
+            let error = Error::table_write_stopped(Error::io("sync directory", &self.store.dir, e));
+            // NOTE: nothing references the outputs yet; they go.
+            for table in &output.added {
+                let path = crate::sst::table_path(&self.store.dir, table.number);
+                if let Err(error) = self.store.background_fs.remove_file(&path).await {
+                    tracing::warn!(%error, path = %path.display(), "could not remove a compaction output");
+                }
+            }
+            return Err(error);
+        }
+        self.store
+            .compaction_stats
+            .bytes_read
+            .fetch_add(output.bytes_read, Ordering::Relaxed);
+        self.store
+            .compaction_stats
+            .bytes_written
+            .fetch_add(output.bytes_written, Ordering::Relaxed);
+        Ok(output.added)
     }
 }
 

@@ -30,25 +30,20 @@
 //! - A half-made table is removed (or left to the sweep at open) and never
 //!   referenced: only a complete, synced table enters a manifest edit.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::sync::Mutex;
-
-use crate::commit::queue::CommitQueue;
-use crate::db::snapshot::SnapshotList;
+use crate::db::store::Store;
 use crate::db::tree::{ImmutableMemtable, Tree};
+use crate::error::{Error, Result};
 use crate::io::{Fs, OpenMode};
 use crate::key::{InternalKey, SeqNo};
 use crate::manifest::{TableMeta, VersionEdit};
 use crate::memtable::Memtable;
 use crate::sst::{TableBuilder, TableOptions, table_path};
-use crate::version::VersionSet;
 use crate::wal::{parse_segment_name, segment_path};
-use crate::{Error, Result};
+use bytes::Bytes;
 
 /// How often the flush task looks for retired memtables no reader holds.
 const RETIRED_CHECK_INTERVAL: Duration = Duration::from_millis(50);
@@ -113,18 +108,9 @@ pub(crate) struct FlushStats {
     pub bytes_written: AtomicU64,
 }
 
-/// Everything the flush task needs.
+/// The flush task: the store context is all it needs.
 pub(crate) struct Flusher {
-    pub fs: Arc<dyn Fs>,
-    pub dir: PathBuf,
-    pub queue: Arc<CommitQueue>,
-    pub tree: Arc<Tree>,
-    pub versions: Arc<Mutex<VersionSet>>,
-    pub snapshots: Arc<SnapshotList>,
-    pub table_options: TableOptions,
-    pub stats: Arc<FlushStats>,
-    pub write_stop: Arc<WriteStop>,
-    pub shutdown: Arc<AtomicBool>,
+    pub store: Arc<Store>,
 }
 
 impl Flusher {
@@ -135,14 +121,15 @@ impl Flusher {
         // whichever writer or reader dropped the last reference (to an old
         // super-version) would otherwise pay for it.
         let mut retired: Vec<Arc<Memtable>> = Vec::new();
+        let store = &self.store;
         let mut retry_delay = NO_SPACE_RETRY_MIN;
         loop {
-            let wakeup = self.tree.flush_wakeup.notified();
+            let wakeup = store.tree.flush_wakeup.notified();
             retired.retain(|memtable| Arc::strong_count(memtable) > 1);
-            if self.shutdown.load(Ordering::Acquire) || self.queue.poisoned().is_some() {
+            if store.shutdown.load(Ordering::Acquire) || store.queue.poisoned().is_some() {
                 return;
             }
-            let Some(imm) = self.tree.oldest_imm() else {
+            let Some(imm) = store.tree.oldest_imm() else {
                 if retired.is_empty() {
                     wakeup.await;
                 } else {
@@ -153,23 +140,23 @@ impl Flusher {
             match self.flush(&imm).await {
                 Ok(()) => {
                     retry_delay = NO_SPACE_RETRY_MIN;
-                    if self.write_stop.resume() {
-                        self.tree.imm_room.notify_waiters();
+                    if store.write_stop.resume() {
+                        store.tree.imm_room.notify_waiters();
                     }
                     retired.push(Arc::clone(&imm.memtable));
                 }
                 Err(error @ Error::NoSpace { .. }) => {
                     // NOTE: the same memtable is retried; shutdown wakes us.
-                    self.write_stop.stop(error, &self.tree);
+                    store.write_stop.stop(error, &store.tree);
                     let _ = tokio::time::timeout(retry_delay, wakeup).await;
                     retry_delay = (retry_delay * 2).min(NO_SPACE_RETRY_MAX);
                 }
                 Err(error) => {
-                    if self.shutdown.load(Ordering::Acquire) && matches!(error, Error::Closed) {
+                    if store.shutdown.load(Ordering::Acquire) && matches!(error, Error::Closed) {
                         return;
                     }
                     tracing::error!(%error, "flush failed; the store refuses writes until reopened");
-                    self.queue.poison(error);
+                    store.queue.poison(error);
                     return;
                 }
             }
@@ -177,7 +164,8 @@ impl Flusher {
     }
 
     async fn flush(&self, imm: &Arc<ImmutableMemtable>) -> Result<()> {
-        self.queue.request_sync()?.await.unwrap_or(Err(Error::Closed))?;
+        let store = &self.store;
+        store.queue.request_sync()?.await.unwrap_or(Err(Error::Closed))?;
         let mut edit = VersionEdit {
             log_number: Some(imm.next_log_number),
             last_seqno: Some(imm.last_seqno),
@@ -187,34 +175,41 @@ impl Flusher {
             // NOTE: the version set is locked only to take the number, not
             // while the table is built: a compaction that finishes
             // meanwhile must not wait for this flush to commit.
-            let number = self.versions.lock().await.new_file_number();
+            let number = store.versions.lock().await.new_file_number();
             // NOTE: read after `request_sync` published every seqno of the
             // memtable: a snapshot not in the list is at or above them all.
-            let snapshots = self.snapshots.seqnos();
-            self.tree.raise_drop_horizon(self.queue.visible_seqno());
+            let snapshots = store.snapshots.seqnos();
+            store.tree.raise_drop_horizon(store.queue.visible_seqno());
             let entries = shadowed_versions_dropped(imm.memtable.iter(), &snapshots);
-            let properties = write_table(&self.fs, &self.dir, number, entries, &self.table_options)
-                .await
-                .map_err(Error::table_write_stopped)?;
-            self.stats
+            let properties = write_table(
+                &store.background_fs,
+                &store.dir,
+                number,
+                entries,
+                &store.table_options,
+            )
+            .await
+            .map_err(Error::table_write_stopped)?;
+            store
+                .flush_stats
                 .bytes_written
                 .fetch_add(properties.file_size_bytes, Ordering::Relaxed);
             edit.added
                 .push((0, Arc::new(TableMeta::from_properties(number, &properties))));
         }
-        let mut versions = self.versions.lock().await;
+        let mut versions = store.versions.lock().await;
         let version = versions.log_and_apply(edit).await?;
         let log_number = versions.log_number;
         // NOTE: the manifest edit is durable, so the segments can go before
         // the swap; `finish_flush` wakes `Db::flush`, which must find the
         // flush complete, counters included.
-        remove_obsolete_segments(&self.fs, &self.dir, log_number).await;
-        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        remove_obsolete_segments(&store.background_fs, &store.dir, log_number).await;
+        store.flush_stats.flushes.fetch_add(1, Ordering::Relaxed);
         // NOTE: installed while the version set is still locked, so versions
         // reach readers (and the compaction picker) in the order they were
         // logged; a flush must never re-install a version older than a
         // compaction's.
-        self.tree.finish_flush(imm, version);
+        store.tree.finish_flush(imm, version);
         drop(versions);
         Ok(())
     }

@@ -9,13 +9,15 @@ mod compact;
 mod flush;
 mod key_range;
 mod obsolete;
+mod open;
 mod recovery;
 mod runtime;
 mod scan;
 mod snapshot;
+mod store;
 pub(crate) mod tree;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -23,20 +25,14 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::batch::WriteBatch;
-use crate::commit::queue::CommitQueue;
-use crate::commit::wal_task::WalWriter;
-use crate::io::Fs;
+use crate::error::{Error, Result};
 use crate::memtable::Lookup;
 use crate::options::{Options, WriteOptions};
-use crate::sst::{BlockCache, ReadStats, TableCache};
-use crate::wal::segment::OpenSegment;
-use crate::{Error, Result};
-use compact::{CompactionStats, Compactor};
-use flush::{FlushStats, Flusher};
+use crate::sst::TableOptions;
+use compact::Compactor;
 pub use key_range::KeyRange;
 pub use scan::Scan;
-use snapshot::SnapshotList;
-use tree::Tree;
+use store::Store;
 
 /// Counters describing the store.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -106,22 +102,12 @@ pub struct Stats {
     pub background_no_space_errors: u64,
 }
 
+/// What a `Db` handle holds: the store context (which it derefs to) and
+/// what only the handle needs.
 struct Shared {
-    dir: PathBuf,
-    fs: Arc<dyn Fs>,
-    options: Options,
-    queue: Arc<CommitQueue>,
-    tree: Arc<Tree>,
-    table_cache: Arc<TableCache>,
-    read_stats: Arc<ReadStats>,
-    flush_stats: Arc<FlushStats>,
+    store: Arc<Store>,
     compactor: Arc<Compactor>,
-    snapshots: Arc<SnapshotList>,
-    /// The background runtime (flush, compaction): also runs the short
-    /// sleeps of slowed-down writers, so they need no timer of their own.
-    background: tokio::runtime::Handle,
     stall_micros: std::sync::atomic::AtomicU64,
-    shutdown: Arc<std::sync::atomic::AtomicBool>,
     wal_done: Mutex<Option<oneshot::Receiver<()>>>,
     background_done: Mutex<Option<oneshot::Receiver<()>>>,
     /// The store's `LOCK`, held until close (or until the last handle is
@@ -132,6 +118,15 @@ struct Shared {
     /// Every live WAL segment is this life's: `close` may record a clean
     /// close (see `Db::open`).
     may_mark_clean_close: bool,
+}
+
+/// The handle reads the store context's fields as its own.
+impl std::ops::Deref for Shared {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.store
+    }
 }
 
 impl Shared {
@@ -183,7 +178,7 @@ impl Shared {
             let Some(wait) = wait else { return stalled };
             if self.shutdown.load(Ordering::Acquire)
                 || self.queue.poisoned().is_some()
-                || self.compactor.write_stop.error().is_some()
+                || self.write_stop.error().is_some()
             {
                 // The commit that follows reports the reason.
                 return stalled;
@@ -264,22 +259,6 @@ impl Drop for Shared {
     }
 }
 
-/// Starts the store's background thread: a current-thread tokio runtime
-/// (timers, `tokio::spawn`) that runs `task` to completion. Returns the
-/// runtime's handle, for spawning more work onto it.
-fn spawn_background_thread(
-    task: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<tokio::runtime::Handle> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()?;
-    let handle = runtime.handle().clone();
-    std::thread::Builder::new()
-        .name("ringdb-bg".to_string())
-        .spawn(move || runtime.block_on(task))?;
-    Ok(handle)
-}
-
 /// An open ringdb store. `Clone`, `Send` and `Sync`: share it between tasks.
 ///
 /// ```
@@ -308,9 +287,6 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// The file whose `flock` marks a store as open (as in LevelDB and RocksDB).
-const LOCK_FILE: &str = "LOCK";
-
 impl Db {
     /// Opens (or creates) the store in `path`, replaying its WAL.
     ///
@@ -328,6 +304,7 @@ impl Db {
     /// replayed WAL, a manifest `CURRENT` does not name yet, an empty WAL
     /// segment) is garbage the next open removes (see `db/recovery.rs`).
     pub async fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        TableOptions::from(&options).validate()?;
         options.validate()?;
         let dir = path.as_ref().to_path_buf();
         let runtime = runtime::StoreRuntime::for_caller()
@@ -336,152 +313,42 @@ impl Db {
             Some(fs) => crate::io::Backends::single(Arc::clone(fs)),
             None => crate::io::open_backend(options.io_backend, &runtime.handle)?,
         };
-        let fs = Arc::clone(&backends.foreground);
-        let background_fs = backends.background;
-        if options.create_if_missing {
-            fs.create_dir_all(&dir)
-                .await
-                .map_err(|e| Error::io("create directory", &dir, e))?;
-        }
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = fs.lock_file(&lock_path).await.map_err(|e| {
-            let context = if e.kind() == std::io::ErrorKind::WouldBlock {
-                "lock the store: another process or another open Db is using it"
-            } else {
-                "lock the store"
-            };
-            Error::io(context, &lock_path, e)
-        })?;
         // NOTE: the WAL task and the background thread hold the lock too:
         // a store dropped without `close` keeps it until they have stopped
         // touching the directory.
-        let lock = Arc::new(lock);
-        let recovered = recovery::recover(&fs, &background_fs, &dir, &options.table_options()).await?;
-        let (versions, segment_number) = (recovered.versions, recovered.segment_number);
+        let lock = Arc::new(open::lock_dir(&backends.foreground, &dir, options.create_if_missing).await?);
+        let recovered = recovery::recover(
+            &backends.foreground,
+            &backends.background,
+            &dir,
+            &TableOptions::from(&options),
+        )
+        .await?;
         // NOTE: replayed segments kept for lack of space to flush them may
         // end in a torn tail; a clean-close mark would make that tail
         // corruption at the next open, so this life never sets one.
         let may_mark_clean_close = recovered.memtable.is_empty();
-        let memtable = Arc::new(recovered.memtable);
-        let segment = OpenSegment::create(
-            &fs,
-            &dir,
-            segment_number,
-            options.wal_segment_size_bytes,
-            // NOTE: the WAL task zero-fills the first window once it runs,
-            // so that open does not wait for it.
-            0,
-            options.wal_direct_writes,
-        )
-        .await?;
-        tracing::debug!(
-            records = recovered.records,
-            next_seqno = recovered.next_seqno,
-            "recovered WAL"
-        );
-
-        let tree = Arc::new(Tree::new(
-            Arc::clone(&memtable),
-            versions.current(),
-            options.compaction_options(),
-        ));
-        let queue = Arc::new(CommitQueue::new(
-            recovered.next_seqno,
-            segment_number,
-            &options,
-            memtable,
-            Arc::clone(&tree),
-        ));
-        let writer = WalWriter::new(
-            Arc::clone(&fs),
-            dir.clone(),
-            Arc::clone(&queue),
-            segment,
-            &options,
-        );
-        let (wal_done_tx, wal_done) = oneshot::channel();
-        let wal_lock = Arc::clone(&lock);
-        let wal_runtime = runtime.clone();
-        fs.spawn(Box::pin(async move {
-            writer.run().await;
-            drop(wal_lock);
-            let _ = wal_done_tx.send(());
-            drop(wal_runtime);
-        }))
-        .map_err(|e| Error::io("start wal task", &dir, e))?;
-
-        let read_stats = Arc::new(ReadStats::new());
-        let block_cache = (options.block_cache_size_bytes > 0)
-            .then(|| Arc::new(BlockCache::new(options.block_cache_size_bytes)));
-        let table_cache = Arc::new(TableCache::new(
-            Arc::clone(&fs),
-            dir.clone(),
-            options.table_cache_tables,
-            block_cache,
-            Arc::clone(&read_stats),
-        ));
-        let flush_stats = Arc::new(FlushStats::default());
-        let write_stop = Arc::new(flush::WriteStop::default());
-        let shutdown = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let versions = Arc::new(tokio::sync::Mutex::new(versions));
-        let snapshots = Arc::new(SnapshotList::default());
-        let flusher = Flusher {
-            fs: Arc::clone(&background_fs),
-            dir: dir.clone(),
-            queue: Arc::clone(&queue),
-            tree: Arc::clone(&tree),
-            versions: Arc::clone(&versions),
-            snapshots: Arc::clone(&snapshots),
-            table_options: options.table_options(),
-            stats: Arc::clone(&flush_stats),
-            write_stop: Arc::clone(&write_stop),
-            shutdown: Arc::clone(&shutdown),
-        };
-        let compaction_options = options.compaction_options();
-        let compactor = Arc::new(Compactor {
-            fs: Arc::clone(&background_fs),
-            dir: dir.clone(),
-            queue: Arc::clone(&queue),
-            tree: Arc::clone(&tree),
+        let (wal, versions, wal_done) =
+            open::start_wal(&backends.foreground, &dir, &options, recovered, &lock, &runtime).await?;
+        let background =
+            open::BackgroundThread::build().map_err(|e| Error::io("start background thread", &dir, e))?;
+        let store = Arc::new(Store::new(
+            dir,
+            backends,
+            options,
             versions,
-            table_cache: Arc::clone(&table_cache),
-            table_options: options.table_options(),
-            rate_limiter: compaction_options
-                .rate_limit_bytes_per_sec
-                .map(crate::compaction::job::RateLimiter::new),
-            options: compaction_options,
-            snapshots: Arc::clone(&snapshots),
-            stats: Arc::new(CompactionStats::default()),
-            obsolete: obsolete::ObsoleteTables::default(),
-            running: tokio::sync::Mutex::new(()),
-            write_stop,
-            shutdown: Arc::clone(&shutdown),
-        });
-        let (background_done_tx, background_done) = oneshot::channel();
-        let compaction_task = Arc::clone(&compactor).run();
-        let background_lock = Arc::clone(&lock);
-        let background = spawn_background_thread(async move {
-            futures::join!(flusher.run(), compaction_task);
-            drop(background_lock);
-            let _ = background_done_tx.send(());
-        })
-        .map_err(|e| Error::io("start background thread", &dir, e))?;
-        tree.compaction_wakeup.notify_one();
+            wal,
+            background.handle(),
+        ));
+        let compactor = Arc::new(Compactor::new(Arc::clone(&store)));
+        let background_done = background
+            .start(&store, &compactor, &lock)
+            .map_err(|e| Error::io("start background thread", &store.dir, e))?;
         Ok(Db {
             shared: Arc::new(Shared {
-                dir,
-                fs,
-                options,
-                queue,
-                tree,
-                table_cache,
-                read_stats,
-                flush_stats,
-                stall_micros: std::sync::atomic::AtomicU64::new(0),
+                store,
                 compactor,
-                snapshots,
-                background,
-                shutdown,
+                stall_micros: std::sync::atomic::AtomicU64::new(0),
                 wal_done: Mutex::new(Some(wal_done)),
                 background_done: Mutex::new(Some(background_done)),
                 lock: Mutex::new(Some(lock)),
@@ -588,7 +455,7 @@ impl Db {
             }
             // NOTE: a table write found no space: writes wait for a retry
             // to succeed (db/flush.rs), reads go on.
-            if let Some(stopped) = shared.compactor.write_stop.error() {
+            if let Some(stopped) = shared.write_stop.error() {
                 return Err(stopped);
             }
             match shared.queue.commit(payload, count, durable)? {
@@ -748,7 +615,7 @@ impl Db {
             let background = shared.background.clone();
             let job = background.spawn(async move {
                 for level in 0..crate::manifest::NUM_LEVELS - 1 {
-                    if let Some(cause) = compactor.queue.poisoned() {
+                    if let Some(cause) = compactor.store.queue.poisoned() {
                         return Err(Error::Poisoned {
                             cause: Arc::new(cause.clone()),
                         });
@@ -789,7 +656,7 @@ impl Db {
                 if shared.queue.freeze_memtable()? {
                     break;
                 }
-                if let Some(stopped) = shared.compactor.write_stop.error() {
+                if let Some(stopped) = shared.write_stop.error() {
                     return Err(stopped);
                 }
                 room.await;
@@ -801,7 +668,7 @@ impl Db {
                         cause: Arc::new(cause.clone()),
                     });
                 }
-                if let Some(stopped) = shared.compactor.write_stop.error() {
+                if let Some(stopped) = shared.write_stop.error() {
                     return Err(stopped);
                 }
                 if shared.tree.imm_count() == 0 {
@@ -843,13 +710,7 @@ impl Db {
                 // recovery allows it no torn tail (db/recovery.rs).
                 if shared.queue.poisoned().is_none() && shared.may_mark_clean_close {
                     let seqno = shared.queue.visible_seqno();
-                    marked = shared
-                        .compactor
-                        .versions
-                        .lock()
-                        .await
-                        .mark_clean_close(seqno)
-                        .await;
+                    marked = shared.versions.lock().await.mark_clean_close(seqno).await;
                 }
             }
             // NOTE: the WAL task and the background thread have stopped and
@@ -891,13 +752,13 @@ impl Db {
             block_cache_misses: read.block_cache_misses.load(Ordering::Relaxed),
             bloom_negatives: read.bloom_negatives.load(Ordering::Relaxed),
             stall_micros: self.shared.stall_micros.load(Ordering::Relaxed),
-            compactions: compact::load(&self.shared.compactor.stats.compactions),
-            trivial_moves: compact::load(&self.shared.compactor.stats.trivial_moves),
-            compaction_bytes_read: compact::load(&self.shared.compactor.stats.bytes_read),
-            compaction_bytes_written: compact::load(&self.shared.compactor.stats.bytes_written),
+            compactions: compact::load(&self.shared.compaction_stats.compactions),
+            trivial_moves: compact::load(&self.shared.compaction_stats.trivial_moves),
+            compaction_bytes_read: compact::load(&self.shared.compaction_stats.bytes_read),
+            compaction_bytes_written: compact::load(&self.shared.compaction_stats.bytes_written),
             write_amplification: {
                 let flushed = self.shared.flush_stats.bytes_written.load(Ordering::Relaxed);
-                let compacted = compact::load(&self.shared.compactor.stats.bytes_written);
+                let compacted = compact::load(&self.shared.compaction_stats.bytes_written);
                 if flushed == 0 {
                     0.0
                 } else {
@@ -905,8 +766,8 @@ impl Db {
                 }
             },
             snapshots: self.shared.snapshots.seqnos().len(),
-            background_error: self.shared.compactor.write_stop.error().map(|e| e.to_string()),
-            background_no_space_errors: self.shared.compactor.write_stop.failures.load(Ordering::Relaxed),
+            background_error: self.shared.write_stop.error().map(|e| e.to_string()),
+            background_no_space_errors: self.shared.write_stop.failures.load(Ordering::Relaxed),
         }
     }
 

@@ -10,6 +10,23 @@
 //!
 //! Ownership: [`StoreRuntime`] is held by the store's shared state and by
 //! the WAL task; the own thread, if any, stops once both are gone.
+//!
+//! Every thread ringdb starts has a name of its own (at most 15 bytes, what
+//! Linux keeps), so that a thread list or a profile tells them apart:
+//! - `ringdb-rt`: the store's own runtime (above), only for a store opened
+//!   outside a tokio runtime with I/O and timers: the WAL task and the
+//!   foreground ring's reaper.
+//! - `ringdb-bg`: the background thread, a current-thread tokio runtime
+//!   running the flush and compaction tasks and the obsolete-file sweep
+//!   (`db/open.rs`, `BackgroundThread`).
+//! - `ringdb-uring`: the io_uring backend's tokio-uring ring thread, which
+//!   serves the background thread's I/O (`io/uring.rs`).
+//! - `ringdb-link`, `ringdb-list-dir`, `ringdb-lock`: short-lived helper
+//!   threads of that backend for the calls io_uring has no operation for.
+//! - `ringdb-io-N`: the threads backend's pool (`io/threads.rs`).
+//! - `ringdb-task`: the threads backend's thread for a task given to
+//!   `Fs::spawn` (the WAL task).
+//! - `ringdb-sim-bg`: the same for the simulated disk (tests).
 
 use std::io;
 use std::sync::Arc;

@@ -29,7 +29,7 @@ use futures::stream::BoxStream;
 
 use super::Shared;
 use super::tree::SuperVersion;
-use crate::Result;
+use crate::error::Result;
 use crate::iter::{Batch, BatchEntries, DbIter, Direction, LevelIter, MemtableIter, Source};
 use crate::key::SeqNo;
 use crate::sst::TableIter;

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
+use crate::error::{Error, Result};
 pub use crate::limits::DIRECT_IO_ALIGN_BYTES;
 
 pub mod ring;
@@ -37,6 +38,21 @@ pub mod ring;
 pub mod sim;
 pub mod threads;
 pub mod uring;
+
+/// Which I/O backend carries the store's disk I/O (`Options::io_backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoBackend {
+    /// io_uring when the kernel allows it, else `Threads` with a logged
+    /// warning. The environment variable `RINGDB_IO=threads` (or `uring`)
+    /// overrides `Auto`.
+    #[default]
+    Auto,
+    /// io_uring, through tokio-uring runtimes on threads ringdb owns. Opening
+    /// fails if io_uring is unavailable.
+    Uring,
+    /// Plain `pwrite`/`pread`/`fdatasync` on a small thread pool.
+    Threads,
+}
 
 /// An exclusive lock on a file (a store's `LOCK`), released when dropped.
 pub struct FileLock {
@@ -245,9 +261,8 @@ impl Backends {
 /// `runtime` delivers the foreground ring's completions.
 ///
 /// `RINGDB_IO=threads` or `RINGDB_IO=uring` in the environment overrides
-/// [`crate::IoBackend::Auto`].
-pub fn open_backend(backend: crate::IoBackend, runtime: &tokio::runtime::Handle) -> crate::Result<Backends> {
-    use crate::IoBackend;
+/// [`IoBackend::Auto`].
+pub fn open_backend(backend: IoBackend, runtime: &tokio::runtime::Handle) -> Result<Backends> {
     let backend = match (backend, std::env::var("RINGDB_IO").ok().as_deref()) {
         (IoBackend::Auto, Some("threads")) => IoBackend::Threads,
         (IoBackend::Auto, Some("uring")) => IoBackend::Uring,
@@ -256,12 +271,12 @@ pub fn open_backend(backend: crate::IoBackend, runtime: &tokio::runtime::Handle)
     let threads = || {
         threads::ThreadsFs::new()
             .map(|fs| Backends::single(Arc::new(fs)))
-            .map_err(|e| crate::Error::io("start the io thread pool", PathBuf::from("(threads backend)"), e))
+            .map_err(|e| Error::io("start the io thread pool", PathBuf::from("(threads backend)"), e))
     };
     match backend {
         IoBackend::Threads => threads(),
         IoBackend::Uring => open_uring(runtime)
-            .map_err(|e| crate::Error::io("set up io_uring", PathBuf::from("(io_uring backend)"), e)),
+            .map_err(|e| Error::io("set up io_uring", PathBuf::from("(io_uring backend)"), e)),
         IoBackend::Auto => match open_uring(runtime) {
             Ok(backends) => Ok(backends),
             Err(e) => {

@@ -12,7 +12,8 @@
 //! - [`ThreadsFs`] and every file it opened hold the sending end. The workers
 //!   exit once the last of them is dropped and the queue is drained; nothing
 //!   joins them, so dropping a handle never blocks.
-//! - Each [`Fs::spawn`] task gets its own thread (`ringdb-bg`), which owns a
+//! - Each [`Fs::spawn`] task (the WAL task) gets its own thread
+//!   ([`SPAWN_THREAD_NAME`], `ringdb-task`), which owns a
 //!   current-thread tokio runtime (timers enabled) and ends with the task.
 //!
 //! Invariants:
@@ -40,6 +41,11 @@ use tokio::sync::{Semaphore, oneshot};
 
 use super::{File, Fs, OpenMode};
 use crate::limits::{IO_POOL_THREADS, MAX_RING_QUEUE_REQUESTS};
+
+/// The name of the thread each [`Fs::spawn`] task runs on: distinct from
+/// the pool's `ringdb-io-N` and from the store's background thread
+/// (`ringdb-bg`), so that a thread list tells them apart.
+pub const SPAWN_THREAD_NAME: &str = "ringdb-task";
 
 /// A unit of blocking work for a pool thread.
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -246,7 +252,7 @@ impl Fs for ThreadsFs {
         // back, so that a failure to build it is this call's error.
         let (started, start_result) = mpsc::sync_channel::<io::Result<()>>(1);
         thread::Builder::new()
-            .name("ringdb-bg".to_owned())
+            .name(SPAWN_THREAD_NAME.to_owned())
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_time()
@@ -263,7 +269,7 @@ impl Fs for ThreadsFs {
             })?;
         start_result
             .recv()
-            .map_err(|_| io::Error::other("the ringdb-bg thread stopped while starting"))?
+            .map_err(|_| io::Error::other(format!("the {SPAWN_THREAD_NAME} thread stopped while starting")))?
     }
 
     fn name(&self) -> &'static str {
@@ -593,8 +599,8 @@ mod tests {
 
     use futures::FutureExt;
 
-    use super::ThreadsFs;
     use super::conformance;
+    use super::{SPAWN_THREAD_NAME, ThreadsFs};
     use crate::io::Fs;
 
     fn fs() -> Arc<dyn Fs> {
@@ -652,14 +658,14 @@ mod tests {
     async fn spawn_runs_task_on_its_own_thread() {
         let dir = tempfile::tempdir().unwrap();
         let thread = conformance::spawn_runs_task(fs(), dir.path()).await;
-        assert_eq!(thread, "ringdb-bg");
+        assert_eq!(thread, SPAWN_THREAD_NAME);
     }
 
     #[test]
     fn spawn_from_block_on() {
         let dir = tempfile::tempdir().unwrap();
         let thread = futures::executor::block_on(conformance::spawn_runs_task(fs(), dir.path()));
-        assert_eq!(thread, "ringdb-bg");
+        assert_eq!(thread, SPAWN_THREAD_NAME);
     }
 
     #[tokio::test]

@@ -37,6 +37,7 @@ pub mod cache;
 pub mod encoded_key;
 pub mod format;
 pub mod lru;
+mod options;
 pub mod stats;
 pub mod table;
 pub mod table_cache;

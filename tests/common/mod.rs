@@ -68,14 +68,77 @@ impl TestStore {
         }
     }
 
-    /// One store per backend.
-    pub fn all() -> Vec<TestStore> {
-        vec![Self::uring(), Self::threads(), Self::sim(7)]
-    }
-
     pub async fn open(&self) -> Db {
         Db::open(&self.dir, self.options.clone()).await.unwrap()
     }
+}
+
+/// The seed of the simulated disk that each backend test gets.
+pub const SIM_SEED: u64 = 7;
+
+impl TestStore {
+    /// The simulated store a backend test gets.
+    pub fn sim_default() -> Self {
+        Self::sim(SIM_SEED)
+    }
+}
+
+/// One test per backend from one body: the conformance tests of the I/O
+/// backends.
+///
+/// ```ignore
+/// backend_tests! {
+///     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+///     async fn reopen_keeps_writes(store: TestStore) { /* ... */ }
+/// }
+/// ```
+///
+/// expands to a module `reopen_keeps_writes` with the tests `uring`,
+/// `threads` and `sim`, each with the attributes given and with `store`
+/// bound to a fresh [`TestStore`] of its backend. The parameter may be
+/// `mut store: TestStore`, the function a plain `fn` (under `#[test]`), and
+/// a test that needs several fresh stores of its backend takes
+/// `new_store: fn() -> TestStore` instead.
+#[macro_export]
+macro_rules! backend_tests {
+    ($(#[$meta:meta])* async fn $name:ident(mut $store:ident: TestStore) $body:block) => {
+        $crate::backend_tests!(@expand [$(#[$meta])*] [async] $name [mut $store] [()] $body);
+    };
+    ($(#[$meta:meta])* async fn $name:ident($store:ident: TestStore) $body:block) => {
+        $crate::backend_tests!(@expand [$(#[$meta])*] [async] $name [$store] [()] $body);
+    };
+    ($(#[$meta:meta])* async fn $name:ident($make:ident: fn() -> TestStore) $body:block) => {
+        $crate::backend_tests!(
+            @expand [$(#[$meta])*] [async] $name [$make: fn() -> $crate::common::TestStore] [] $body
+        );
+    };
+    ($(#[$meta:meta])* fn $name:ident($store:ident: TestStore) $body:block) => {
+        $crate::backend_tests!(@expand [$(#[$meta])*] [] $name [$store] [()] $body);
+    };
+    (@expand [$($attr:tt)*] [$($async:tt)?] $name:ident [$($binding:tt)+] [$($call:tt)?] $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $($attr)*
+            $($async)? fn uring() {
+                let $($binding)+ = $crate::common::TestStore::uring $($call)?;
+                $body
+            }
+
+            $($attr)*
+            $($async)? fn threads() {
+                let $($binding)+ = $crate::common::TestStore::threads $($call)?;
+                $body
+            }
+
+            $($attr)*
+            $($async)? fn sim() {
+                let $($binding)+ = $crate::common::TestStore::sim_default $($call)?;
+                $body
+            }
+        }
+    };
 }
 
 /// One write of a crash workload, as the writer saw it.

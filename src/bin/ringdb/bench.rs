@@ -360,24 +360,7 @@ struct FilledStore {
 
 /// Runs the benchmarks `args` names and prints one line per workload.
 pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
-    let config = Config {
-        num: args.num,
-        sync_num: args.sync_num,
-        reads: args.reads.unwrap_or(args.num),
-        concurrency: usize::try_from(args.concurrency)?,
-        key_size: usize::try_from(args.key_size)?,
-        value_size: usize::try_from(args.value_size)?,
-        io_backend: args.io.into(),
-        block_cache_size_bytes: usize::try_from(args.cache_size)?,
-        write_buffer_size_bytes: args
-            .write_buffer_size
-            .unwrap_or(Options::default().write_buffer_size_bytes),
-        compression: args.compression.into(),
-        seek_nexts: args.seek_nexts,
-        writes_per_sec: args.writes_per_sec,
-        wal_segment_size_bytes: None,
-        durable_duration: (args.duration > 0).then(|| Duration::from_secs(args.duration)),
-    };
+    let config = Config::from_args(&args)?;
     let for_people = !args.json && !args.csv;
     // NOTE: the temporary directory lives until the end of this function, so
     // every workload's files are removed only after the last one has run.
@@ -393,28 +376,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
         }
     };
     if for_people {
-        println!(
-            "ringdb bench: keys {} bytes, values {} bytes, num {}, sync-num {}, \
-             reads {}, concurrency {}, io {:?}, cache {} MiB, write buffer {} MiB, \
-             compression {:?}, seek-nexts {}, writes-per-sec {}, duration {}, cpus {}, dir {}",
-            config.key_size,
-            config.value_size,
-            config.num,
-            config.sync_num,
-            config.reads,
-            config.concurrency,
-            config.io_backend,
-            config.block_cache_size_bytes as f64 / BYTES_PER_MIB,
-            config.write_buffer_size_bytes as f64 / BYTES_PER_MIB,
-            config.compression,
-            config.seek_nexts,
-            config.writes_per_sec,
-            config
-                .durable_duration
-                .map_or("unlimited".to_string(), |d| format!("{} s", d.as_secs())),
-            std::thread::available_parallelism().map_or(1, |n| n.get()),
-            root.display(),
-        );
+        print_header(&config, &root);
     }
     if args.csv {
         println!("{}", crate::report::CSV_HEADER);
@@ -444,6 +406,57 @@ pub async fn run(args: BenchArgs) -> Result<(), BoxError> {
         print!("{}", crate::report::summary_table(&reports));
     }
     Ok(())
+}
+
+impl Config {
+    /// The configuration the command line asks for.
+    fn from_args(args: &BenchArgs) -> Result<Config, BoxError> {
+        Ok(Config {
+            num: args.num,
+            sync_num: args.sync_num,
+            reads: args.reads.unwrap_or(args.num),
+            concurrency: usize::try_from(args.concurrency)?,
+            key_size: usize::try_from(args.key_size)?,
+            value_size: usize::try_from(args.value_size)?,
+            io_backend: args.io.into(),
+            block_cache_size_bytes: usize::try_from(args.cache_size)?,
+            write_buffer_size_bytes: args
+                .write_buffer_size
+                .unwrap_or(Options::default().write_buffer_size_bytes),
+            compression: args.compression.into(),
+            seek_nexts: args.seek_nexts,
+            writes_per_sec: args.writes_per_sec,
+            wal_segment_size_bytes: None,
+            durable_duration: (args.duration > 0).then(|| Duration::from_secs(args.duration)),
+        })
+    }
+}
+
+/// The line that opens a run for people: the configuration and where the
+/// store lives.
+fn print_header(config: &Config, root: &std::path::Path) {
+    println!(
+        "ringdb bench: keys {} bytes, values {} bytes, num {}, sync-num {}, \
+         reads {}, concurrency {}, io {:?}, cache {} MiB, write buffer {} MiB, \
+         compression {:?}, seek-nexts {}, writes-per-sec {}, duration {}, cpus {}, dir {}",
+        config.key_size,
+        config.value_size,
+        config.num,
+        config.sync_num,
+        config.reads,
+        config.concurrency,
+        config.io_backend,
+        config.block_cache_size_bytes as f64 / BYTES_PER_MIB,
+        config.write_buffer_size_bytes as f64 / BYTES_PER_MIB,
+        config.compression,
+        config.seek_nexts,
+        config.writes_per_sec,
+        config
+            .durable_duration
+            .map_or("unlimited".to_string(), |d| format!("{} s", d.as_secs())),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        root.display(),
+    );
 }
 
 /// The operations `workload`'s timed section runs, for its progress bar;
@@ -594,6 +607,74 @@ mod tests {
         }
     }
 
+    /// Checks the report of store workload `workload`, which left `live`
+    /// keys of the `live_before` it found; `deleted` once a `deleterandom`
+    /// ran before it.
+    fn check_store_report(workload: Workload, report: &Report, live: u64, live_before: u64, deleted: bool) {
+        use Workload::*;
+        let json = report.to_json();
+        match workload {
+            FillSeq => assert_eq!(live, 200),
+            Overwrite => {
+                assert_eq!(report.ops, 200);
+                // Overwriting keys the fill skipped adds them.
+                assert!(live > live_before || live == 200, "{json}");
+                assert_eq!(count(report, "live_keys"), live, "{json}");
+                assert!(decimal(report, "write_amp") >= 1.0, "{json}");
+                assert!(decimal(report, "space_amp") > 0.0, "{json}");
+                assert!(count(report, "flushes") >= 1, "{json}");
+                let levels = text(report, "level_tables");
+                assert!(levels.starts_with("L0:"), "{json}");
+                let tables: u64 = levels
+                    .split(' ')
+                    .map(|level| level.split_once(':').unwrap().1.parse::<u64>().unwrap())
+                    .sum();
+                assert!(tables >= 1, "{json}");
+                // NOTE: the peak depends on when compaction ran;
+                // writes stop long before level 0 gets this deep.
+                assert!(count(report, "max_l0_tables") < 100, "{json}");
+                assert!(json.contains(",\"level_tables\":\"L0:"), "{json}");
+            }
+            DeleteRandom => {
+                assert_eq!(report.ops, 200);
+                assert!(live < live_before, "{json}");
+                assert_eq!(count(report, "live_keys"), live, "{json}");
+                assert!(decimal(report, "write_amp") >= 1.0, "{json}");
+            }
+            ReadSeq | ReadReverse => {
+                assert_eq!(report.ops, live, "exactly the live keys: {json}");
+                assert_eq!(count(report, "expected"), live, "{json}");
+                assert_eq!(count(report, "unexpected"), 0, "{json}");
+                assert!(live > 0);
+            }
+            SeekRandom => {
+                assert_eq!(report.ops, 300);
+                let found = count(report, "found");
+                assert_eq!(found, count(report, "expected"), "{json}");
+                assert_eq!(found == 300, !deleted, "{json}");
+                // Each seek reads its key (or the next) and up to
+                // --seek-nexts more.
+                let entries = count(report, "entries");
+                assert!((300..=300 * 5).contains(&entries), "{json}");
+            }
+            ReadRandom => {
+                assert_eq!(report.ops, 300);
+                assert_eq!(count(report, "found"), count(report, "expected"), "{json}");
+                assert!(count(report, "found") < 300, "after deleterandom: {json}");
+            }
+            ReadWhileWriting => {
+                assert_eq!(report.ops, 300);
+                assert!(count(report, "found") >= count(report, "expected"), "{json}");
+                assert!(live >= live_before, "{json}");
+                assert!(decimal(report, "writes_per_sec") <= 100_000.0, "{json}");
+                if count(report, "writes") == 0 {
+                    assert_eq!(live, live_before);
+                }
+            }
+            other => panic!("{} is not in this test", other.name()),
+        }
+    }
+
     /// The count extra `name` of `report`.
     fn count(report: &Report, name: &str) -> u64 {
         match report.extra(name) {
@@ -677,8 +758,13 @@ mod tests {
         assert_eq!(db.stats().memtable_size_bytes, 0, "the fill flushed everything");
         db.close().await.unwrap();
 
-        // With no fill before them, the reads fill their own store (and the
-        // second read reuses it); after a fill they reuse the fill's store.
+        reads_fill_or_reuse_a_store(&config).await;
+        every_store_workload_keeps_the_model(&config).await;
+    }
+
+    /// With no fill before them, the reads fill their own store (and the
+    /// second read reuses it); after a fill they reuse the fill's store.
+    async fn reads_fill_or_reuse_a_store(config: &Config) {
         for benchmarks in [
             &[Workload::ReadRandom, Workload::ReadMissing][..],
             &[Workload::FillSeq, Workload::ReadRandom, Workload::ReadMissing],
@@ -687,7 +773,7 @@ mod tests {
             let root = tempfile::tempdir().unwrap();
             let mut filled = None;
             for &workload in benchmarks {
-                let report = run_workload(&config, root.path(), workload, &mut filled)
+                let report = run_workload(config, root.path(), workload, &mut filled)
                     .await
                     .unwrap();
                 assert_eq!(report.workload, workload.name());
@@ -715,8 +801,6 @@ mod tests {
                 }
             }
         }
-
-        every_store_workload_keeps_the_model(&config).await;
     }
 
     /// Runs the workloads that change or scan an existing store in two
@@ -758,72 +842,12 @@ mod tests {
                 let report = run_workload(config, root.path(), workload, &mut filled)
                     .await
                     .unwrap();
-                let json = report.to_json();
                 assert_eq!(report.workload, workload.name());
                 let store = filled.as_ref().unwrap();
                 assert_eq!(store.dir, root.path().join(benchmarks[0].name()));
                 let live = store.live.count();
-                match workload {
-                    FillSeq => assert_eq!(live, 200),
-                    Overwrite => {
-                        assert_eq!(report.ops, 200);
-                        // Overwriting keys the fill skipped adds them.
-                        assert!(live > live_before || live == 200, "{json}");
-                        assert_eq!(count(&report, "live_keys"), live, "{json}");
-                        assert!(decimal(&report, "write_amp") >= 1.0, "{json}");
-                        assert!(decimal(&report, "space_amp") > 0.0, "{json}");
-                        assert!(count(&report, "flushes") >= 1, "{json}");
-                        let levels = text(&report, "level_tables");
-                        assert!(levels.starts_with("L0:"), "{json}");
-                        let tables: u64 = levels
-                            .split(' ')
-                            .map(|level| level.split_once(':').unwrap().1.parse::<u64>().unwrap())
-                            .sum();
-                        assert!(tables >= 1, "{json}");
-                        // NOTE: the peak depends on when compaction ran;
-                        // writes stop long before level 0 gets this deep.
-                        assert!(count(&report, "max_l0_tables") < 100, "{json}");
-                        assert!(json.contains(",\"level_tables\":\"L0:"), "{json}");
-                    }
-                    DeleteRandom => {
-                        assert_eq!(report.ops, 200);
-                        assert!(live < live_before, "{json}");
-                        assert_eq!(count(&report, "live_keys"), live, "{json}");
-                        assert!(decimal(&report, "write_amp") >= 1.0, "{json}");
-                        deleted = true;
-                    }
-                    ReadSeq | ReadReverse => {
-                        assert_eq!(report.ops, live, "exactly the live keys: {json}");
-                        assert_eq!(count(&report, "expected"), live, "{json}");
-                        assert_eq!(count(&report, "unexpected"), 0, "{json}");
-                        assert!(live > 0);
-                    }
-                    SeekRandom => {
-                        assert_eq!(report.ops, 300);
-                        let found = count(&report, "found");
-                        assert_eq!(found, count(&report, "expected"), "{json}");
-                        assert_eq!(found == 300, !deleted, "{json}");
-                        // Each seek reads its key (or the next) and up to
-                        // --seek-nexts more.
-                        let entries = count(&report, "entries");
-                        assert!((300..=300 * 5).contains(&entries), "{json}");
-                    }
-                    ReadRandom => {
-                        assert_eq!(report.ops, 300);
-                        assert_eq!(count(&report, "found"), count(&report, "expected"), "{json}");
-                        assert!(count(&report, "found") < 300, "after deleterandom: {json}");
-                    }
-                    ReadWhileWriting => {
-                        assert_eq!(report.ops, 300);
-                        assert!(count(&report, "found") >= count(&report, "expected"), "{json}");
-                        assert!(live >= live_before, "{json}");
-                        assert!(decimal(&report, "writes_per_sec") <= 100_000.0, "{json}");
-                        if count(&report, "writes") == 0 {
-                            assert_eq!(live, live_before);
-                        }
-                    }
-                    other => panic!("{} is not in this test", other.name()),
-                }
+                check_store_report(workload, &report, live, live_before, deleted);
+                deleted |= workload == DeleteRandom;
             }
         }
     }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use ringdb::{Db, SyncMode};
 
 use super::keys::write_key;
-use super::read::timed_gets;
+use super::read::{TimedGets, timed_gets};
 use super::write::flush_and_close;
 use super::{BENCH_SEED, BoxError, Config, FilledStore, ValuePool, Workload, context};
 use crate::report::{Extra, Report};
@@ -75,10 +75,31 @@ pub(super) async fn run(config: &Config, store: FilledStore) -> Result<(Report, 
     for _ in 0..writes {
         live.insert(rng.below(store.keys.key_space));
     }
+    let report = report(config, gets, (writes, writer_elapsed), &before, &after);
+    Ok((
+        report,
+        FilledStore {
+            live: Arc::new(live),
+            ..store
+        },
+    ))
+}
+
+/// The report of a run: the readers' latencies and throughput, the
+/// writer's puts and rate (`writer`: puts and time taken) as extras, and
+/// the counters that changed from `before` to `after`.
+fn report(
+    config: &Config,
+    gets: TimedGets,
+    writer: (u64, Duration),
+    before: &ringdb::Stats,
+    after: &ringdb::Stats,
+) -> Report {
+    let (writes, writer_elapsed) = writer;
     let writer_secs = writer_elapsed.as_secs_f64();
     let syncs = after.wal_syncs - before.wal_syncs;
     let synced_batches = after.wal_synced_batches - before.wal_synced_batches;
-    let report = Report {
+    Report {
         workload: Workload::ReadWhileWriting.name(),
         ops: config.reads,
         elapsed: gets.elapsed,
@@ -110,14 +131,7 @@ pub(super) async fn run(config: &Config, store: FilledStore) -> Result<(Report, 
                 after.block_cache_hits - before.block_cache_hits,
             ),
         ],
-    };
-    Ok((
-        report,
-        FilledStore {
-            live: Arc::new(live),
-            ..store
-        },
-    ))
+    }
 }
 
 /// The one writer of `readwhilewriting`.

@@ -1,6 +1,9 @@
 //! Compaction filters: user code that keeps, drops or rewrites values as
 //! compaction rewrites them.
 //!
+//! The user's interface only, like `merge.rs`: `Options` holds a filter and
+//! `compaction/` calls it, so it sits below both and imports neither.
+//!
 //! Which entries a filter sees: the values (puts, expiring puts, and the
 //! puts that folding merge operands produces) that a compaction writes in
 //! the newest snapshot stripe, that is with a seqno above every live
