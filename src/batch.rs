@@ -16,10 +16,10 @@
 use bytes::Bytes;
 
 use crate::coding::{self, get_u32_le, get_varint32, put_varint32};
+use crate::error::{Error, Result};
 use crate::key::{UnknownKind, ValueKind};
 use crate::limits::{MAX_BATCH_ENTRIES, MAX_BATCH_SIZE_BYTES, MAX_KEY_SIZE_BYTES, MAX_VALUE_SIZE_BYTES};
 use crate::ttl::EXPIRY_SIZE_BYTES;
-use crate::{Error, Result};
 
 /// Bytes of the `count` field that opens a payload.
 const COUNT_SIZE_BYTES: usize = 4;

@@ -13,8 +13,9 @@
 
 use bytes::Bytes;
 
+use crate::batch::WriteBatch;
+use crate::error::Result;
 use crate::key::{InternalKey, ValueKind};
-use crate::{Result, WriteBatch};
 
 /// The store's memtable.
 #[derive(Debug, Default)]

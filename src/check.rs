@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::error::{Error, Result};
 use crate::filename::{FileKind, manifest_path, table_path, wal_number, wal_path};
 use crate::io::{Fs, OpenMode};
 use crate::key::SeqNo;
@@ -31,7 +32,6 @@ use crate::sst::{ReadStats, Table};
 use crate::version::ReplayedManifest;
 use crate::wal::format::{HEADER_SIZE_BYTES, RecordHeader};
 use crate::wal::reader::{SegmentEnd, scan_records, scan_segment};
-use crate::{Error, Result};
 
 /// One damaged place in a store.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -390,6 +390,10 @@ pub fn ops(data: &[u8]) -> usize {
     count
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one interpreter loop, one arm per kind of step"
+)]
 async fn run_ops(steps: Vec<Step>) {
     let dir = Path::new("/db");
     let mut sim = SimFs::new(steps.len() as u64);
@@ -477,7 +481,7 @@ async fn assert_scan(db: &crate::Db, model: &BTreeMap<Vec<u8>, Vec<u8>>, context
         .collect::<Vec<_>>()
         .await
         .into_iter()
-        .collect::<crate::Result<_>>()
+        .collect::<crate::error::Result<_>>()
         .unwrap_or_else(|e| panic!("{context}: {e}"));
     let expected: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(rows, expected, "{context}: store and model disagree");

@@ -19,10 +19,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::error::{Error, Result};
 use crate::filename;
 use crate::io::{Fs, OpenMode};
 use crate::key::ValueKind;
-use crate::{Error, Result};
 
 /// Which kind of dumpable store file a path names, from its file name
 /// (the names are `crate::filename`'s).

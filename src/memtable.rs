@@ -27,15 +27,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::{Bytes, BytesMut};
 use crossbeam_skiplist::SkipMap;
 
-use crate::key::{InternalKey, SeqNo, Trailer, ValueKind};
+use crate::key::{InternalKey, Lookup, SeqNo, Trailer, ValueKind};
 
 /// Bookkeeping bytes counted per entry on top of key and value (skiplist
 /// node, pointers, the `Bytes` handles).
 const ENTRY_OVERHEAD_BYTES: u64 = 80;
-
-// NOTE: `Lookup` lives in `crate::key` (tables return it too); re-exported
-// for the store and commit code that still imports it from here.
-pub(crate) use crate::key::Lookup;
 
 /// User keys up to this long are stored inside the skiplist node.
 const INLINE_KEY_BYTES: usize = 30;

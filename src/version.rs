@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::error::{Error, Result};
 use crate::io::Fs;
 use crate::key::SeqNo;
 use crate::limits::MAX_MANIFEST_SIZE_BYTES;
 use crate::manifest::{ManifestWriter, NUM_LEVELS, TableMeta, VersionEdit};
-use crate::{Error, Result};
 
 /// The tables of the tree at one moment.
 #[derive(Debug, Clone, Default)]

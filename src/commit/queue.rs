@@ -452,7 +452,8 @@ mod tests {
     use super::CommitQueue;
     use crate::batch::WriteBatch;
     use crate::db::tree::Tree;
-    use crate::memtable::{Lookup, Memtable};
+    use crate::key::Lookup;
+    use crate::memtable::Memtable;
 
     fn queue() -> (CommitQueue, Arc<Memtable>) {
         let options = crate::options::Options::default();

@@ -57,11 +57,12 @@ use crate::compaction::picker::Compaction;
 pub use crate::compaction::rate_limiter::RateLimiter;
 use crate::compaction_filter::FilterDecision;
 use crate::error::{Error, Result};
+use crate::filename::table_path;
 use crate::io::{Fs, OpenMode};
 use crate::iter::{Direction, LevelIter, MergingIterator, Source};
-use crate::key::{InternalKey, SeqNo, ValueKind};
+use crate::key::{InternalKey, SeqNo, Trailer, ValueKind};
 use crate::manifest::TableMeta;
-use crate::sst::{TableBuilder, TableCache, TableOptions, table_path};
+use crate::sst::{TableBuilder, TableCache, TableOptions};
 
 /// Entries read between two yields to the runtime (about one 4 KiB block
 /// of small entries), so a flush on the same thread is never stuck behind
@@ -272,7 +273,7 @@ struct Version {
 
 /// `trailer` with its kind replaced by `kind`.
 fn with_kind(trailer: u64, kind: ValueKind) -> u64 {
-    (trailer & !0xff) | kind as u64
+    Trailer::new(Trailer::from_raw(trailer).seqno(), kind).raw()
 }
 
 /// Applies the drop rules to the next (older) version of `state`'s key.
@@ -323,7 +324,7 @@ async fn tombstone(
     rules: &Rules<'_>,
     writer: &mut OutputWriter<'_, '_>,
 ) -> Result<()> {
-    debug_assert_eq!(trailer & 0xff, ValueKind::Delete as u64);
+    debug_assert_eq!(Trailer::from_raw(trailer).known_kind(), ValueKind::Delete);
     if rules.is_bottommost {
         state.pending_tombstones.push((trailer, value));
         Ok(())

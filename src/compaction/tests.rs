@@ -13,11 +13,12 @@ use super::CompactionOptions;
 use super::job::{self, JobContext, JobOutput, RateLimiter};
 use super::picker::{self, Compaction};
 use super::targets::LevelTargets;
+use crate::filename::table_path;
 use crate::io::sim::SimFs;
 use crate::io::{Fs, OpenMode};
 use crate::key::{InternalKey, MAX_SEQNO, SeqNo, ValueKind};
 use crate::manifest::{NUM_LEVELS, TableMeta};
-use crate::sst::{ReadStats, TableBuilder, TableCache, TableOptions, table_path};
+use crate::sst::{ReadStats, TableBuilder, TableCache, TableOptions};
 use crate::test_rng::Rng;
 use crate::version::Version;
 

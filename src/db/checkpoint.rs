@@ -34,12 +34,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::Shared;
+use crate::db::Db;
+use crate::error::{Error, Result};
 use crate::filename::{table_path, wal_number, wal_path};
 use crate::io::{Fs, OpenMode};
 use crate::key::SeqNo;
 use crate::manifest::{ManifestWriter, VersionEdit};
 use crate::wal::reader::scan_segment;
-use crate::{Db, Error, Result};
 
 /// Bytes read or written per I/O while copying a file.
 const COPY_CHUNK_BYTES: usize = 1 << 20;

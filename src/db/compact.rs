@@ -220,7 +220,7 @@ impl Compactor {
             let error = Error::table_write_stopped(Error::io("sync directory", &self.store.dir, e));
             // NOTE: nothing references the outputs yet; they go.
             for table in &output.added {
-                let path = crate::sst::table_path(&self.store.dir, table.number);
+                let path = crate::filename::table_path(&self.store.dir, table.number);
                 if let Err(error) = self.store.background_fs.remove_file(&path).await {
                     tracing::warn!(%error, path = %path.display(), "could not remove a compaction output");
                 }

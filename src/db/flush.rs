@@ -37,12 +37,12 @@ use std::time::Duration;
 use crate::db::store::Store;
 use crate::db::tree::{ImmutableMemtable, Tree};
 use crate::error::{Error, Result};
+use crate::filename::{table_path, wal_number as parse_segment_name, wal_path as segment_path};
 use crate::io::{Fs, OpenMode};
 use crate::key::{InternalKey, SeqNo};
 use crate::manifest::{TableMeta, VersionEdit};
 use crate::memtable::Memtable;
-use crate::sst::{TableBuilder, TableOptions, table_path};
-use crate::wal::{parse_segment_name, segment_path};
+use crate::sst::{TableBuilder, TableOptions};
 use bytes::Bytes;
 
 /// How often the flush task looks for retired memtables no reader holds.

@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
-use crate::memtable::Lookup;
+use crate::key::Lookup;
 use crate::options::{Options, WriteOptions};
 use crate::sst::TableOptions;
 use compact::Compactor;

@@ -31,9 +31,6 @@ use crate::options::Options;
 use crate::version::VersionSet;
 use crate::wal::segment::OpenSegment;
 
-/// The file whose `flock` marks a store as open (as in LevelDB and RocksDB).
-const LOCK_FILE: &str = "LOCK";
-
 /// Creates `dir` if asked to and takes the store's lock in it.
 ///
 /// # Errors
@@ -45,7 +42,7 @@ pub(super) async fn lock_dir(fs: &Arc<dyn Fs>, dir: &Path, create_if_missing: bo
             .await
             .map_err(|e| Error::io("create directory", dir, e))?;
     }
-    let lock_path = dir.join(LOCK_FILE);
+    let lock_path = dir.join(crate::filename::LOCK);
     fs.lock_file(&lock_path).await.map_err(|e| {
         let context = if e.kind() == std::io::ErrorKind::WouldBlock {
             "lock the store: another process or another open Db is using it"

@@ -417,8 +417,14 @@ fn a_missing_table_fails_the_scan_and_keeps_failing() {
             Bound::Unbounded,
             Direction::Forward,
         );
-        assert!(matches!(iter.next_entry().await, Err(crate::Error::Io { .. })));
-        assert!(matches!(iter.next_entry().await, Err(crate::Error::Io { .. })));
+        assert!(matches!(
+            iter.next_entry().await,
+            Err(crate::error::Error::Io { .. })
+        ));
+        assert!(matches!(
+            iter.next_entry().await,
+            Err(crate::error::Error::Io { .. })
+        ));
     });
 }
 
@@ -514,7 +520,7 @@ fn a_batch_keeps_its_entries_and_the_error_comes_next() {
         for _ in 0..2 {
             let mut more = Batch::default();
             let result = iter.next_batch(&mut more, 1000, usize::MAX).await;
-            assert!(matches!(result, Err(crate::Error::Io { .. })));
+            assert!(matches!(result, Err(crate::error::Error::Io { .. })));
             assert!(more.is_empty());
         }
     });

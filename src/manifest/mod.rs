@@ -32,12 +32,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::error::{Error, Result};
 use crate::filename::{self, FileKind, manifest_path};
 use crate::io::{File, Fs, OpenMode};
 use crate::limits::{MAX_CURRENT_SIZE_BYTES, TORN_WRITE_SECTOR_BYTES};
 use crate::wal::format::RecordHeader;
 use crate::wal::reader::{SegmentEnd, next_valid_record, scan_records};
-use crate::{Error, Result};
 pub use edit::{NUM_LEVELS, TableMeta, VersionEdit};
 
 /// Reads a whole file of at most `max_size_bytes` (a larger one is

@@ -49,9 +49,6 @@ pub use table::builder::{Compression, TableBuilder, TableOptions};
 pub use table::iter::TableIter;
 pub use table::reader::Table;
 pub use table_cache::TableCache;
-// NOTE: the file-name rule lives in `crate::filename`; re-exported for the
-// flush and compaction code that still imports it from here.
-pub(crate) use crate::filename::table_path;
 
 /// Magic number closing every table file (the last 8 bytes of the footer).
 pub const TABLE_MAGIC: u64 = 0x7269_6e67_7373_7401; // hex of "ringsst" ++ 0x01

@@ -11,7 +11,3 @@
 pub mod format;
 pub mod reader;
 pub mod segment;
-
-// NOTE: the file-name rule lives in `crate::filename`; these two names stay
-// for the modules (flush) that still import them from here.
-pub(crate) use crate::filename::{wal_number as parse_segment_name, wal_path as segment_path};

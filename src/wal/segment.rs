@@ -19,10 +19,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::error::{Error, Result};
 use crate::filename::wal_path;
 use crate::io::{File, Fs, OpenMode};
 use crate::limits::{DIRECT_IO_ALIGN_BYTES, PREALLOCATE_CHUNK_BYTES, WAL_PREFILL_WINDOW_BYTES};
-use crate::{Error, Result};
 
 /// The segment the WAL task appends to.
 #[derive(Debug)]

@@ -38,6 +38,10 @@ pub struct DumpArgs {
 }
 
 /// Runs `ringdb dump`.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one match over the kinds of file, each printed in place"
+)]
 pub async fn run(args: DumpArgs) -> Result<(), BoxError> {
     let path = &args.file;
     if !path.is_file() {

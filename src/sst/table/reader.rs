@@ -68,6 +68,10 @@ impl Table {
     ///
     /// # Cancel safety
     /// Cancel safe: opening changes nothing.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "reads and checks footer, index, filter and properties in file order"
+    )]
     pub async fn open(
         file: Arc<dyn File>,
         path: PathBuf,
