@@ -10,7 +10,6 @@ use crate::compaction_filter::CompactionFilter;
 use crate::error::{Error, Result};
 use crate::io::Fs;
 use crate::io::IoBackend;
-pub use crate::sst::Compression;
 
 /// When a write's future resolves, relative to the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +37,22 @@ impl SyncMode {
     pub fn is_durable(self) -> bool {
         matches!(self, SyncMode::Always)
     }
+}
+
+/// Default target size of an (uncompressed) data block.
+pub const DEFAULT_BLOCK_SIZE_BYTES: usize = 4 * 1024;
+
+/// How table blocks are compressed (the byte each block's trailer stores:
+/// `docs/format.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Compression {
+    /// Stored as is. The default.
+    #[default]
+    None = 0,
+    /// LZ4 block compression (`lz4_flex`), kept only where it saves at
+    /// least 12.5%.
+    Lz4 = 1,
 }
 
 /// Options for [`crate::Db::open`].
@@ -188,7 +203,7 @@ impl Default for Options {
             max_immutable_memtables: 2,
             block_cache_size_bytes: 64 * 1024 * 1024,
             table_cache_tables: 1000,
-            block_size_bytes: crate::sst::DEFAULT_BLOCK_SIZE_BYTES,
+            block_size_bytes: DEFAULT_BLOCK_SIZE_BYTES,
             bloom_bits_per_key: 10,
             compression: Compression::None,
             l0_compaction_trigger: 4,

@@ -79,6 +79,10 @@ use crate::limits::{
 };
 use crate::wal::segment::OpenSegment;
 
+/// A WAL sync taking this long is logged as a warning: the disk, not the
+/// store, is then what writers wait for.
+const SLOW_WAL_SYNC: Duration = Duration::from_secs(1);
+
 /// Most bytes one durable write merges from queued chunks.
 const MAX_DURABLE_WRITE_BYTES: usize = 2 * MAX_GROUP_SIZE_BYTES;
 
@@ -745,6 +749,15 @@ impl WalWriter {
         };
         match outcome {
             Ok(()) => {
+                let took = inflight.started.elapsed();
+                if took >= SLOW_WAL_SYNC {
+                    tracing::warn!(
+                        path = %inflight.path.display(),
+                        took_ms = took.as_millis() as u64,
+                        writers = inflight.waiters.len(),
+                        "a WAL sync was slow"
+                    );
+                }
                 let waiting = self.pending_totals().0 + self.queue.queued_waiters();
                 self.hold
                     .settled(inflight.waiters.len(), waiting, inflight.started.elapsed());

@@ -139,6 +139,7 @@ impl Compactor {
 
     /// Runs and commits one compaction. REQUIRES: `running` is held.
     async fn execute(&self, compaction: Compaction) -> Result<()> {
+        let started = std::time::Instant::now();
         let mut edit = VersionEdit::default();
         let replaced: Vec<_> = compaction
             .inputs
@@ -163,9 +164,21 @@ impl Compactor {
         }
         // NOTE: installed under the version-set lock (see db/flush.rs).
         let mut versions = self.store.versions.lock().await;
+        let outputs = edit.added.len();
+        let output_bytes: u64 = edit.added.iter().map(|(_, table)| table.size_bytes).sum();
         let version = versions.log_and_apply(edit).await?;
         self.store.tree.install_version(version);
         drop(versions);
+        tracing::info!(
+            level = compaction.level,
+            output_level = compaction.output_level,
+            inputs = replaced.len(),
+            outputs,
+            output_bytes,
+            trivial_move = compaction.is_trivial_move,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compacted"
+        );
         if !compaction.is_trivial_move && self.store.write_stop.resume() {
             self.store.tree.imm_room.notify_waiters();
         }

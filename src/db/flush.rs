@@ -165,6 +165,7 @@ impl Flusher {
 
     async fn flush(&self, imm: &Arc<ImmutableMemtable>) -> Result<()> {
         let store = &self.store;
+        let started = std::time::Instant::now();
         store.queue.request_sync()?.await.unwrap_or(Err(Error::Closed))?;
         let mut edit = VersionEdit {
             log_number: Some(imm.next_log_number),
@@ -211,6 +212,12 @@ impl Flusher {
         // compaction's.
         store.tree.finish_flush(imm, version);
         drop(versions);
+        tracing::info!(
+            last_seqno = imm.last_seqno,
+            log_number,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "flushed a memtable"
+        );
         Ok(())
     }
 }

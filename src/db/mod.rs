@@ -183,6 +183,7 @@ impl Shared {
                 // The commit that follows reports the reason.
                 return stalled;
             }
+            tracing::debug!(reason = ?wait, "a write waits for room");
             let started = std::time::Instant::now();
             match wait {
                 Backpressure::QueueFull => queue_room.await,
@@ -307,6 +308,7 @@ impl Db {
         TableOptions::from(&options).validate()?;
         options.validate()?;
         let dir = path.as_ref().to_path_buf();
+        let started = std::time::Instant::now();
         let runtime = runtime::StoreRuntime::for_caller()
             .map_err(|e| Error::io("start the store's runtime thread", &dir, e))?;
         let backends = match &options.fs {
@@ -317,11 +319,14 @@ impl Db {
         // a store dropped without `close` keeps it until they have stopped
         // touching the directory.
         let lock = Arc::new(open::lock_dir(&backends.foreground, &dir, options.create_if_missing).await?);
-        let recovered = recovery::recover(
-            &backends.foreground,
-            &backends.background,
-            &dir,
-            &TableOptions::from(&options),
+        let recovered = tracing::Instrument::instrument(
+            recovery::recover(
+                &backends.foreground,
+                &backends.background,
+                &dir,
+                &TableOptions::from(&options),
+            ),
+            tracing::info_span!("recovery", dir = %dir.display()),
         )
         .await?;
         // NOTE: replayed segments kept for lack of space to flush them may
@@ -344,6 +349,12 @@ impl Db {
         let background_done = background
             .start(&store, &compactor, &lock)
             .map_err(|e| Error::io("start background thread", &store.dir, e))?;
+        tracing::info!(
+            dir = %store.dir.display(),
+            backend = store.fs.name(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store opened"
+        );
         Ok(Db {
             shared: Arc::new(Shared {
                 store,

@@ -65,8 +65,7 @@ pub const FOOTER_SIZE_BYTES: usize = 64;
 /// Bytes in the trailer after every block: type `u8` + masked crc32c `u32`.
 pub const BLOCK_TRAILER_SIZE_BYTES: usize = 5;
 
-/// Default target size of an (uncompressed) data block.
-pub const DEFAULT_BLOCK_SIZE_BYTES: usize = 4 * 1024;
+pub use crate::options::DEFAULT_BLOCK_SIZE_BYTES;
 /// Largest accepted [`TableOptions::block_size_bytes`].
 pub const MAX_TARGET_BLOCK_SIZE_BYTES: usize = 4 * 1024 * 1024;
 /// Largest data block, compressed or not, a builder writes and a reader

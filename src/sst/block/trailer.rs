@@ -26,17 +26,7 @@ use bytes::Bytes;
 use crate::coding::{get_u32_le, get_varint32, mask_crc, put_varint32, rest, unmask_crc};
 use crate::sst::BLOCK_TRAILER_SIZE_BYTES;
 
-/// How blocks are compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(u8)]
-pub enum Compression {
-    /// Stored as is. The default.
-    #[default]
-    None = 0,
-    /// LZ4 block compression (`lz4_flex`), kept only where it saves at
-    /// least 12.5%.
-    Lz4 = 1,
-}
+pub use crate::options::Compression;
 
 impl Compression {
     /// Decodes a compression type byte read from disk.
