@@ -194,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn as_many_writers_as_pipelining_takes_are_not_held() {
+    fn groups_as_large_as_wal_pipeline_min_writers_are_not_held() {
         let mut hold = GroupHold::new(MAX, WRITERS_BELOW);
         let start = Instant::now();
         hold.settled(16, 15, SYNC);
