@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Kinds: 0 delete, 1 put, 2 merge operand, 3 put with expiry (the value is
-//! `expiry_ms:u64le ++ value`, see `ttl.rs`).
+//! `expiry_ms:u64le ++ value`, see `ttl.rs`), 4 range delete (the key is the
+//! range's start, the value its excluded end, greater than the start).
 //!
 //! The seqno of entry `i` is the record's `first_seqno + i`.
 
@@ -79,6 +80,20 @@ impl WriteBatch {
         self
     }
 
+    /// Adds a delete of every key in `start..end` (`end` excluded): one
+    /// range tombstone, atomic with the rest of the batch. An empty range
+    /// (`start >= end`) adds nothing, as in RocksDB.
+    pub fn delete_range(&mut self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>) -> &mut Self {
+        let (start, end) = (start.as_ref(), end.as_ref());
+        if start < end {
+            if end.len() > MAX_KEY_SIZE_BYTES && self.too_large.is_none() {
+                self.too_large = Some(too_large("key", end.len(), MAX_KEY_SIZE_BYTES));
+            }
+            self.push(ValueKind::RangeDelete, start, Some(end));
+        }
+        self
+    }
+
     /// Adds a merge `operand` for `key`: reads fold it onto the older
     /// value with the store's `Options::merge_operator` (see
     /// [`crate::merge`]). Limits as for [`WriteBatch::put`].
@@ -114,7 +129,7 @@ impl WriteBatch {
         out
     }
 
-    /// Number of puts and deletes in the batch.
+    /// Number of writes in the batch (a range delete counts one).
     pub fn len(&self) -> usize {
         self.count as usize
     }
@@ -249,6 +264,9 @@ pub(crate) fn decode_payload(payload: &Bytes) -> std::result::Result<Vec<BatchEn
         if kind == ValueKind::PutWithExpiry && value.len() < EXPIRY_SIZE_BYTES {
             return Err(format!("expiring value of {} bytes has no expiry", value.len()));
         }
+        if kind == ValueKind::RangeDelete && (value.len() > MAX_KEY_SIZE_BYTES || value <= key) {
+            return Err("range delete whose end is not a key after its start".to_owned());
+        }
         entries.push(BatchEntry { kind, key, value });
     }
     if pos != payload.len() {
@@ -308,6 +326,40 @@ mod tests {
         bad.push(ValueKind::PutWithExpiry, b"k", Some(b"1234567"));
         let (payload, _) = bad.into_payload().unwrap();
         assert!(decode_payload(&payload).unwrap_err().contains("no expiry"));
+    }
+
+    #[test]
+    fn range_deletes_round_trip_and_bad_ones_are_rejected() {
+        let mut batch = WriteBatch::new();
+        batch
+            .delete_range(b"a", b"c")
+            .delete_range(b"z", b"b")
+            .put(b"k", b"v");
+        // The empty range `z..b` adds nothing.
+        assert_eq!(batch.len(), 2);
+        let (payload, _) = batch.clone().into_payload().unwrap();
+        let entries = decode_payload(&payload).unwrap();
+        assert_eq!(entries[0].kind, ValueKind::RangeDelete);
+        assert_eq!(
+            (&entries[0].key[..], &entries[0].value[..]),
+            (&b"a"[..], &b"c"[..])
+        );
+        // TTL leaves a range delete as it is.
+        let (payload, _) = batch.with_expiry(5).into_payload().unwrap();
+        assert_eq!(decode_payload(&payload).unwrap()[0].kind, ValueKind::RangeDelete);
+        // An end at or before the start, written by hand, is corruption.
+        for (start, end) in [(&b"b"[..], &b"b"[..]), (b"c", b"a")] {
+            let mut bad = WriteBatch::new();
+            bad.push(ValueKind::RangeDelete, start, Some(end));
+            let (payload, _) = bad.into_payload().unwrap();
+            assert!(decode_payload(&payload).unwrap_err().contains("range delete"));
+        }
+        let mut long = WriteBatch::new();
+        long.delete_range(b"a", vec![b'b'; MAX_KEY_SIZE_BYTES + 1]);
+        assert!(matches!(
+            long.into_payload(),
+            Err(Error::TooLarge { what: "key", .. })
+        ));
     }
 
     #[test]

@@ -43,6 +43,12 @@ pub enum ValueKind {
     /// A value with an expiry: the stored value is `expiry_ms:u64le ++ value`
     /// (see `ttl.rs`); it reads as a tombstone from `expiry_ms` on.
     PutWithExpiry = 3,
+    /// A range tombstone: the key is the range's start, the value its
+    /// (excluded) end; it hides every older version of every key in
+    /// `start..end` (see `range_del.rs`). It lives in a batch, the WAL and
+    /// a table's range-tombstone block, never among a table's or a
+    /// memtable's point entries.
+    RangeDelete = 4,
 }
 
 impl ValueKind {
@@ -55,7 +61,7 @@ impl ValueKind {
     /// True when an entry of this kind carries a value (every kind but a
     /// tombstone); a batch entry then has a value field.
     pub fn has_value(self) -> bool {
-        matches!(self, ValueKind::Put | ValueKind::PutWithExpiry | ValueKind::Merge)
+        !matches!(self, ValueKind::Delete)
     }
 
     /// Decodes a kind byte read from disk; an unknown byte is corruption.
@@ -65,6 +71,7 @@ impl ValueKind {
             1 => Ok(ValueKind::Put),
             2 => Ok(ValueKind::Merge),
             3 => Ok(ValueKind::PutWithExpiry),
+            4 => Ok(ValueKind::RangeDelete),
             _ => Err(UnknownKind(byte)),
         }
     }
@@ -261,14 +268,14 @@ mod tests {
             }
         }
         // A seek trailer sorts above every version at its snapshot.
-        assert!(Trailer::seek(7) > Trailer::new(7, ValueKind::PutWithExpiry));
+        assert!(Trailer::seek(7) > Trailer::new(7, ValueKind::RangeDelete));
         assert!(Trailer::seek(7) < Trailer::new(8, ValueKind::Delete));
         assert_eq!(Trailer::seek(u64::MAX).seqno(), MAX_SEQNO);
     }
 
     #[test]
     fn an_unknown_kind_is_an_error() {
-        for byte in 4..=u8::MAX {
+        for byte in 5..=u8::MAX {
             let trailer = Trailer::from_raw((9 << 8) | u64::from(byte));
             assert_eq!(trailer.kind(), Err(UnknownKind(byte)));
             assert_eq!(trailer.kind_byte(), byte);

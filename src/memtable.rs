@@ -21,13 +21,14 @@
 
 use std::cmp::Ordering as KeyOrdering;
 use std::ops::Bound;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use crossbeam_skiplist::SkipMap;
 
 use crate::key::{InternalKey, Lookup, SeqNo, Trailer, ValueKind};
+use crate::range_del::{RangeDels, RangeTombstone};
 
 /// Bookkeeping bytes counted per entry on top of key and value (skiplist
 /// node, pointers, the `Bytes` handles).
@@ -206,12 +207,24 @@ impl ValueArena {
     }
 }
 
+/// The range tombstones of a memtable: few, so kept in a list beside the
+/// skiplist, and fragmented again for readers after each insert (lazily,
+/// by the first read that needs it).
+#[derive(Debug, Default)]
+struct RangeTombstones {
+    list: Vec<RangeTombstone>,
+    fragmented: Option<Arc<RangeDels>>,
+}
+
 /// A sorted, concurrent, in-memory table of recent writes.
 #[derive(Debug, Default)]
 pub struct Memtable {
     map: SkipMap<MemKey, Bytes>,
     size_bytes: AtomicU64,
     arena: Mutex<ValueArena>,
+    /// Range tombstones held; read without the lock to skip it when 0.
+    range_tombstone_count: AtomicUsize,
+    range_tombstones: Mutex<RangeTombstones>,
 }
 
 impl Memtable {
@@ -220,9 +233,25 @@ impl Memtable {
         Self::default()
     }
 
-    /// Adds one version of a key.
+    /// Adds one version of a key, or (kind `RangeDelete`) a range
+    /// tombstone from `key` to `value`.
     pub fn insert(&self, key: Bytes, seqno: SeqNo, kind: ValueKind, value: Bytes) {
         let size = Self::entry_size_bytes(&key, &value);
+        if kind == ValueKind::RangeDelete {
+            let tombstone = RangeTombstone {
+                start: Bytes::copy_from_slice(&key),
+                end: Bytes::copy_from_slice(&value),
+                seqno,
+            };
+            let mut tombstones = lock(&self.range_tombstones);
+            tombstones.list.push(tombstone);
+            tombstones.fragmented = None;
+            // NOTE: counted under the lock, after the push, so a reader that
+            // sees the count finds the tombstone.
+            self.range_tombstone_count.fetch_add(1, Ordering::Release);
+            self.size_bytes.fetch_add(size, Ordering::Relaxed);
+            return;
+        }
         let (key, value) = self.own(key, value);
         self.map
             .insert(MemKey::new(&InternalKey::new(key, seqno, kind)), value);
@@ -232,9 +261,7 @@ impl Memtable {
     /// Copies `value`, and `key` if it is too long to sit in the node, into
     /// the arena, so that nothing here points into the caller's buffers.
     fn own(&self, key: Bytes, value: Bytes) -> (Bytes, Bytes) {
-        // NOTE: nothing panics while holding this lock; a poisoned one is
-        // still consistent.
-        let mut arena = self.arena.lock().unwrap_or_else(|e| e.into_inner());
+        let mut arena = lock(&self.arena);
         let key = match key.len() > INLINE_KEY_BYTES {
             true => arena.copy(&key),
             false => key,
@@ -250,21 +277,47 @@ impl Memtable {
     /// The newest version of `key` with a seqno at most `snapshot`.
     /// Takes the key as `Bytes` so the seek key shares it instead of copying.
     pub fn get(&self, key: &Bytes, snapshot: SeqNo) -> Lookup {
+        self.get_with_seqno(key, snapshot).0
+    }
+
+    /// As [`Memtable::get`], with the seqno of the version found (0 when
+    /// `Missing`). Range tombstones are not consulted (see
+    /// [`Memtable::range_dels`]).
+    pub fn get_with_seqno(&self, key: &Bytes, snapshot: SeqNo) -> (Lookup, SeqNo) {
         let seek = MemKey::new(&InternalKey::seek_key(key.clone(), snapshot));
         let Some(entry) = self.map.lower_bound(Bound::Included(&seek)) else {
-            return Lookup::Missing;
+            return (Lookup::Missing, 0);
         };
         let found = entry.key();
         if found.user_key.as_slice() != key.as_ref() {
-            return Lookup::Missing;
+            return (Lookup::Missing, 0);
         }
         debug_assert!(found.seqno() <= snapshot);
-        match found.kind() {
+        let lookup = match found.kind() {
             ValueKind::Put => Lookup::Found(entry.value().clone()),
-            ValueKind::Delete => Lookup::Deleted,
+            // NOTE: range tombstones never enter the skiplist (see `insert`).
+            ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
             ValueKind::PutWithExpiry => Lookup::Expiring(entry.value().clone()),
             ValueKind::Merge => Lookup::Merge,
+        };
+        (lookup, found.seqno())
+    }
+
+    /// The range tombstones, fragmented, or `None` when there are none
+    /// (one atomic load: what a point read pays when none exist).
+    pub fn range_dels(&self) -> Option<Arc<RangeDels>> {
+        if self.range_tombstone_count.load(Ordering::Acquire) == 0 {
+            return None;
         }
+        let mut tombstones = lock(&self.range_tombstones);
+        let RangeTombstones { list, fragmented } = &mut *tombstones;
+        let fragmented = fragmented.get_or_insert_with(|| Arc::new(RangeDels::new(list.iter().cloned())));
+        Some(Arc::clone(fragmented))
+    }
+
+    /// The range tombstones as inserted, for a flush.
+    pub fn range_tombstones(&self) -> Vec<RangeTombstone> {
+        lock(&self.range_tombstones).list.clone()
     }
 
     /// Entries (all versions), in internal-key order.
@@ -304,8 +357,14 @@ impl Memtable {
 
     /// True when nothing was inserted.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.range_tombstone_count.load(Ordering::Acquire) == 0
     }
+}
+
+/// Locks `mutex`. Nothing panics while holding the memtable's locks, so a
+/// poisoned one is still consistent.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

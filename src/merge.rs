@@ -180,7 +180,7 @@ impl Resolver {
             ValueKind::PutWithExpiry => crate::ttl::split(stored)
                 .filter(|(expiry, _)| !crate::ttl::is_expired(*expiry, now_ms))
                 .map(|(_, value)| value),
-            ValueKind::Delete | ValueKind::Merge => None,
+            ValueKind::Delete | ValueKind::Merge | ValueKind::RangeDelete => None,
         }
     }
 

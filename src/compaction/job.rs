@@ -62,6 +62,7 @@ use crate::io::{Fs, OpenMode};
 use crate::iter::{Direction, LevelIter, MergingIterator, Source};
 use crate::key::{InternalKey, SeqNo, Trailer, ValueKind};
 use crate::manifest::TableMeta;
+use crate::range_del::{RangeDels, successor};
 use crate::sst::{TableBuilder, TableCache, TableOptions};
 
 /// Entries read between two yields to the runtime (about one 4 KiB block
@@ -123,6 +124,16 @@ pub struct JobOutput {
 /// version references and the orphan sweep at open removes.
 pub async fn run(compaction: &Compaction, ctx: &JobContext<'_>) -> Result<JobOutput> {
     debug_assert!(ctx.snapshots.is_sorted(), "snapshots must be ascending");
+    let range_dels = input_range_dels(compaction, ctx).await?;
+    // NOTE: bottommost, a tombstone in the oldest stripe goes: every
+    // version it covers is in that stripe too, and is dropped by it.
+    let lowest_stripe_top = ctx.snapshots.first().copied().unwrap_or(crate::key::MAX_SEQNO);
+    let output_range_dels = match compaction.is_bottommost {
+        true => range_dels
+            .clone()
+            .retain_seqnos(|seqno| seqno > lowest_stripe_top),
+        false => range_dels.clone(),
+    };
     let mut writer = OutputWriter {
         ctx,
         open: None,
@@ -130,8 +141,10 @@ pub async fn run(compaction: &Compaction, ctx: &JobContext<'_>) -> Result<JobOut
         added: Vec::new(),
         bytes_written: 0,
         bytes_charged: 0,
+        range_dels: output_range_dels,
+        lower: None,
     };
-    match merge(compaction, ctx, &mut writer).await {
+    match merge(compaction, ctx, &range_dels, &mut writer).await {
         Ok(()) => {
             writer.pace().await;
             debug_assert!(writer.added.windows(2).all(|pair| match pair {
@@ -175,6 +188,19 @@ async fn sources(compaction: &Compaction, ctx: &JobContext<'_>) -> Result<Vec<So
     Ok(sources)
 }
 
+/// The range tombstones of every input table.
+async fn input_range_dels(compaction: &Compaction, ctx: &JobContext<'_>) -> Result<RangeDels> {
+    let mut tombstones = Vec::new();
+    let inputs = compaction.inputs.iter().chain(&compaction.overlapping);
+    for meta in inputs.filter(|meta| meta.has_range_dels) {
+        let table = ctx.table_cache.get(meta.number, meta.size_bytes).await?;
+        if let Some(dels) = table.range_dels() {
+            tombstones.extend(dels.tombstones());
+        }
+    }
+    Ok(RangeDels::new(tombstones))
+}
+
 /// The versions of one user key decided so far.
 struct KeyState {
     user_key: Bytes,
@@ -209,6 +235,7 @@ struct Rules<'a> {
 async fn merge(
     compaction: &Compaction,
     ctx: &JobContext<'_>,
+    range_dels: &RangeDels,
     writer: &mut OutputWriter<'_, '_>,
 ) -> Result<()> {
     let mut merge = MergingIterator::new(sources(compaction, ctx).await?, Direction::Forward);
@@ -243,13 +270,24 @@ async fn merge(
         let stripe = ctx
             .snapshots
             .partition_point(|&snapshot| snapshot < merge.seqno());
-        let version = Version {
-            kind: merge.kind(),
-            stripe,
-            trailer: merge.trailer(),
-            value: merge.value(),
-        };
-        add_version(state, version, &rules, writer).await?;
+        // A version under a range tombstone of its own stripe is hidden
+        // from every reader that could see it.
+        let stripe_top = ctx
+            .snapshots
+            .get(stripe)
+            .copied()
+            .unwrap_or(crate::key::MAX_SEQNO);
+        let covered =
+            !range_dels.is_empty() && range_dels.covers_between(merge.user_key(), merge.seqno(), stripe_top);
+        if !covered {
+            let version = Version {
+                kind: merge.kind(),
+                stripe,
+                trailer: merge.trailer(),
+                value: merge.value(),
+            };
+            add_version(state, version, &rules, writer).await?;
+        }
         merge.next().await?;
         entries_read += 1;
         if entries_read.is_multiple_of(YIELD_EVERY_ENTRIES) {
@@ -260,7 +298,7 @@ async fn merge(
     if let Some(done) = key.take() {
         finish_key(done, &rules, writer).await?;
     }
-    writer.finish_table().await
+    writer.finish_last().await
 }
 
 /// One version of a key as the merge yields it.
@@ -312,6 +350,9 @@ async fn add_version(
             Ok(())
         }
         ValueKind::Put | ValueKind::PutWithExpiry => write_value(state, version, rules, writer).await,
+        // NOTE: never among a table's point entries (`Block::new_data`
+        // rejects one); range tombstones reach the job as `range_dels`.
+        ValueKind::RangeDelete => Ok(()),
     }
 }
 
@@ -509,6 +550,11 @@ struct OutputWriter<'a, 'b> {
     bytes_written: u64,
     /// Bytes charged to the rate limiter so far.
     bytes_charged: u64,
+    /// The range tombstones to write, each output taking its part.
+    range_dels: RangeDels,
+    /// Where the next output's part of the tombstones starts: just after
+    /// the last key of the previous output (`None`: the first output).
+    lower: Option<Bytes>,
 }
 
 impl OutputWriter<'_, '_> {
@@ -520,26 +566,13 @@ impl OutputWriter<'_, '_> {
                 && open.builder.file_size_estimate_bytes() >= self.ctx.options.target_file_size_bytes
         });
         if full {
-            self.finish_table().await?;
+            self.finish_table(false).await?;
         }
-        let open = match &mut self.open {
-            Some(open) => open,
+        let open = match self.open.take() {
+            Some(open) => self.open.insert(open),
             None => {
-                let number = (self.ctx.allocate_file_number)();
-                let path = table_path(self.ctx.dir, number);
-                self.created.push(path.clone());
-                let file = self
-                    .ctx
-                    .fs
-                    .open(&path, OpenMode::CreateNew)
-                    .await
-                    .map_err(|e| Error::io("create table", &path, e))?;
-                let builder = TableBuilder::new(file, path, self.ctx.table_options.clone());
-                self.open.insert(OpenTable {
-                    builder,
-                    number,
-                    last_user_key: user_key.clone(),
-                })
+                let open = self.create_table(user_key.clone()).await?;
+                self.open.insert(open)
             }
         };
         let key = InternalKey {
@@ -551,11 +584,51 @@ impl OutputWriter<'_, '_> {
         Ok(())
     }
 
-    /// Finishes (and syncs) the open table, if any, and records it.
-    async fn finish_table(&mut self) -> Result<()> {
-        let Some(open) = self.open.take() else {
+    /// Creates the next output table.
+    async fn create_table(&mut self, last_user_key: Bytes) -> Result<OpenTable> {
+        let number = (self.ctx.allocate_file_number)();
+        let path = table_path(self.ctx.dir, number);
+        self.created.push(path.clone());
+        let file = self
+            .ctx
+            .fs
+            .open(&path, OpenMode::CreateNew)
+            .await
+            .map_err(|e| Error::io("create table", &path, e))?;
+        let builder = TableBuilder::new(file, path, self.ctx.table_options.clone());
+        Ok(OpenTable {
+            builder,
+            number,
+            last_user_key,
+        })
+    }
+
+    /// Finishes the outputs: the open table takes the rest of the range
+    /// tombstones; with none open, a table of tombstones alone does.
+    async fn finish_last(&mut self) -> Result<()> {
+        let rest = self.range_dels.clipped(self.lower.as_deref(), None);
+        if self.open.is_none() && !rest.is_empty() {
+            let open = self.create_table(Bytes::new()).await?;
+            self.open = Some(open);
+        }
+        self.finish_table(true).await
+    }
+
+    /// Finishes (and syncs) the open table, if any, and records it. It
+    /// takes the range tombstones from `lower` up to its last key or (the
+    /// `last` output) to their end.
+    async fn finish_table(&mut self, last: bool) -> Result<()> {
+        let Some(mut open) = self.open.take() else {
             return Ok(());
         };
+        let upper = match last {
+            true => None,
+            false => Some(successor(&open.last_user_key)),
+        };
+        for tombstone in self.range_dels.clipped(self.lower.as_deref(), upper.as_deref()) {
+            open.builder.add_range_tombstone(tombstone);
+        }
+        self.lower = upper;
         let properties = open.builder.finish().await?;
         self.bytes_written += properties.file_size_bytes;
         self.added

@@ -228,10 +228,13 @@ fn build(version: &Version, level: usize, output_level: usize, inputs: Vec<Arc<T
         user_key_range(inputs.iter().chain(&overlapping)).unwrap_or((smallest, largest));
     let is_bottommost = ((output_level + 1)..NUM_LEVELS)
         .all(|below| overlapping_tables(version, below, smallest, largest).is_empty());
+    // NOTE: a table with range tombstones is rewritten on its way to the
+    // bottom, where the rewrite drops tombstones that hide nothing.
     let is_trivial_move = output_level != level
         && inputs.len() == 1
         && overlapping.is_empty()
-        && (level != 0 || version.level_len(0) == 1);
+        && (level != 0 || version.level_len(0) == 1)
+        && !(is_bottommost && inputs.iter().any(|table| table.has_range_dels));
     Compaction {
         level,
         output_level,

@@ -33,6 +33,7 @@ fn meta(number: u64, smallest: &str, largest: &str, size: u64) -> Arc<TableMeta>
         largest: InternalKey::new(Bytes::from(largest.to_owned()), number * 10, ValueKind::Put),
         smallest_seqno: number * 10,
         largest_seqno: number * 10 + 1,
+        has_range_dels: false,
     })
 }
 

@@ -42,6 +42,7 @@ use crate::io::{Fs, OpenMode};
 use crate::key::{InternalKey, SeqNo};
 use crate::manifest::{TableMeta, VersionEdit};
 use crate::memtable::Memtable;
+use crate::range_del::RangeTombstone;
 use crate::sst::{TableBuilder, TableOptions};
 use bytes::Bytes;
 
@@ -186,7 +187,7 @@ impl Flusher {
                 &store.background_fs,
                 &store.dir,
                 number,
-                entries,
+                (entries, imm.memtable.range_tombstones()),
                 &store.table_options,
             )
             .await
@@ -222,14 +223,14 @@ impl Flusher {
     }
 }
 
-/// Writes `entries` (in internal-key order) to table `number`, synced, and
-/// syncs the directory. On error the half-made file is removed where it can
+/// Writes `entries` (in internal-key order) and range tombstones to table
+/// `number`, synced, and syncs the directory. On error the half-made file is removed where it can
 /// be (a crash leaves it to the sweep at open): no version references it.
 pub(crate) async fn write_table(
     fs: &Arc<dyn Fs>,
     dir: &std::path::Path,
     number: u64,
-    entries: impl Iterator<Item = (InternalKey, Bytes)>,
+    (entries, range_tombstones): (impl Iterator<Item = (InternalKey, Bytes)>, Vec<RangeTombstone>),
     table_options: &TableOptions,
 ) -> Result<crate::sst::TableProperties> {
     let path = table_path(dir, number);
@@ -241,6 +242,9 @@ pub(crate) async fn write_table(
         let mut builder = TableBuilder::new(file, path.clone(), table_options.clone());
         for (key, value) in entries {
             builder.add(&key, &value).await?;
+        }
+        for tombstone in range_tombstones {
+            builder.add_range_tombstone(tombstone);
         }
         let properties = builder.finish().await?;
         fs.sync_dir(dir)

@@ -407,6 +407,38 @@ impl Db {
         self.write_opt(batch, WriteOptions::default())
     }
 
+    /// Deletes every key in `range` (`start..end`, end excluded) with one
+    /// range tombstone, whatever the number of keys: reads stop seeing
+    /// them at once, and compaction reclaims their space. An empty range
+    /// deletes nothing.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = ringdb::Db::open(dir.path(), ringdb::Options::default()).await?;
+    /// db.put(b"user:1", b"alice").await?;
+    /// db.put(b"user:2", b"bob").await?;
+    /// db.delete_range(b"user:".as_slice()..b"user;".as_slice()).await?;
+    /// assert_eq!(db.get(b"user:2").await?, None);
+    /// # Ok::<(), ringdb::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Db::put`].
+    ///
+    /// # Cancel safety
+    /// As for [`Db::put`].
+    pub fn delete_range<K: AsRef<[u8]>>(
+        &self,
+        range: std::ops::Range<K>,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let (start, end) = (range.start.as_ref(), range.end.as_ref());
+        let mut batch = WriteBatch::with_capacity(start.len() + end.len() + 12);
+        batch.delete_range(start, end);
+        self.write_opt(batch, WriteOptions::default())
+    }
+
     /// Applies every write in `batch` atomically, also across a crash.
     ///
     /// # Errors
@@ -943,18 +975,26 @@ async fn get_at(
 
 /// The newest version of `key` at `snapshot` in one super-version:
 /// memtable, frozen memtables newest first, level 0 newest first, then one
-/// table per deeper level.
+/// table per deeper level. A version older than a range tombstone covering
+/// the key in its own source or a newer one reads as deleted; a source
+/// newer than the version found cannot hold an older one, so the search
+/// still stops at the first source that knows the key.
 async fn lookup_at(
     shared: &Shared,
     current: &tree::SuperVersion,
     key: &Bytes,
     snapshot: u64,
 ) -> Result<Lookup> {
+    // The newest range tombstone covering `key` in the sources read so far.
+    let mut covering = 0;
     let memtables = std::iter::once(&current.memtable).chain(current.imms.iter().map(|imm| &imm.memtable));
     for memtable in memtables {
-        match memtable.get(key, snapshot) {
-            Lookup::Missing => {}
-            found => return Ok(found),
+        if let Some(dels) = memtable.range_dels() {
+            covering = covering.max(dels.max_covering(key, snapshot));
+        }
+        match memtable.get_with_seqno(key, snapshot) {
+            (Lookup::Missing, _) => {}
+            (found, seqno) => return Ok(unless_range_deleted(found, seqno, covering)),
         }
     }
     for (level, tables) in current.version.levels.iter().enumerate() {
@@ -969,11 +1009,24 @@ async fn lookup_at(
         };
         for meta in candidates.iter().filter(|t| t.may_hold(key)) {
             let table = shared.table_cache.get(meta.number, meta.size_bytes).await?;
-            match table.get(key, snapshot).await? {
-                Lookup::Missing => {}
-                found => return Ok(found),
+            if let Some(dels) = table.range_dels() {
+                covering = covering.max(dels.max_covering(key, snapshot));
+            }
+            match table.get_with_seqno(key, snapshot).await? {
+                (Lookup::Missing, _) => {}
+                (found, seqno) => return Ok(unless_range_deleted(found, seqno, covering)),
             }
         }
     }
     Ok(Lookup::Missing)
+}
+
+/// `found`, the version of a key at `seqno`, or `Deleted` when a range
+/// tombstone at `covering` is newer.
+#[inline]
+fn unless_range_deleted(found: Lookup, seqno: u64, covering: u64) -> Lookup {
+    match seqno < covering {
+        true => Lookup::Deleted,
+        false => found,
+    }
 }

@@ -213,7 +213,8 @@ async fn flush_replayed(
 ) -> Result<()> {
     let number = replayed.next_file_number;
     let entries = crate::db::flush::shadowed_versions_dropped(memtable.iter(), &[]);
-    let properties = crate::db::flush::write_table(fs, dir, number, entries, table_options)
+    let contents = (entries, memtable.range_tombstones());
+    let properties = crate::db::flush::write_table(fs, dir, number, contents, table_options)
         .await
         .map_err(Error::table_write_stopped)?;
     replayed.next_file_number += 1;

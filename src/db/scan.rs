@@ -32,6 +32,7 @@ use super::tree::SuperVersion;
 use crate::error::Result;
 use crate::iter::{Batch, BatchEntries, DbIter, Direction, LevelIter, MemtableIter, Source};
 use crate::key::SeqNo;
+use crate::range_del::RangeDels;
 use crate::sst::TableIter;
 
 /// Entries in a scan's first batch.
@@ -142,6 +143,42 @@ pub(super) async fn sources(shared: &Shared, current: &SuperVersion) -> Result<V
     Ok(sources)
 }
 
+/// The range tombstones a read of `current` at `snapshot` between `start`
+/// and `end` must honour (none above the snapshot), or `None` when there
+/// are none: from the memtables, and from the tables that hold some and
+/// overlap the bounds, opened now since a walk cannot wait to reach them.
+pub(super) async fn range_dels(
+    shared: &Shared,
+    current: &SuperVersion,
+    snapshot: SeqNo,
+    start: &Bound<Bytes>,
+    end: &Bound<Bytes>,
+) -> Result<Option<RangeDels>> {
+    let mut tombstones = Vec::new();
+    let memtables = std::iter::once(&current.memtable).chain(current.imms.iter().map(|imm| &imm.memtable));
+    for dels in memtables.filter_map(|memtable| memtable.range_dels()) {
+        tombstones.extend(dels.tombstones());
+    }
+    let bound = |bound: &Bound<Bytes>| match bound {
+        Bound::Included(key) | Bound::Excluded(key) => Some(key.clone()),
+        Bound::Unbounded => None,
+    };
+    let (low, high) = (bound(start), bound(end));
+    let overlapping = |meta: &&Arc<crate::manifest::TableMeta>| {
+        meta.has_range_dels
+            && low.as_ref().is_none_or(|low| meta.largest.user_key >= low)
+            && high.as_ref().is_none_or(|high| meta.smallest.user_key <= high)
+    };
+    for meta in current.version.levels.iter().flatten().filter(overlapping) {
+        let table = shared.table_cache.get(meta.number, meta.size_bytes).await?;
+        if let Some(dels) = table.range_dels() {
+            tombstones.extend(dels.tombstones());
+        }
+    }
+    tombstones.retain(|tombstone| tombstone.seqno <= snapshot);
+    Ok((!tombstones.is_empty()).then(|| RangeDels::new(tombstones)))
+}
+
 impl Stream for Scan {
     type Item = Result<(Bytes, Bytes)>;
 
@@ -204,15 +241,8 @@ fn run(
             let (mut iter, current, batch_entries) = match phase {
                 Phase::Start(shared, view, start, end) => {
                     let current = view.unwrap_or_else(|| shared.tree.current());
-                    match sources(&shared, &current).await {
-                        Ok(sources) => (
-                            Box::new(
-                                DbIter::new(sources, seqno, start, end, direction)
-                                    .with_resolver(shared.options.resolver()),
-                            ),
-                            current,
-                            FIRST_SCAN_BATCH_ENTRIES,
-                        ),
+                    match db_iter(&shared, &current, seqno, start, end, direction).await {
+                        Ok(iter) => (Box::new(iter), current, FIRST_SCAN_BATCH_ENTRIES),
                         Err(error) => return Some((Err(error), Phase::Done)),
                     }
                 }
@@ -249,13 +279,28 @@ pub(super) async fn point_read(
     key: &Bytes,
     snapshot: SeqNo,
 ) -> Result<Option<Bytes>> {
-    let sources = sources(shared, current).await?;
     let (start, end) = (Bound::Included(key.clone()), Bound::Included(key.clone()));
-    let mut iter = DbIter::new(sources, snapshot, start, end, Direction::Forward)
-        .with_resolver(shared.options.resolver());
+    let mut iter = db_iter(shared, current, snapshot, start, end, Direction::Forward).await?;
     let mut batch = Batch::with_capacity(1);
     iter.next_batch(&mut batch, 1, usize::MAX).await?;
     Ok(batch.into_entries().next().map(|(_, value)| value))
+}
+
+/// The user-level iterator over `current` at `snapshot` within the bounds,
+/// with the store's merge operator, clock and range tombstones.
+async fn db_iter(
+    shared: &Shared,
+    current: &SuperVersion,
+    snapshot: SeqNo,
+    start: Bound<Bytes>,
+    end: Bound<Bytes>,
+    direction: Direction,
+) -> Result<DbIter> {
+    let sources = sources(shared, current).await?;
+    let range_dels = range_dels(shared, current, snapshot, &start, &end).await?;
+    Ok(DbIter::new(sources, snapshot, start, end, direction)
+        .with_resolver(shared.options.resolver())
+        .with_range_dels(range_dels))
 }
 
 /// The smallest key above every key that starts with `prefix`, if any.

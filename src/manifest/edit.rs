@@ -13,6 +13,7 @@
 //!   tag 6  closed_at_seqno   varint64   the store closed cleanly: its WAL
 //!                                       holds every seqno up to this one
 //!                                       and ends without damage
+//!   tag 7  add table holding range tombstones: the body of tag 4
 //! bytes := len:varint32 (internal key: user key ++ trailer:u64le)
 //! ```
 //!
@@ -36,6 +37,7 @@ const TAG_LAST_SEQNO: u32 = 3;
 const TAG_ADD_TABLE: u32 = 4;
 const TAG_DELETE_TABLE: u32 = 5;
 const TAG_CLOSED_AT_SEQNO: u32 = 6;
+const TAG_ADD_TABLE_WITH_RANGE_DELS: u32 = 7;
 
 /// What the manifest knows about one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +54,9 @@ pub struct TableMeta {
     pub smallest_seqno: SeqNo,
     /// Highest seqno in the table.
     pub largest_seqno: SeqNo,
+    /// The table holds range tombstones: a scan opens it at the start to
+    /// read them, as it cannot wait to reach the table's keys.
+    pub has_range_dels: bool,
 }
 
 impl TableMeta {
@@ -64,6 +69,7 @@ impl TableMeta {
             largest: properties.largest_key.clone(),
             smallest_seqno: properties.smallest_seqno,
             largest_seqno: properties.largest_seqno,
+            has_range_dels: properties.range_del_count > 0,
         }
     }
 
@@ -114,7 +120,11 @@ impl VersionEdit {
         tagged(&mut dst, TAG_LAST_SEQNO, self.last_seqno);
         tagged(&mut dst, TAG_CLOSED_AT_SEQNO, self.closed_at_seqno);
         for (level, table) in &self.added {
-            put_varint32(&mut dst, TAG_ADD_TABLE);
+            let tag = match table.has_range_dels {
+                true => TAG_ADD_TABLE_WITH_RANGE_DELS,
+                false => TAG_ADD_TABLE,
+            };
+            put_varint32(&mut dst, tag);
             put_varint32(&mut dst, *level as u32);
             put_varint64(&mut dst, table.number);
             put_varint64(&mut dst, table.size_bytes);
@@ -141,7 +151,7 @@ impl VersionEdit {
                 TAG_NEXT_FILE_NUMBER => edit.next_file_number = Some(reader.varint64("next file number")?),
                 TAG_LAST_SEQNO => edit.last_seqno = Some(reader.varint64("last seqno")?),
                 TAG_CLOSED_AT_SEQNO => edit.closed_at_seqno = Some(reader.varint64("closed-at seqno")?),
-                TAG_ADD_TABLE => {
+                tag @ (TAG_ADD_TABLE | TAG_ADD_TABLE_WITH_RANGE_DELS) => {
                     let level = reader.level()?;
                     let table = TableMeta {
                         number: reader.varint64("table number")?,
@@ -150,6 +160,7 @@ impl VersionEdit {
                         largest: reader.key()?,
                         smallest_seqno: reader.varint64("smallest seqno")?,
                         largest_seqno: reader.varint64("largest seqno")?,
+                        has_range_dels: tag == TAG_ADD_TABLE_WITH_RANGE_DELS,
                     };
                     if table.smallest > table.largest || table.smallest_seqno > table.largest_seqno {
                         return Err(format!("table {} has an inverted range", table.number));
@@ -232,6 +243,7 @@ mod tests {
                 largest: InternalKey::new(Bytes::from(format!("z{number}")), 1, ValueKind::Delete),
                 smallest_seqno: 1,
                 largest_seqno: 5,
+                has_range_dels: number.is_multiple_of(2),
             })
         };
         VersionEdit {

@@ -52,11 +52,13 @@ pub use table_cache::TableCache;
 
 /// Magic number closing every table file (the last 8 bytes of the footer).
 pub const TABLE_MAGIC: u64 = 0x7269_6e67_7373_7401; // hex of "ringsst" ++ 0x01
-/// Newest version of the table format: version 2 adds the entry kinds
-/// `Merge` (2) and `PutWithExpiry` (3). A table is written as version 2
-/// only if it holds one of them, else as [`FORMAT_VERSION_1`], which
-/// builds from before version 2 can still read.
-pub const FORMAT_VERSION: u32 = 2;
+/// Newest version of the table format: version 3 adds the
+/// range-tombstone block. A table is written as version 3 only if it holds
+/// range tombstones, else as the oldest version that can hold its entries,
+/// so builds from before a version can still read what does not need it.
+pub const FORMAT_VERSION: u32 = 3;
+/// Version 2 adds the entry kinds `Merge` (2) and `PutWithExpiry` (3).
+pub const FORMAT_VERSION_2: u32 = 2;
 /// The first table format version (kinds `Delete` and `Put` only); read
 /// and written by this code.
 pub const FORMAT_VERSION_1: u32 = 1;

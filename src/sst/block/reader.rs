@@ -54,6 +54,9 @@ pub struct Block {
     /// prefix in a data block, 0 in an index block (whose values are
     /// handles).
     min_expiring_value_bytes: usize,
+    /// A data block holds point entries only: a range tombstone in one is
+    /// corruption (they live in the range-tombstone block).
+    point_entries: bool,
 }
 
 impl Block {
@@ -63,6 +66,7 @@ impl Block {
     pub fn new_data(data: Bytes) -> Result<Block, String> {
         let mut block = Self::new(data)?;
         block.min_expiring_value_bytes = crate::ttl::EXPIRY_SIZE_BYTES;
+        block.point_entries = true;
         Ok(block)
     }
 
@@ -102,6 +106,7 @@ impl Block {
             restarts_offset,
             restart_count,
             min_expiring_value_bytes: 0,
+            point_entries: false,
         })
     }
 
@@ -227,7 +232,11 @@ impl Block {
         let Some(trailer) = encoded_key::valid_trailer(key) else {
             return Err(entry_error(offset, "has no valid internal key"));
         };
-        if Trailer::from_raw(trailer).known_kind() == ValueKind::PutWithExpiry
+        let kind = Trailer::from_raw(trailer).known_kind();
+        if self.point_entries && kind == ValueKind::RangeDelete {
+            return Err(entry_error(offset, "holds a range tombstone among point entries"));
+        }
+        if kind == ValueKind::PutWithExpiry
             && header.value_end - header.key_end < self.min_expiring_value_bytes
         {
             return Err(entry_error(

@@ -15,9 +15,13 @@
 //!   61      8     largest_seqno      u64   >= smallest_seqno
 //!   69      -     smallest_key_len varint32, smallest_key bytes (encoded internal key)
 //!   -       -     largest_key_len  varint32, largest_key  bytes (encoded internal key)
+//!   -       8     range_del_count    u64   format version 3 only: entries of the
+//!                                          range-tombstone block
 //! ```
 //!
-//! Nothing may follow the largest key.
+//! Nothing may follow. `entry_count` and `data_block_count` are at least 1,
+//! or (with range tombstones) both 0. The keys span the point entries and
+//! the ranges of the tombstones.
 //!
 //! Ownership: pure encoder and decoder.
 //!
@@ -29,7 +33,7 @@
 use crate::coding::{get_u32_le, get_u64_le, get_varint32, put_varint32, rest, slice};
 use crate::key::{InternalKey, SeqNo};
 use crate::sst::block::trailer::Compression;
-use crate::sst::{MAX_ENCODED_KEY_SIZE_BYTES, encoded_key};
+use crate::sst::{FORMAT_VERSION as FORMAT_VERSION_3, MAX_ENCODED_KEY_SIZE_BYTES, encoded_key};
 
 /// Bytes before the two length-prefixed keys.
 const FIXED_SIZE_BYTES: usize = 69;
@@ -63,6 +67,8 @@ pub struct TableProperties {
     pub smallest_seqno: SeqNo,
     /// Largest seqno of any entry.
     pub largest_seqno: SeqNo,
+    /// Range tombstones in the range-tombstone block (format version 3).
+    pub range_del_count: u64,
     /// Size of the whole file. Not stored in the properties block: the
     /// builder knows it when it finishes, the reader from its caller.
     pub file_size_bytes: u64,
@@ -94,6 +100,9 @@ impl TableProperties {
             put_varint32(&mut out, key.len() as u32);
             out.extend_from_slice(key);
         }
+        if self.format_version >= FORMAT_VERSION_3 {
+            out.extend_from_slice(&self.range_del_count.to_le_bytes());
+        }
         out
     }
 
@@ -120,15 +129,23 @@ impl TableProperties {
         let mut pos = FIXED_SIZE_BYTES;
         let smallest_key = decode_key(bytes, &mut pos, "smallest")?;
         let largest_key = decode_key(bytes, &mut pos, "largest")?;
+        let mut range_del_count = 0;
+        if format_version >= FORMAT_VERSION_3 {
+            range_del_count = u64_at(pos)?;
+            pos += 8;
+        }
         if pos != bytes.len() {
             return Err(format!(
                 "{} stray bytes after the properties at byte {pos}",
                 bytes.len() - pos
             ));
         }
-        if entry_count == 0 || data_block_count == 0 {
+        let holds_points = entry_count > 0 && data_block_count > 0;
+        let tombstones_only = entry_count == 0 && data_block_count == 0 && range_del_count > 0;
+        if !holds_points && !tombstones_only {
             return Err(format!(
-                "properties claim {entry_count} entries in {data_block_count} data blocks"
+                "properties claim {entry_count} entries in {data_block_count} data blocks \
+                 and {range_del_count} range tombstones"
             ));
         }
         if deletion_count > entry_count || data_block_count > entry_count {
@@ -158,6 +175,7 @@ impl TableProperties {
             largest_key,
             smallest_seqno,
             largest_seqno,
+            range_del_count,
             file_size_bytes: 0,
         })
     }
@@ -203,6 +221,7 @@ mod tests {
             largest_key: InternalKey::new(Bytes::from_static(b"zebra"), 3, ValueKind::Delete),
             smallest_seqno: 1,
             largest_seqno: 100,
+            range_del_count: 2,
             file_size_bytes: 0,
         }
     }
@@ -233,6 +252,21 @@ mod tests {
             ..properties()
         };
         assert!(TableProperties::decode(&empty.encode()).is_err());
+        let tombstones_only = TableProperties {
+            entry_count: 0,
+            deletion_count: 0,
+            data_block_count: 0,
+            ..properties()
+        };
+        assert_eq!(
+            TableProperties::decode(&tombstones_only.encode()),
+            Ok(tombstones_only.clone())
+        );
+        let nothing = TableProperties {
+            range_del_count: 0,
+            ..tombstones_only
+        };
+        assert!(TableProperties::decode(&nothing.encode()).is_err());
         let mut bad_compression = encoded;
         bad_compression[4] = 9;
         assert!(TableProperties::decode(&bad_compression).is_err());

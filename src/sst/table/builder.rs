@@ -1,12 +1,16 @@
 //! Writing a table, front to back.
 //!
 //! ```text
-//! table := data_block{n >= 1} filter_block properties_block index_block footer
+//! table := data_block{n >= 0} filter_block [range_del_block] properties_block index_block footer
 //! each block := payload type:u8 crc:u32        (see block::trailer)
 //! data block  : block::builder layout, restart every DATA_RESTART_INTERVAL entries,
 //!               key = encoded internal key, value = the value; closed once it
 //!               reaches block_size_bytes; lz4-compressed if asked and it pays
 //! filter block: bloom layout over the distinct user keys; never compressed
+//! range_del   : (format version 3, only if the table holds range tombstones)
+//!               block::builder layout, restart every entry, key = encoded
+//!               internal key (start, seqno, RangeDelete), value = end;
+//!               sorted by key; never compressed
 //! properties  : format::properties layout; never compressed
 //! index block : block::builder layout, restart every entry,
 //!               key = last encoded internal key of data block i,
@@ -15,8 +19,10 @@
 //! footer      : format::footer layout (64 bytes)
 //! ```
 //!
-//! Filter, properties and index are adjacent, in that order, and the index
-//! ends where the footer begins.
+//! Filter, range-tombstone block, properties and index are adjacent, in
+//! that order, and the index ends where the footer begins. A table holds at
+//! least one point entry or one range tombstone; with none of the first it
+//! has no data block.
 //!
 //! Ownership: one flush or compaction task owns a builder and its file. The
 //! caller names the file, fsyncs its directory and deletes it if building
@@ -40,6 +46,7 @@ use crate::error::{Error, Result};
 use crate::io::File;
 use crate::key::{InternalKey, SeqNo, Trailer, ValueKind};
 use crate::limits::MAX_KEY_SIZE_BYTES;
+use crate::range_del::{RangeTombstone, last_covered_key};
 use crate::sst::block::BlockBuilder;
 pub use crate::sst::block::trailer::Compression;
 use crate::sst::block::trailer::encode_block;
@@ -49,7 +56,7 @@ use crate::sst::format::handle::BlockHandle;
 use crate::sst::format::properties::TableProperties;
 use crate::sst::{
     DATA_RESTART_INTERVAL, DEFAULT_BLOCK_SIZE_BYTES, DEFAULT_BLOOM_BITS_PER_KEY, FORMAT_VERSION,
-    FORMAT_VERSION_1, INDEX_RESTART_INTERVAL, MAX_BLOCK_SIZE_BYTES, MAX_BLOOM_BITS_PER_KEY,
+    FORMAT_VERSION_1, FORMAT_VERSION_2, INDEX_RESTART_INTERVAL, MAX_BLOCK_SIZE_BYTES, MAX_BLOOM_BITS_PER_KEY,
     MAX_META_BLOCK_SIZE_BYTES, MAX_TARGET_BLOCK_SIZE_BYTES, WRITE_BUFFER_BYTES, encoded_key,
 };
 
@@ -132,6 +139,8 @@ pub struct TableBuilder {
     largest_seqno: SeqNo,
     /// Set by a failed or cancelled write; every later call returns it.
     failed: Option<Error>,
+    /// Range tombstones, written by `finish` in the range-tombstone block.
+    range_tombstones: Vec<RangeTombstone>,
 }
 
 impl TableBuilder {
@@ -165,6 +174,7 @@ impl TableBuilder {
             smallest_seqno: SeqNo::MAX,
             largest_seqno: 0,
             failed: None,
+            range_tombstones: Vec::new(),
         }
     }
 
@@ -198,7 +208,7 @@ impl TableBuilder {
             value.len()
         );
         if !kind.is_version_1() {
-            self.format_version = FORMAT_VERSION;
+            self.format_version = self.format_version.max(FORMAT_VERSION_2);
         }
         self.key_buf.clear();
         encoded_key::encode_into(key, &mut self.key_buf);
@@ -227,6 +237,30 @@ impl TableBuilder {
             self.write_out(false).await?;
         }
         Ok(())
+    }
+
+    /// Adds a range tombstone, in any order with the point entries; the
+    /// table's key range grows to cover it.
+    ///
+    /// # Panics
+    /// If the range is empty or a bound exceeds `MAX_KEY_SIZE_BYTES`:
+    /// caller bugs.
+    pub fn add_range_tombstone(&mut self, tombstone: RangeTombstone) {
+        assert!(
+            tombstone.start < tombstone.end
+                && tombstone.end.len() <= MAX_KEY_SIZE_BYTES
+                && tombstone.start.len() <= MAX_KEY_SIZE_BYTES,
+            "bad range tombstone {tombstone:?}"
+        );
+        self.format_version = FORMAT_VERSION;
+        self.smallest_seqno = self.smallest_seqno.min(tombstone.seqno);
+        self.largest_seqno = self.largest_seqno.max(tombstone.seqno);
+        self.range_tombstones.push(tombstone);
+    }
+
+    /// Range tombstones added so far.
+    pub fn range_tombstone_count(&self) -> usize {
+        self.range_tombstones.len()
     }
 
     /// Entries added so far.
@@ -258,18 +292,18 @@ impl TableBuilder {
     pub async fn finish(mut self) -> Result<TableProperties> {
         self.check_usable()?;
         self.finish_data_block();
-        assert!(self.entry_count > 0, "an sst needs at least one entry");
-        let Some(smallest_key) = self.smallest_key.take() else {
-            unreachable!("smallest key is set with the first entry");
-        };
-        let Some(largest_key) = encoded_key::decode(&self.last_key) else {
-            unreachable!("the last key was encoded from a valid InternalKey");
-        };
+        let (smallest_key, largest_key) = self.key_range();
         let data_size_bytes = self.offset();
 
         let filter = self.bloom.finish();
         check_meta_size("sst filter block", filter.len())?;
         let filter_handle = self.append_block(&filter, Compression::None);
+        let range_del_count = self.range_tombstones.len() as u64;
+        if range_del_count > 0 {
+            let block = range_del_block(&mut self.range_tombstones);
+            check_meta_size("sst range tombstone block", block.len())?;
+            self.append_block(&block, Compression::None);
+        }
 
         let index_raw_len = self.index_block.current_size_bytes();
         check_meta_size("sst index block", index_raw_len)?;
@@ -294,6 +328,7 @@ impl TableBuilder {
             largest_key,
             smallest_seqno: self.smallest_seqno,
             largest_seqno: self.largest_seqno,
+            range_del_count,
             file_size_bytes: 0,
         };
         let properties_handle = self.append_block(&properties.encode(), Compression::None);
@@ -320,6 +355,32 @@ impl TableBuilder {
             .map_err(|e| Error::io("sync sst", self.path.clone(), e))?;
         properties.file_size_bytes = file_size_bytes;
         Ok(properties)
+    }
+
+    /// The table's first and last internal keys, over point entries and
+    /// range tombstones: a tombstone spans from `(start, seqno)` to the
+    /// last key it covers (see `range_del::last_covered_key`).
+    ///
+    /// # Panics
+    /// If the table holds nothing.
+    fn key_range(&mut self) -> (InternalKey, InternalKey) {
+        let points = self
+            .smallest_key
+            .take()
+            .zip(encoded_key::decode(&self.last_key).filter(|_| self.entry_count > 0));
+        let tombstones = self.range_tombstones.iter();
+        let first_tombstone = tombstones
+            .clone()
+            .map(|t| InternalKey::new(t.start.clone(), t.seqno, ValueKind::RangeDelete))
+            .min();
+        let last_tombstone = tombstones
+            .map(|t| InternalKey::new(last_covered_key(&t.end), 0, ValueKind::RangeDelete))
+            .max();
+        match (points, first_tombstone.zip(last_tombstone)) {
+            (Some((first, last)), Some((first_t, last_t))) => (first.min(first_t), last.max(last_t)),
+            (Some(range), None) | (None, Some(range)) => range,
+            (None, None) => panic!("an sst needs at least one entry or range tombstone"),
+        }
     }
 
     /// File offset of the next byte appended to `out`.
@@ -397,6 +458,19 @@ impl TableBuilder {
             }
         }
     }
+}
+
+/// The range-tombstone block of `tombstones` (sorted here, duplicates
+/// dropped).
+fn range_del_block(tombstones: &mut Vec<RangeTombstone>) -> Vec<u8> {
+    let key = |t: &RangeTombstone| InternalKey::new(t.start.clone(), t.seqno, ValueKind::RangeDelete);
+    tombstones.sort_by_key(key);
+    tombstones.dedup_by(|a, b| a.start == b.start && a.seqno == b.seqno);
+    let mut block = BlockBuilder::new(INDEX_RESTART_INTERVAL);
+    for tombstone in tombstones.iter() {
+        block.add(&encoded_key::encode(&key(tombstone)), &tombstone.end);
+    }
+    block.finish().to_vec()
 }
 
 /// `Err(TooLarge)` if a metadata block of `size_bytes` exceeds its limit.

@@ -1,7 +1,8 @@
 //! An open table: point reads and block loading.
 //!
-//! Opening reads the footer (last 64 bytes), then the filter, properties
-//! and index blocks in one read (they are adjacent), verifies every
+//! Opening reads the footer (last 64 bytes), then the filter, range
+//! tombstone, properties and index blocks in one read (they are adjacent),
+//! verifies every
 //! checksum and cross-checks them, and keeps them in memory. A point read
 //! then costs at most one data block read: filter, index (in memory), one
 //! data block through the block cache.
@@ -12,9 +13,10 @@
 //! once.
 //!
 //! Invariants:
-//! - The footer's handles lie inside the file: filter, properties, index
-//!   and footer are adjacent, and data blocks (whose handles come from the
-//!   index) lie before the filter.
+//! - The footer's handles lie inside the file: filter, range-tombstone
+//!   block (format version 3, when the properties count tombstones),
+//!   properties, index and footer are adjacent, and data blocks (whose
+//!   handles come from the index) lie before the filter.
 //! - Only verified, decompressed blocks enter the block cache.
 //! - Every defect found is `Error::Corruption` with this table's path and
 //!   the file offset of the footer or of the block that is bad.
@@ -27,6 +29,7 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::io::File;
 use crate::key::{Lookup, SeqNo, Trailer, ValueKind};
+use crate::range_del::{RangeDels, RangeTombstone};
 use crate::sst::block::trailer::decode_block;
 use crate::sst::block::{Block, BlockIter};
 use crate::sst::bloom::BloomFilter;
@@ -52,6 +55,8 @@ pub struct Table {
     properties: TableProperties,
     index: Block,
     filter: BloomFilter,
+    /// Read and checked at open; `None` when the table has none.
+    range_dels: Option<Arc<RangeDels>>,
     block_cache: Option<Arc<BlockCache>>,
     stats: Arc<ReadStats>,
 }
@@ -90,9 +95,9 @@ impl Table {
         let footer_bytes = read_exact(&file, &path, footer_offset, FOOTER_SIZE_BYTES, "footer").await?;
         let footer = Footer::decode(&footer_bytes).map_err(|reason| corrupt(footer_offset, reason))?;
 
-        // The metadata blocks are adjacent and end at the footer.
+        // The metadata blocks are adjacent and end at the footer; the
+        // range-tombstone block, if any, fills the gap after the filter.
         let adjacent = [
-            (footer.filter, footer.properties.offset, "filter"),
             (footer.properties, footer.index.offset, "properties"),
             (footer.index, footer_offset, "index"),
         ];
@@ -109,6 +114,22 @@ impl Table {
                 ));
             }
         }
+        let filter_end = footer
+            .filter
+            .end_with_trailer()
+            .filter(|&end| {
+                end <= footer.properties.offset
+                    && footer.filter.size_bytes <= MAX_META_BLOCK_SIZE_BYTES as u64
+            })
+            .ok_or_else(|| {
+                corrupt(
+                    footer_offset,
+                    format!(
+                        "footer's filter handle {}+{} does not end by the properties",
+                        footer.filter.offset, footer.filter.size_bytes
+                    ),
+                )
+            })?;
         let meta_len = footer_offset
             .checked_sub(footer.filter.offset)
             .and_then(|len| usize::try_from(len).ok())
@@ -135,12 +156,36 @@ impl Table {
             .map_err(|reason| corrupt(properties_offset, format!("properties block: {reason}")))?;
         let index = Block::new(block_of(footer.index, "index")?)
             .map_err(|reason| corrupt(footer.index.offset, format!("index block: {reason}")))?;
-        if index.is_empty() {
+        if index.is_empty() != (properties.data_block_count == 0) {
             return Err(corrupt(
                 footer.index.offset,
-                "index block has no entries".to_owned(),
+                format!(
+                    "index block is empty: {}, with {} data blocks",
+                    index.is_empty(),
+                    properties.data_block_count
+                ),
             ));
         }
+        let range_dels = match (properties.range_del_count, footer.properties.offset - filter_end) {
+            (0, 0) => None,
+            (count, gap) if count > 0 && gap > BLOCK_TRAILER_SIZE_BYTES as u64 => {
+                let handle = BlockHandle {
+                    offset: filter_end,
+                    size_bytes: gap - BLOCK_TRAILER_SIZE_BYTES as u64,
+                };
+                let block = Block::new(block_of(handle, "range tombstone")?)
+                    .map_err(|reason| corrupt(handle.offset, format!("range tombstone block: {reason}")))?;
+                let dels = decode_range_dels(&block, count)
+                    .map_err(|reason| corrupt(handle.offset, format!("range tombstone block: {reason}")))?;
+                Some(Arc::new(dels))
+            }
+            (count, gap) => {
+                return Err(corrupt(
+                    filter_end,
+                    format!("{gap} bytes between filter and properties for {count} range tombstones"),
+                ));
+            }
+        };
         let consistent = properties.format_version == footer.format_version
             && properties.data_size_bytes == footer.filter.offset
             && properties.filter_size_bytes == footer.filter.size_bytes
@@ -161,9 +206,15 @@ impl Table {
             properties,
             index,
             filter,
+            range_dels,
             block_cache,
             stats,
         })
+    }
+
+    /// The table's range tombstones, fragmented; `None` when it has none.
+    pub fn range_dels(&self) -> Option<&Arc<RangeDels>> {
+        self.range_dels.as_ref()
     }
 
     /// False only if the table certainly holds no version of `user_key`
@@ -204,9 +255,22 @@ impl Table {
     /// # Cancel safety
     /// Cancel safe: a get changes nothing but the cache and the counters.
     pub async fn get(&self, user_key: &[u8], snapshot: SeqNo) -> Result<Lookup> {
+        Ok(self.get_with_seqno(user_key, snapshot).await?.0)
+    }
+
+    /// As [`Table::get`], with the seqno of the version found (0 when
+    /// `Missing`). Range tombstones are not consulted (see
+    /// [`Table::range_dels`]).
+    ///
+    /// # Errors
+    /// As [`Table::get`].
+    ///
+    /// # Cancel safety
+    /// As [`Table::get`].
+    pub async fn get_with_seqno(&self, user_key: &[u8], snapshot: SeqNo) -> Result<(Lookup, SeqNo)> {
         if !self.filter.may_contain(user_key) {
             ReadStats::bump(&self.stats.bloom_negatives);
-            return Ok(Lookup::Missing);
+            return Ok((Lookup::Missing, 0));
         }
         let target = encoded_key::encode_seek_key(user_key, snapshot);
         let mut index = self.index.iter();
@@ -214,7 +278,7 @@ impl Table {
             .seek(&target)
             .map_err(|reason| self.index_corruption(reason))?;
         if !index.valid() {
-            return Ok(Lookup::Missing);
+            return Ok((Lookup::Missing, 0));
         }
         let handle = self.block_handle(&index)?;
         let block = self.data_block(handle).await?;
@@ -229,17 +293,20 @@ impl Table {
             unreachable!("block iterators yield only valid encoded keys");
         };
         if found_user_key != user_key {
-            return Ok(Lookup::Missing);
+            return Ok((Lookup::Missing, 0));
         }
         let trailer = Trailer::from_raw(trailer);
         debug_assert!(trailer.seqno() <= snapshot);
         // NOTE: the block decoder checked the kind (`encoded_key::valid_trailer`).
-        Ok(match trailer.known_kind() {
+        let lookup = match trailer.known_kind() {
             ValueKind::Put => Lookup::Found(entries.value()),
-            ValueKind::Delete => Lookup::Deleted,
+            // NOTE: a data block holding a range tombstone fails to decode
+            // (`Block::new_data`).
+            ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
             ValueKind::PutWithExpiry => Lookup::Expiring(entries.value()),
             ValueKind::Merge => Lookup::Merge,
-        })
+        };
+        Ok((lookup, trailer.seqno()))
     }
 
     /// An iterator over the table, positioned nowhere.
@@ -356,4 +423,36 @@ pub(crate) async fn read_exact(
         ));
     }
     Ok(Bytes::from(buf))
+}
+
+/// The tombstones of a range-tombstone block: `count` entries, each a key
+/// `(start, seqno, RangeDelete)` and a value `end` after `start`.
+fn decode_range_dels(block: &Block, count: u64) -> std::result::Result<RangeDels, String> {
+    let mut tombstones = Vec::new();
+    let mut entries = block.iter();
+    entries.seek_to_first()?;
+    while entries.valid() {
+        let (start, trailer) = encoded_key::split(entries.key()).ok_or("entry without an internal key")?;
+        let trailer = Trailer::from_raw(trailer);
+        let end = entries.value();
+        if trailer.kind() != Ok(ValueKind::RangeDelete) {
+            return Err(format!("entry of kind {:#04x}", trailer.kind_byte()));
+        }
+        if end.as_ref() <= start || end.len() > crate::limits::MAX_KEY_SIZE_BYTES {
+            return Err("a tombstone whose end is not a key after its start".to_owned());
+        }
+        tombstones.push(RangeTombstone {
+            start: Bytes::copy_from_slice(start),
+            end,
+            seqno: trailer.seqno(),
+        });
+        entries.next()?;
+    }
+    if tombstones.len() as u64 != count {
+        return Err(format!(
+            "{} tombstones, the properties say {count}",
+            tombstones.len()
+        ));
+    }
+    Ok(RangeDels::new(tombstones))
 }

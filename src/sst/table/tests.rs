@@ -72,7 +72,7 @@ fn model_get(model: &Model, user_key: &[u8], snapshot: SeqNo) -> Lookup {
     match model.range((Bound::Included(seek), Bound::Unbounded)).next() {
         Some((key, value)) if key.user_key == user_key => match key.kind() {
             ValueKind::Put => Lookup::Found(value.clone()),
-            ValueKind::Delete => Lookup::Deleted,
+            ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
             ValueKind::PutWithExpiry => Lookup::Expiring(value.clone()),
             ValueKind::Merge => Lookup::Merge,
         },
@@ -692,7 +692,7 @@ fn failed_write_poisons_the_builder() {
 /// expiring value too short for its expiry is corruption.
 #[test]
 fn old_kinds_write_version_1_and_new_kinds_version_2() {
-    use crate::sst::{FORMAT_VERSION, FORMAT_VERSION_1};
+    use crate::sst::{FORMAT_VERSION_1, FORMAT_VERSION_2};
     block_on(async {
         let fs = SimFs::new(11);
         let key = |name: &'static str, seqno, kind| {
@@ -710,11 +710,11 @@ fn old_kinds_write_version_1_and_new_kinds_version_2() {
             ),
             (
                 Model::from([(key("a", 2, ValueKind::Merge), "op".into())]),
-                FORMAT_VERSION,
+                FORMAT_VERSION_2,
             ),
             (
                 Model::from([(key("a", 2, ValueKind::PutWithExpiry), Bytes::from(stored.clone()))]),
-                FORMAT_VERSION,
+                FORMAT_VERSION_2,
             ),
         ];
         for (number, (model, version)) in cases.into_iter().enumerate() {
@@ -762,4 +762,103 @@ fn old_kinds_write_version_1_and_new_kinds_version_2() {
             "{error}"
         );
     });
+}
+
+/// Range tombstones round-trip through the range-tombstone block, widen
+/// the table's key range, and make it format version 3; a table of
+/// tombstones alone opens with no entries; every bit flip and truncation
+/// of such a table is an error at open or at the first read, never wrong
+/// tombstones.
+#[test]
+fn range_tombstones_round_trip_and_damage_is_caught() {
+    use crate::range_del::{RangeDels, RangeTombstone};
+    use crate::sst::FORMAT_VERSION;
+    block_on(async {
+        let fs = SimFs::new(12);
+        let tomb = |start: &'static str, end: &'static str, seqno| RangeTombstone {
+            start: Bytes::from_static(start.as_bytes()),
+            end: Bytes::from_static(end.as_bytes()),
+            seqno,
+        };
+        let tombstones = vec![tomb("b", "d", 9), tomb("a", "c", 5), tomb("x", "z\0", 7)];
+        let expected = RangeDels::new(tombstones.clone());
+        for with_points in [true, false] {
+            let path = PathBuf::from(format!("/db/00001{}.sst", u8::from(with_points)));
+            let _ = fs.create_dir_all(Path::new("/db")).await;
+            let file = fs.open(&path, OpenMode::CreateNew).await.unwrap();
+            let mut builder = TableBuilder::new(file, path.clone(), TableOptions::default());
+            if with_points {
+                let key = InternalKey::new(Bytes::from_static(b"m"), 3, ValueKind::Put);
+                builder.add(&key, b"v").await.unwrap();
+            }
+            for tombstone in &tombstones {
+                builder.add_range_tombstone(tombstone.clone());
+            }
+            let properties = builder.finish().await.unwrap();
+            assert_eq!(properties.format_version, FORMAT_VERSION);
+            assert_eq!(properties.range_del_count, 3);
+            assert_eq!(
+                (properties.smallest_seqno, properties.largest_seqno),
+                (if with_points { 3 } else { 5 }, 9)
+            );
+            assert_eq!(properties.smallest_key.user_key, Bytes::from_static(b"a"));
+            // The end "z\0" covers up to "z" exactly.
+            assert_eq!(properties.largest_key.user_key, Bytes::from_static(b"z"));
+            let stats = Arc::new(ReadStats::new());
+            let table = Arc::new(
+                open(&fs, &path, properties.file_size_bytes, None, stats.clone())
+                    .await
+                    .unwrap(),
+            );
+            assert_eq!(table.range_dels().map(|d| d.as_ref()), Some(&expected));
+            assert_eq!(table.range_dels().unwrap().max_covering(b"bb", 100), 9);
+            let entries = scan_forward(&mut table.iter()).await.unwrap();
+            assert_eq!(entries.len(), usize::from(with_points));
+            let expected_get = if with_points {
+                Lookup::Found("v".into())
+            } else {
+                Lookup::Missing
+            };
+            assert_eq!(table.get(b"m", MAX_SEQNO).await.unwrap(), expected_get);
+
+            let bytes = fs.read_file(&path).unwrap();
+            damage_is_caught(&fs, &bytes, &expected, usize::from(with_points)).await;
+        }
+    });
+}
+
+/// Every truncation of the table in `bytes` fails to open; every bit flip
+/// fails to open or opens with `expected` tombstones and `points` entries
+/// (or an error reading them).
+async fn damage_is_caught(fs: &SimFs, bytes: &[u8], expected: &crate::range_del::RangeDels, points: usize) {
+    let stats = Arc::new(ReadStats::new());
+    for cut in 0..bytes.len() {
+        let cut_path = PathBuf::from("/db/000099.sst");
+        fs.write_file_durable(&cut_path, bytes[..cut].to_vec());
+        assert!(
+            open(fs, &cut_path, cut as u64, None, stats.clone())
+                .await
+                .is_err(),
+            "cut {cut}"
+        );
+    }
+    for byte in 0..bytes.len() {
+        for bit in [0, 3, 7] {
+            let mut bad = bytes.to_vec();
+            bad[byte] ^= 1 << bit;
+            let bad_path = PathBuf::from("/db/000098.sst");
+            fs.write_file_durable(&bad_path, bad.clone());
+            let Ok(table) = open(fs, &bad_path, bad.len() as u64, None, stats.clone()).await else {
+                continue;
+            };
+            let table = Arc::new(table);
+            assert_eq!(
+                table.range_dels().map(|d| d.as_ref()),
+                Some(expected),
+                "byte {byte} bit {bit}"
+            );
+            let read = scan_forward(&mut table.iter()).await;
+            assert!(read.is_err() || read.unwrap().len() == points);
+        }
+    }
 }
