@@ -3,9 +3,10 @@
 //!
 //! Scenario: proptest generates a seed and a sequence of 20..120 operations
 //! over a small key space (`k000`..`k039`, so overwrites, deletes of present
-//! keys and range scans hit something): puts, deletes, merge operands (every
+//! keys and range scans hit something): puts, deletes, range deletes
+//! (`delete_range`, alone and in batches), merge operands (every
 //! option set runs with the `Append` merge operator), puts with a per-write
-//! TTL, and batches of all three, with short values (some empty) and now and
+//! TTL, and batches of puts, deletes, range deletes and merges, with short values (some empty) and now and
 //! then a 1–3 KiB one; steps of the injected clock, so TTLs expire mid-run
 //! (the model folds a key's base and operands as a read would, hiding an
 //! expired base, snapshots included); gets; range scans in
@@ -230,12 +231,17 @@ enum BatchEntry {
     Put(Value),
     Delete,
     Merge(Vec<u8>),
+    /// A range delete from the entry's key to this end (excluded).
+    DeleteRange(String),
 }
 
 #[derive(Clone, Debug)]
 enum Op {
     Put(String, Value),
     Delete(String),
+    /// `delete_range(start..end)`; an empty or inverted range deletes
+    /// nothing.
+    DeleteRange(String, String),
     Batch(Vec<(String, BatchEntry)>),
     /// A merge operand (short, no separator inside).
     Merge(String, Vec<u8>),
@@ -318,6 +324,7 @@ fn batch_entry() -> impl Strategy<Value = BatchEntry> {
         6 => value().prop_map(BatchEntry::Put),
         2 => Just(BatchEntry::Delete),
         2 => operand().prop_map(BatchEntry::Merge),
+        1 => bound_key().prop_map(BatchEntry::DeleteRange),
     ]
 }
 
@@ -326,6 +333,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         24 => (key(), value()).prop_map(|(k, v)| Op::Put(k, v)),
         8 => key().prop_map(Op::Delete),
+        3 => (bound_key(), bound_key()).prop_map(|(start, end)| Op::DeleteRange(start, end)),
         8 => (key(), operand()).prop_map(|(k, v)| Op::Merge(k, v)),
         4 => (key(), value(), 1u64..50).prop_map(|(k, v, ttl)| Op::PutTtl(k, v, ttl)),
         3 => (1u64..40).prop_map(Op::AdvanceClock),
@@ -435,6 +443,8 @@ struct Coverage {
     merges: u64,
     ttl_puts: u64,
     checkpoints: u64,
+    /// Range deletes that covered at least one live key.
+    range_deletes: u64,
     /// Reads that found a key's value hidden by its expiry.
     expired_reads: u64,
 }
@@ -456,6 +466,7 @@ impl Coverage {
         self.crashes += other.crashes;
         self.merges += other.merges;
         self.checkpoints += other.checkpoints;
+        self.range_deletes += other.range_deletes;
         self.ttl_puts += other.ttl_puts;
         self.expired_reads += other.expired_reads;
     }
@@ -550,7 +561,9 @@ impl Harness {
 
     async fn step(&mut self, op: &Op) -> Result<(), String> {
         match op {
-            Op::Put(..) | Op::PutTtl(..) | Op::Merge(..) | Op::Delete(_) => self.write_one(op).await,
+            Op::Put(..) | Op::PutTtl(..) | Op::Merge(..) | Op::Delete(_) | Op::DeleteRange(..) => {
+                self.write_one(op).await
+            }
             Op::Batch(entries) => self.write_batch(entries).await,
             Op::Get(_) | Op::Scan { .. } | Op::ScanPrefix(_) => self.read(op).await,
             Op::TakeSnapshot | Op::ReadSnapshot(..) | Op::ScanSnapshot { .. } | Op::ReleaseSnapshot(_) => {
@@ -599,6 +612,13 @@ impl Harness {
                 self.db().delete(k).await.map_err(|e| failed("delete", e))?;
                 self.model.remove(k.as_bytes());
             }
+            Op::DeleteRange(start, end) => {
+                self.db()
+                    .delete_range(start.as_bytes()..end.as_bytes())
+                    .await
+                    .map_err(|e| failed("delete_range", e))?;
+                self.coverage.range_deletes += u64::from(delete_range(&mut self.model, start, end));
+            }
             _ => unreachable!("not a single write: {op:?}"),
         }
         Ok(())
@@ -612,6 +632,7 @@ impl Harness {
                 BatchEntry::Put(v) => batch.put(k, v.bytes()),
                 BatchEntry::Delete => batch.delete(k),
                 BatchEntry::Merge(operand) => batch.merge(k, operand),
+                BatchEntry::DeleteRange(end) => batch.delete_range(k, end),
             };
         }
         self.write(batch).await?;
@@ -626,6 +647,9 @@ impl Harness {
                 BatchEntry::Merge(operand) => {
                     merge(&mut self.model, k, operand);
                     self.coverage.merges += 1;
+                }
+                BatchEntry::DeleteRange(end) => {
+                    self.coverage.range_deletes += u64::from(delete_range(&mut self.model, k, end));
                 }
             }
         }
@@ -817,6 +841,14 @@ fn merge(state: &mut State, key: &str, operand: &[u8]) {
         .push(operand.to_vec());
 }
 
+/// The model after a range delete of `start..end`: every key in the range
+/// goes, versions and operands alike. True when one was there.
+fn delete_range(state: &mut State, start: &str, end: &str) -> bool {
+    let before = state.len();
+    state.retain(|k, _| !(start.as_bytes() <= k.as_slice() && k.as_slice() < end.as_bytes()));
+    state.len() < before
+}
+
 fn check_get(expected: Option<&Vec<u8>>, actual: Option<&[u8]>) -> Result<(), String> {
     if expected.map(Vec::as_slice) == actual {
         Ok(())
@@ -906,7 +938,8 @@ fn random_operations_match_a_btreemap_under_every_option_set() {
                 exercised.merges > 0
                     && exercised.ttl_puts > 0
                     && exercised.expired_reads > 0
-                    && exercised.checkpoints > 0,
+                    && exercised.checkpoints > 0
+                    && exercised.range_deletes > 0,
                 "{name}: {exercised:?}"
             );
             if name.starts_with("tiny") {
