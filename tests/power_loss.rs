@@ -12,9 +12,11 @@
 //! batch is half applied and nothing lands out of order. A second sweep
 //! mixes buffered writes in: then each task's keys must show a prefix of its
 //! ops that holds every op up to its last acked durable one. A third sweep
-//! runs a workload of merge operands (the `Append` operator), puts and
-//! batches of two merges, with memtables small enough to flush and compact
-//! operands, and checks each task's folded values the same way.
+//! runs a workload of merge operands (the `Append` operator), puts,
+//! batches of two merges and batches that range-delete a task's keys and
+//! merge into one, with memtables small enough to flush and compact
+//! operands and range tombstones, and checks each task's folded values the
+//! same way.
 
 mod common;
 
@@ -371,14 +373,23 @@ async fn power_loss_at_every_mutating_operation_pipelined() {
 // ---------------------------------------------------------------------------
 // Merges
 
-/// One write of the merge workload: merge operands, puts, and batches that
-/// merge into two keys at once.
+/// One write of the merge workload: merge operands, puts, batches that
+/// merge into two keys at once, and batches that range-delete the task's
+/// keys and merge into one of them.
 #[derive(Debug, Clone)]
 enum MergeOp {
     Put(String, String),
     Merge(String, String),
     /// Merges the operand into both keys, atomically.
     MergeTwo(String, String, String),
+    /// Deletes the task's keys `start..end`, then merges the operand into
+    /// the key, atomically.
+    Reset {
+        start: String,
+        end: String,
+        key: String,
+        operand: String,
+    },
 }
 
 const MERGE_TASKS: usize = 4;
@@ -395,9 +406,15 @@ fn merge_options(sim: &Arc<SimFs>) -> Options {
 fn merge_op(ops: &mut OpGen, task: usize, n: u64) -> MergeOp {
     let key = |r: u64| format!("m{task}-k{}", r % 4);
     let value = format!("t{task}n{n}");
-    match ops.next_u64() % 4 {
+    match ops.next_u64() % 6 {
         0 => MergeOp::Put(key(ops.next_u64()), value),
         1 => MergeOp::MergeTwo(key(ops.next_u64()), key(ops.next_u64() + 1), value),
+        2 => MergeOp::Reset {
+            start: format!("m{task}-k"),
+            end: format!("m{task}-l"),
+            key: key(ops.next_u64()),
+            operand: value,
+        },
         _ => MergeOp::Merge(key(ops.next_u64()), value),
     }
 }
@@ -419,6 +436,15 @@ fn apply_merge_op(op: &MergeOp, state: &mut common::State) {
             merge(a, operand);
             merge(b, operand);
         }
+        MergeOp::Reset {
+            start,
+            end,
+            key,
+            operand,
+        } => {
+            state.retain(|k, _| !(start <= k && k < end));
+            state.insert(key.clone(), operand.clone());
+        }
     }
 }
 
@@ -429,6 +455,16 @@ async fn run_merge_op(op: &MergeOp, db: &Db) -> ringdb::Result<()> {
         MergeOp::MergeTwo(a, b, operand) => {
             let mut batch = ringdb::WriteBatch::new();
             batch.merge(a, operand).merge(b, operand);
+            db.write(batch).await
+        }
+        MergeOp::Reset {
+            start,
+            end,
+            key,
+            operand,
+        } => {
+            let mut batch = ringdb::WriteBatch::new();
+            batch.delete_range(start, end).merge(key, operand);
             db.write(batch).await
         }
     }
