@@ -61,6 +61,12 @@ async fn closed_store() -> (Image, Model) {
         let key = format!("key{:04}", (i * 7) % 300);
         db.put(&key, value(i, 1)).await.unwrap();
         model.insert(key, value(i, 1));
+        if i % 100 == 99 {
+            // Range tombstones, so tables hold range-tombstone blocks.
+            let (start, end) = (format!("key{:04}", i - 20), format!("key{:04}", i - 10));
+            db.delete_range(start.as_str()..end.as_str()).await.unwrap();
+            model.retain(|k, _| !(start <= *k && *k < end));
+        }
     }
     db.flush().await.unwrap();
     db.close().await.unwrap();
@@ -71,6 +77,10 @@ async fn closed_store() -> (Image, Model) {
         let key = format!("key{:04}", (i * 13) % 400);
         db.put(&key, value(i, 2)).await.unwrap();
         model.insert(key, value(i, 2));
+        if i == 60 {
+            db.delete_range("key0200".."key0210").await.unwrap();
+            model.retain(|k, _| !("key0200" <= k.as_str() && k.as_str() < "key0210"));
+        }
     }
     db.close().await.unwrap();
     drop(db);

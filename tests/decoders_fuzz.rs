@@ -208,7 +208,13 @@ async fn store_files() -> Vec<(PathBuf, Vec<u8>)> {
         .write_buffer_size_bytes(2048)
         .target_file_size_bytes(4096);
     let db = Db::open("/db", options.clone()).await.unwrap();
+    // Held to the end, so compaction keeps the range tombstones written
+    // after it, and tables hold range-tombstone blocks.
+    let mut snapshot = None;
     for i in 0..60u32 {
+        if i == 5 {
+            snapshot = Some(db.snapshot());
+        }
         let mut batch = ringdb::WriteBatch::new();
         batch.put(
             format!("key{i:03}"),
@@ -217,12 +223,16 @@ async fn store_files() -> Vec<(PathBuf, Vec<u8>)> {
         if i % 7 == 0 {
             batch.delete(format!("key{:03}", i / 2));
         }
+        if i % 11 == 0 {
+            batch.delete_range(format!("key{:03}", i / 3), format!("key{:03}", i / 3 + 4));
+        }
         db.write(batch).await.unwrap();
     }
     db.flush().await.unwrap();
     for i in 60..70u32 {
         db.put(format!("key{i:03}"), b"tail").await.unwrap();
     }
+    db.delete_range("key061".."key063").await.unwrap();
     // A store left open: its newest WAL segment holds the last records.
     let files: Vec<(PathBuf, Vec<u8>)> = sim
         .list_files()
@@ -232,6 +242,7 @@ async fn store_files() -> Vec<(PathBuf, Vec<u8>)> {
             (p, bytes)
         })
         .collect();
+    drop(snapshot);
     drop(db);
     files
 }
