@@ -112,6 +112,21 @@ pub struct Options {
     /// Frozen memtables that may wait for their flush; when that many wait
     /// and the memtable is full, writers await. Default: 2. Minimum: 1.
     pub max_immutable_memtables: usize,
+    /// Bounds the WAL a reopen after a crash replays (the records of the
+    /// memtables not yet flushed). A memtable is frozen and flushed once its
+    /// WAL records reach `max_wal_size_bytes / (max_immutable_memtables + 1)`
+    /// bytes, full or not, and writers await while that many frozen
+    /// memtables wait for their flush; so a reopen replays at most
+    /// `max_wal_size_bytes` of records, plus per memtable the batch that
+    /// crossed its share, plus one batch per writer already past that wait
+    /// when the last share filled. The segment files it reads also hold the
+    /// zeros preallocated past each memtable's last record (at most one
+    /// `wal_segment_size_bytes` each). `None`: only `write_buffer_size_bytes`
+    /// bounds the replay. Default: 512 MiB, as fjall's
+    /// `max_journaling_size`, which the default write buffer (three
+    /// memtables of 64 MiB) never reaches, so it bounds a store whose
+    /// buffers were enlarged without changing one that was not.
+    pub max_wal_size_bytes: Option<u64>,
     /// Capacity of the block cache (decompressed, verified blocks).
     /// Default: 64 MiB. 0 disables the cache.
     pub block_cache_size_bytes: usize,
@@ -201,6 +216,7 @@ impl Default for Options {
             fs: None,
             write_buffer_size_bytes: 64 * 1024 * 1024,
             max_immutable_memtables: 2,
+            max_wal_size_bytes: Some(512 * 1024 * 1024),
             block_cache_size_bytes: 64 * 1024 * 1024,
             table_cache_tables: 1000,
             block_size_bytes: DEFAULT_BLOCK_SIZE_BYTES,
@@ -238,6 +254,7 @@ impl std::fmt::Debug for Options {
             .field("fs", &self.fs.as_ref().map(|fs| fs.name()))
             .field("write_buffer_size_bytes", &self.write_buffer_size_bytes)
             .field("max_immutable_memtables", &self.max_immutable_memtables)
+            .field("max_wal_size_bytes", &self.max_wal_size_bytes)
             .field("block_cache_size_bytes", &self.block_cache_size_bytes)
             .field("table_cache_tables", &self.table_cache_tables)
             .field("block_size_bytes", &self.block_size_bytes)
@@ -334,6 +351,13 @@ impl Options {
     /// Sets [`Options::max_immutable_memtables`].
     pub fn max_immutable_memtables(mut self, count: usize) -> Self {
         self.max_immutable_memtables = count;
+        self
+    }
+
+    /// Sets [`Options::max_wal_size_bytes`] (`None`: no bound beyond the
+    /// write buffers).
+    pub fn max_wal_size_bytes(mut self, size_bytes: Option<u64>) -> Self {
+        self.max_wal_size_bytes = size_bytes;
         self
     }
 

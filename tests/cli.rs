@@ -3,7 +3,9 @@
 //!
 //! Scenarios: a store made and changed by `put`/`delete` reads back through
 //! `get` and every form of `scan`; `stats` and `dump` describe what the
-//! store holds; a missing directory, a directory without a store, a store
+//! store holds; `checkpoint` copies a store (tables and WAL) into a
+//! directory that the command then reads as a store, and refuses a target
+//! that holds files or lies inside the store; a missing directory, a directory without a store, a store
 //! another handle holds, and a store whose table or manifest is damaged
 //! each give a non-zero exit and a message naming the problem, never a
 //! panic.
@@ -220,6 +222,90 @@ fn dump_shows_tables_wal_segments_and_manifests() {
 }
 
 #[test]
+fn a_checkpoint_opens_as_a_store_with_every_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    futures::executor::block_on(async {
+        let db = Db::open(&dir, options()).await.unwrap();
+        // In tables: 100 keys, flushed.
+        for i in 0..100u32 {
+            db.put(format!("table:{i:03}"), format!("t{i}")).await.unwrap();
+        }
+        db.flush().await.unwrap();
+        // In the WAL only (until the command's open flushes what it
+        // replays): writes after the flush, one delete of a flushed key
+        // among them.
+        for i in 0..20u32 {
+            db.put(format!("wal:{i:03}"), format!("w{i}")).await.unwrap();
+        }
+        db.delete(b"table:050").await.unwrap();
+        db.close().await.unwrap();
+    });
+    let d = dir.to_str().unwrap();
+    let backup = tmp.path().join("backup");
+    let b = backup.to_str().unwrap();
+    let out = ok(&["checkpoint", d, b]);
+    assert!(out.starts_with(&format!("checkpoint {b}: ")), "{out}");
+    assert!(!files_with(&backup, |n| n.ends_with(".sst")).is_empty());
+    assert!(backup.join("CURRENT").is_file());
+
+    assert_eq!(ok(&["get", b, "table:007"]), "t7\n");
+    assert_eq!(ok(&["get", b, "wal:019"]), "w19\n");
+    let err = fails(&["get", b, "table:050"]);
+    assert!(err.contains("not found"), "{err}");
+    let tables = ok(&["scan", b, "--prefix", "table:", "--keys-only"]);
+    assert_eq!(tables.lines().count(), 99, "{tables}");
+    assert_eq!(
+        ok(&["scan", b, "wal:", "wal:003"]),
+        "wal:000 => w0\nwal:001 => w1\nwal:002 => w2\n"
+    );
+    // The checkpoint is a store of its own: a write to it leaves the
+    // source alone.
+    ok(&["put", b, "wal:000", "changed"]);
+    assert_eq!(ok(&["get", b, "wal:000"]), "changed\n");
+    assert_eq!(ok(&["get", d, "wal:000"]), "w0\n");
+}
+
+#[test]
+fn a_checkpoint_target_that_holds_files_or_lies_in_the_store_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let d = dir.to_str().unwrap();
+    ok(&["put", "--create", d, "k", "v"]);
+
+    let full = tmp.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::fs::write(full.join("notes.txt"), b"keep me").unwrap();
+    let err = fails(&["checkpoint", d, full.to_str().unwrap()]);
+    assert!(err.contains("not empty"), "{err}");
+    assert_eq!(std::fs::read(full.join("notes.txt")).unwrap(), b"keep me");
+    assert_eq!(std::fs::read_dir(&full).unwrap().count(), 1);
+
+    let file = full.join("notes.txt");
+    let err = fails(&["checkpoint", d, file.to_str().unwrap()]);
+    assert!(err.contains("not a directory"), "{err}");
+
+    let inside = dir.join("backup");
+    let err = fails(&["checkpoint", d, inside.to_str().unwrap()]);
+    assert!(err.contains("inside the store"), "{err}");
+    assert!(!inside.exists());
+
+    let missing = tmp.path().join("nothing-here");
+    let err = fails(&[
+        "checkpoint",
+        missing.to_str().unwrap(),
+        tmp.path().join("b1").to_str().unwrap(),
+    ]);
+    assert!(err.contains("no such directory"), "{err}");
+
+    // An empty directory is a valid target.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    ok(&["checkpoint", d, empty.to_str().unwrap()]);
+    assert_eq!(ok(&["get", empty.to_str().unwrap(), "k"]), "v\n");
+}
+
+#[test]
 fn missing_and_empty_directories_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("nothing-here");
@@ -248,6 +334,9 @@ fn a_store_held_by_another_handle_is_refused() {
         let db = Db::open(&dir, options()).await.unwrap();
         db.put(b"k", b"v").await.unwrap();
         let err = fails(&["get", dir.to_str().unwrap(), "k"]);
+        assert!(err.contains("another process"), "{err}");
+        let target = tmp.path().join("backup");
+        let err = fails(&["checkpoint", dir.to_str().unwrap(), target.to_str().unwrap()]);
         assert!(err.contains("another process"), "{err}");
         db.close().await.unwrap();
     });
@@ -286,7 +375,9 @@ fn damaged_tables_and_manifests_give_corruption_errors() {
     let manifest = files_with(&dir, |n| n.starts_with("MANIFEST-")).pop().unwrap();
     let bytes = std::fs::read(&manifest).unwrap();
     std::fs::write(&manifest, &bytes[..bytes.len() / 2]).unwrap();
-    for args in [&["get", d, "key0001"][..], &["stats", d]] {
+    let backup = tmp.path().join("backup");
+    let b = backup.to_str().unwrap();
+    for args in [&["get", d, "key0001"][..], &["stats", d], &["checkpoint", d, b]] {
         let err = fails(args);
         assert!(
             err.contains("corruption in") || err.contains("manifest"),

@@ -110,6 +110,13 @@ pub(crate) struct CommitQueue {
     tree: Arc<Tree>,
     write_buffer_size_bytes: u64,
     max_immutable_memtables: usize,
+    /// WAL record bytes written since the memtable started: what a reopen
+    /// would replay for it. Changed only under the commit lock; read
+    /// without it by the backpressure check.
+    memtable_wal_bytes: AtomicU64,
+    /// A memtable is full once `memtable_wal_bytes` reaches this: its share
+    /// of `Options::max_wal_size_bytes` (`u64::MAX` without one).
+    memtable_wal_limit_bytes: u64,
     /// WAL counters.
     pub stats: WalStats,
 }
@@ -155,6 +162,13 @@ impl CommitQueue {
             tree,
             write_buffer_size_bytes: options.write_buffer_size_bytes,
             max_immutable_memtables: options.max_immutable_memtables,
+            memtable_wal_bytes: AtomicU64::new(0),
+            // NOTE: every memtable that may wait for its flush, and the one
+            // taking writes, gets an equal share, so that together their WAL
+            // stays within the limit however far the flushes lag.
+            memtable_wal_limit_bytes: options.max_wal_size_bytes.map_or(u64::MAX, |limit| {
+                (limit / (options.max_immutable_memtables as u64 + 1)).max(1)
+            }),
             stats: WalStats::default(),
         }
     }
@@ -218,12 +232,18 @@ impl CommitQueue {
         Ok(true)
     }
 
+    /// Whether `memtable`, the one taking writes, is full: it holds
+    /// `write_buffer_size_bytes`, or its WAL records their share of
+    /// `max_wal_size_bytes`.
+    pub fn memtable_full(&self, memtable: &Memtable) -> bool {
+        memtable.approximate_size_bytes() >= self.write_buffer_size_bytes
+            || self.memtable_wal_bytes.load(Ordering::Acquire) >= self.memtable_wal_limit_bytes
+    }
+
     /// Freezes a full memtable and starts a new one in a new WAL segment, if
     /// the queue of immutable memtables has room.
     fn maybe_rotate_memtable(&self, state: &mut CommitState) {
-        if state.memtable.approximate_size_bytes() < self.write_buffer_size_bytes
-            || self.tree.imm_count() >= self.max_immutable_memtables
-        {
+        if !self.memtable_full(&state.memtable) || self.tree.imm_count() >= self.max_immutable_memtables {
             return;
         }
         self.rotate_memtable(state);
@@ -238,6 +258,7 @@ impl CommitQueue {
         }
         let next = Arc::new(Memtable::new());
         state.memtable = Arc::clone(&next);
+        self.memtable_wal_bytes.store(0, Ordering::Release);
         self.tree
             .rotate(next, state.segment, state.next_seqno.saturating_sub(1));
     }
@@ -321,6 +342,7 @@ impl CommitQueue {
         chunk.waiters.extend(waiter);
         state.queued_waiters += usize::from(durable);
         state.segment_offset += record_len;
+        self.memtable_wal_bytes.fetch_add(record_len, Ordering::AcqRel);
         let before = self.queued_bytes.fetch_add(record_len as usize, Ordering::AcqRel);
         let wake = durable
             || before == 0

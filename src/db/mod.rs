@@ -146,7 +146,7 @@ impl Shared {
         let (l0, debt) = (current.version.level_len(0), current.pending_compaction_bytes);
         if self.queue.queued_bytes() > crate::limits::MAX_COMMIT_QUEUE_BYTES {
             Some(Backpressure::QueueFull)
-        } else if current.memtable.approximate_size_bytes() >= options.write_buffer_size_bytes
+        } else if self.queue.memtable_full(&current.memtable)
             && current.imms.len() >= options.max_immutable_memtables
         {
             Some(Backpressure::MemtablesFull)

@@ -1,8 +1,9 @@
 //! `ringdb`: the command-line tool of the ringdb store.
 //!
 //! Subcommands:
-//! - `get`, `put`, `delete`, `scan`, `stats` ([`store`]): a store directory
-//!   through the library's API, keys and values as escaped text or hex.
+//! - `get`, `put`, `delete`, `scan`, `stats`, `checkpoint` ([`store`]): a
+//!   store directory through the library's API, keys and values as escaped
+//!   text or hex.
 //! - `dump` ([`dump`]): one table, WAL segment or manifest in readable form.
 //! - `bench` ([`bench`]): db_bench-style write and read benchmarks and the
 //!   raw disk limit (`pwrite` + `fdatasync`), printed as aligned lines, a
@@ -59,6 +60,9 @@ enum Command {
     /// Print a store's levels, tables, sizes, amplification and cache
     /// figures.
     Stats(store::StatsArgs),
+    /// Write a consistent copy of a store into an absent or empty
+    /// directory, where it opens as a store of its own.
+    Checkpoint(store::CheckpointArgs),
     /// Print one table, WAL segment or manifest in readable form.
     Dump(dump::DumpArgs),
     /// Run db_bench-style write and read benchmarks (and the raw disk's sync
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
             Command::Delete(args) => store::delete(args).await,
             Command::Scan(args) => store::scan(args).await,
             Command::Stats(args) => store::stats(args).await,
+            Command::Checkpoint(args) => store::checkpoint(args).await,
             Command::Dump(args) => dump::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Check(args) => check::run(args).await,

@@ -134,13 +134,61 @@ impl Extra {
     }
 }
 
-impl ExtraValue {
-    /// The value as a JSON value.
-    fn to_json(&self) -> String {
+impl serde::Serialize for ExtraValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            ExtraValue::Text(s) => json_string(s),
-            other => other.to_string(),
+            ExtraValue::Count(n) => serializer.serialize_u64(*n),
+            ExtraValue::Decimal2(x) => serializer.serialize_f64(rounded(*x, 2)),
+            ExtraValue::Text(s) => serializer.serialize_str(s),
         }
+    }
+}
+
+/// The extras of a report as the JSON fields that follow the common ones,
+/// in their order.
+struct JsonExtras<'a>(&'a [Extra]);
+
+impl serde::Serialize for JsonExtras<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for extra in self.0 {
+            map.serialize_entry(extra.name, &extra.value)?;
+        }
+        map.end()
+    }
+}
+
+/// One JSON line of a [`Report`]. The field order here is the output
+/// format (see [`Report::to_json`]); serde writes struct fields in
+/// declaration order.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    workload: &'a str,
+    ops: u64,
+    secs: f64,
+    ops_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    p999_us: f64,
+    max_us: f64,
+    syncs: u64,
+    avg_group_size: f64,
+    concurrency: usize,
+    io_backend: &'a str,
+    #[serde(flatten)]
+    extras: JsonExtras<'a>,
+}
+
+/// `x` rounded to `decimals` decimal places, so that its JSON form carries
+/// no more digits than the human line; 0 for NaN and infinity, which JSON
+/// cannot hold.
+fn rounded(x: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    if x.is_finite() {
+        (x * scale).round() / scale
+    } else {
+        0.0
     }
 }
 
@@ -148,8 +196,8 @@ impl std::fmt::Display for ExtraValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ExtraValue::Count(n) => write!(f, "{n}"),
-            // NOTE: JSON has no NaN or infinity; a ratio that has none
-            // prints as 0.
+            // NOTE: a ratio that has none prints as 0, as in the JSON line
+            // (JSON has no NaN or infinity).
             ExtraValue::Decimal2(x) if !x.is_finite() => f.write_str("0.00"),
             ExtraValue::Decimal2(x) => write!(f, "{x:.2}"),
             ExtraValue::Text(s) => f.write_str(s),
@@ -211,33 +259,31 @@ impl Report {
     /// One JSON object, no trailing newline. Field order is part of the
     /// output format: `workload, ops, secs, ops_per_sec, p50_us, p99_us,
     /// p999_us, max_us, syncs, avg_group_size`, then `concurrency,
-    /// io_backend`, then the extras in their order.
+    /// io_backend`, then the extras in their order. Decimals are rounded as
+    /// the human line prints them (`secs` to 6 places, `ops_per_sec` to 1,
+    /// the rest to 2) and written in their shortest form (`1.5`, not
+    /// `1.50`).
+    #[expect(
+        clippy::expect_used,
+        reason = "a struct of numbers and strings with string keys always serializes"
+    )]
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(256);
-        // NOTE: `write!` into a `String` cannot fail; the results are ignored.
-        let _ = write!(
-            out,
-            "{{\"workload\":{},\"ops\":{},\"secs\":{:.6},\"ops_per_sec\":{:.1},\
-             \"p50_us\":{:.2},\"p99_us\":{:.2},\"p999_us\":{:.2},\"max_us\":{:.2},\
-             \"syncs\":{},\"avg_group_size\":{:.2},\"concurrency\":{},\"io_backend\":{}",
-            json_string(self.workload),
-            self.ops,
-            self.secs(),
-            self.ops_per_sec(),
-            self.quantile_us(0.50),
-            self.quantile_us(0.99),
-            self.quantile_us(0.999),
-            self.max_us(),
-            self.syncs,
-            self.avg_group_size,
-            self.concurrency,
-            json_string(self.io_backend),
-        );
-        for extra in &self.extras {
-            let _ = write!(out, ",{}:{}", json_string(extra.name), extra.value.to_json());
-        }
-        out.push('}');
-        out
+        let line = JsonLine {
+            workload: self.workload,
+            ops: self.ops,
+            secs: rounded(self.secs(), 6),
+            ops_per_sec: rounded(self.ops_per_sec(), 1),
+            p50_us: rounded(self.quantile_us(0.50), 2),
+            p99_us: rounded(self.quantile_us(0.99), 2),
+            p999_us: rounded(self.quantile_us(0.999), 2),
+            max_us: rounded(self.max_us(), 2),
+            syncs: self.syncs,
+            avg_group_size: rounded(self.avg_group_size, 2),
+            concurrency: self.concurrency,
+            io_backend: self.io_backend,
+            extras: JsonExtras(&self.extras),
+        };
+        serde_json::to_string(&line).expect("a report serializes")
     }
 
     /// One CSV row under [`CSV_HEADER`], no trailing newline: the common
@@ -337,24 +383,6 @@ pub fn summary_table(reports: &[Report]) -> String {
             ratio
         );
     }
-    out
-}
-
-/// `s` as a JSON string literal.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
     out
 }
 
@@ -494,10 +522,18 @@ mod tests {
             "{json}"
         );
         assert!(
-            json.ends_with(",\"found\":7,\"size_mib\":1.50,\"level_tables\":\"L0:2 L1:5\"}"),
+            json.ends_with(",\"found\":7,\"size_mib\":1.5,\"level_tables\":\"L0:2 L1:5\"}"),
             "{json}"
         );
         assert!(!json.contains('\n'));
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["secs"], 0.002);
+        assert_eq!(value["ops_per_sec"], 500.0);
+        assert_eq!(value["syncs"], 1);
+        assert_eq!(value["avg_group_size"], 1.0);
+        assert_eq!(value["concurrency"], 1);
+        assert_eq!(value["io_backend"], "uring");
+        assert_eq!(value.as_object().unwrap().len(), order.len());
         assert!(
             report
                 .to_human()
@@ -506,7 +542,22 @@ mod tests {
     }
 
     #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    fn json_strings_are_escaped_and_decimals_rounded() {
+        let mut report = report("fillsync", 3, Duration::from_micros(100));
+        report.elapsed = Duration::from_nanos(1_234_567_891);
+        report.avg_group_size = f64::NAN;
+        report.extras = vec![
+            Extra::text("note", "a\"b\\c\n".to_string()),
+            Extra::decimal2("ratio", 2.0 / 3.0),
+            Extra::decimal2("none", f64::INFINITY),
+        ];
+        let json = report.to_json();
+        assert!(json.contains(r#""note":"a\"b\\c\n""#), "{json}");
+        assert!(json.contains("\"secs\":1.234568,"), "{json}");
+        assert!(json.contains("\"ops_per_sec\":2.4,"), "{json}");
+        assert!(json.contains("\"avg_group_size\":0.0,"), "{json}");
+        assert!(json.ends_with(",\"ratio\":0.67,\"none\":0.0}"), "{json}");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["note"], "a\"b\\c\n");
     }
 }

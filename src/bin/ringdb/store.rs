@@ -1,5 +1,6 @@
-//! `ringdb get | put | delete | scan | stats`: a store directory from the
-//! command line, through the library's public API (as `ldb` is RocksDB's).
+//! `ringdb get | put | delete | scan | stats | checkpoint`: a store
+//! directory from the command line, through the library's public API (as
+//! `ldb` is RocksDB's).
 //!
 //! Keys and values are read and printed as escaped text (printable ASCII as
 //! it is, `\\` and `\xNN` for the rest; `ringdb::inspect::escape`), or as
@@ -135,6 +136,17 @@ pub struct StatsArgs {
     json: bool,
 }
 
+/// `ringdb checkpoint`.
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Directory to write the checkpoint into: absent or empty, outside the
+    /// store's directory.
+    #[arg(value_name = "DST")]
+    target: PathBuf,
+}
+
 /// Opens the store in `args.dir`, refusing a directory without one unless
 /// `create`.
 async fn open(args: &StoreArgs, create: bool) -> Result<Db, BoxError> {
@@ -249,6 +261,81 @@ pub async fn scan(args: ScanArgs) -> Result<(), BoxError> {
         Ok(())
     })
     .await
+}
+
+/// `ringdb checkpoint`: a consistent copy of the store in `target` that
+/// opens as a store of its own (`Db::checkpoint`), then one line naming
+/// what it holds.
+pub async fn checkpoint(args: CheckpointArgs) -> Result<(), BoxError> {
+    let target = &args.target;
+    refuse_checkpoint_target(&args.store.dir, target)?;
+    with_store(&args.store, false, async |db| {
+        db.checkpoint(target).await.map_err(|e| {
+            format!(
+                "checkpoint into {}: {e} (a partial checkpoint has no CURRENT file; remove it)",
+                target.display()
+            )
+            .into()
+        })
+    })
+    .await?;
+    let files = std::fs::read_dir(target)
+        .map_err(|e| format!("{}: {e}", target.display()))?
+        .count();
+    println!(
+        "checkpoint {}: {files} files, {} bytes",
+        target.display(),
+        dir_size_bytes(target)?
+    );
+    Ok(())
+}
+
+/// Refuses a checkpoint target that is not a directory, holds files, or lies
+/// inside the store (whose directory the library treats as flat).
+fn refuse_checkpoint_target(store: &Path, target: &Path) -> Result<(), BoxError> {
+    if target.exists() {
+        if !target.is_dir() {
+            return Err(format!("{}: not a directory", target.display()).into());
+        }
+        if std::fs::read_dir(target)
+            .map_err(|e| format!("{}: {e}", target.display()))?
+            .next()
+            .is_some()
+        {
+            return Err(format!(
+                "{}: not empty (a checkpoint goes into an absent or empty directory)",
+                target.display()
+            )
+            .into());
+        }
+    }
+    // NOTE: the target may not exist yet; its nearest existing ancestor
+    // (the current directory for a relative name) says where it will be.
+    let existing = target
+        .ancestors()
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                a
+            }
+        })
+        .find(|a| a.exists());
+    let (Ok(store), Some(existing)) = (store.canonicalize(), existing) else {
+        return Ok(());
+    };
+    let existing = existing
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", existing.display()))?;
+    if existing.starts_with(&store) {
+        return Err(format!(
+            "{}: inside the store's directory {}",
+            target.display(),
+            store.display()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// What `ringdb stats` prints: the library's counters and what a scan of the
