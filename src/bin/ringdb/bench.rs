@@ -114,6 +114,10 @@ pub enum Workload {
     /// Buffered deletes of random keys of an existing store, then one sync.
     #[value(name = "deleterandom")]
     DeleteRandom,
+    /// Buffered range deletes of random ranges of an existing store (about
+    /// 1% of its keys), then one sync.
+    #[value(name = "deleterange")]
+    DeleteRange,
     /// One forward scan of the whole store.
     #[value(name = "readseq")]
     ReadSeq,
@@ -145,6 +149,7 @@ impl Workload {
             Workload::ReadMissing => "readmissing",
             Workload::Overwrite => "overwrite",
             Workload::DeleteRandom => "deleterandom",
+            Workload::DeleteRange => "deleterange",
             Workload::ReadSeq => "readseq",
             Workload::ReadReverse => "readreverse",
             Workload::SeekRandom => "seekrandom",
@@ -209,7 +214,8 @@ of the same run left (or fills one with fillrandom first, untimed), so every \
 key is read from a table. readrandom reads keys the fill wrote; readmissing \
 reads the same keys with a '.' appended, which no table holds but which sort \
 inside the tables' key range, so the bloom filters must reject them. \
-overwrite and deleterandom draw --num keys from the fill's key space. readseq \
+overwrite and deleterandom draw --num keys from the fill's key space; deleterange writes \
+--num/1000 range deletes of 10 keys each from it. readseq \
 and readreverse scan the whole store once (ops = entries). seekrandom runs \
 --reads scans, each of one seek and --seek-nexts more entries. \
 readwhilewriting runs --reads gets with --concurrency readers while one \
@@ -470,6 +476,7 @@ fn expected_ops(config: &Config, workload: Workload) -> Option<u64> {
         Workload::ReadRandom | Workload::ReadMissing | Workload::SeekRandom | Workload::ReadWhileWriting => {
             Some(config.reads)
         }
+        Workload::DeleteRange => Some(write::delete_range_ops(config)),
         Workload::ReadSeq | Workload::ReadReverse => None,
     }
 }
@@ -527,6 +534,10 @@ async fn run_workload(
         Workload::DeleteRandom => {
             let store = existing_store(config, root, workload, filled).await?;
             write::run_delete_random(config, store).await?
+        }
+        Workload::DeleteRange => {
+            let store = existing_store(config, root, workload, filled).await?;
+            write::run_delete_range(config, store).await?
         }
         Workload::ReadWhileWriting => {
             let store = existing_store(config, root, workload, filled).await?;
@@ -660,7 +671,13 @@ mod tests {
             ReadRandom => {
                 assert_eq!(report.ops, 300);
                 assert_eq!(count(report, "found"), count(report, "expected"), "{json}");
-                assert!(count(report, "found") < 300, "after deleterandom: {json}");
+                assert_eq!(count(report, "found") < 300, deleted, "after a delete: {json}");
+            }
+            DeleteRange => {
+                // One range delete of 10 keys of the 200 the fill wrote.
+                assert_eq!(report.ops, 1);
+                assert_eq!(live + write::RANGE_DELETE_WIDTH, live_before, "{json}");
+                assert_eq!(count(report, "live_keys"), live, "{json}");
             }
             ReadWhileWriting => {
                 assert_eq!(report.ops, 300);
@@ -833,6 +850,15 @@ mod tests {
                 ReadWhileWriting,
                 ReadSeq,
             ],
+            &[
+                FillSeq,
+                ReadRandom,
+                DeleteRange,
+                ReadRandom,
+                ReadSeq,
+                ReadReverse,
+                SeekRandom,
+            ],
         ] {
             let root = tempfile::tempdir().unwrap();
             let mut filled: Option<FilledStore> = None;
@@ -847,7 +873,7 @@ mod tests {
                 assert_eq!(store.dir, root.path().join(benchmarks[0].name()));
                 let live = store.live.count();
                 check_store_report(workload, &report, live, live_before, deleted);
-                deleted |= workload == DeleteRandom;
+                deleted |= matches!(workload, DeleteRandom | DeleteRange);
             }
         }
     }

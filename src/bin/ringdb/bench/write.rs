@@ -9,6 +9,11 @@
 //!   compaction drains them.
 //! - `deleterandom` reopens an existing store and deletes `--num` random keys
 //!   of its key space (many of them absent, as in db_bench).
+//! - `deleterange` reopens an existing store and writes `--num` / 1000 range
+//!   deletes (at least one), each of the [`RANGE_DELETE_WIDTH`] key numbers
+//!   from a random key of its key space (RocksDB's db_bench
+//!   `--range_tombstone_width`): about 1% of the keys go, and the reads that
+//!   follow pay for range tombstones in most tables they read.
 //!
 //! Every write workload here runs `SyncMode::Buffered` (but `fillsync`) and
 //! ends its timed section with one `db.sync()`; afterwards, untimed, it
@@ -46,6 +51,15 @@ const OVERWRITE_SEED: u64 = 0x5EED_0000_0E4E;
 /// The seed of `deleterandom`'s key choices.
 const DELETE_SEED: u64 = 0x5EED_0000_DE1E;
 
+/// The seed of `deleterange`'s range starts.
+const DELETE_RANGE_SEED: u64 = 0x5EED_0000_DE4A;
+
+/// Key numbers one `deleterange` range delete covers.
+pub(super) const RANGE_DELETE_WIDTH: u64 = 10;
+
+/// Fill keys per `deleterange` range delete.
+const KEYS_PER_RANGE_DELETE: u64 = 1000;
+
 /// How often `overwrite`'s side task samples the level-0 table count.
 const L0_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -56,6 +70,8 @@ enum WriteKind {
     Put,
     /// `db.delete(key)`.
     Delete,
+    /// `db.delete_range(key..)` over [`RANGE_DELETE_WIDTH`] key numbers.
+    DeleteRange,
 }
 
 /// Opens a fresh store for `workload` in `root`, fills it (see [`fill`])
@@ -178,6 +194,44 @@ pub(super) async fn run_delete_random(
             ..store
         },
     ))
+}
+
+/// `deleterange`: see the module docs.
+pub(super) async fn run_delete_range(
+    config: &Config,
+    store: FilledStore,
+) -> Result<(Report, FilledStore), BoxError> {
+    let db = Db::open(&store.dir, config.options(SyncMode::Buffered))
+        .await
+        .map_err(context("reopen store"))?;
+    let ops = delete_range_ops(config);
+    let key_space = store.keys.key_space.saturating_sub(RANGE_DELETE_WIDTH).max(1);
+    let keys = WrittenKeys::random(DELETE_RANGE_SEED, ops, key_space, config.concurrency);
+    let timed = timed_writes(&db, config, &keys, WriteKind::DeleteRange, SyncMode::Buffered).await?;
+    let (flushed, size_bytes) = flush_and_close(&db, &store.dir).await?;
+    let mut live = (*store.live).clone();
+    keys.for_each_key(|start| (start..start + RANGE_DELETE_WIDTH).for_each(|number| live.remove(number)));
+    let mut report = write_report(
+        Workload::DeleteRange.name(),
+        config,
+        &timed,
+        &flushed,
+        size_bytes,
+        &live,
+    );
+    report.extras.extend(tree_extras(&timed.before, &flushed, &live));
+    Ok((
+        report,
+        FilledStore {
+            live: Arc::new(live),
+            ..store
+        },
+    ))
+}
+
+/// The range deletes `deleterange` writes.
+pub(super) fn delete_range_ops(config: &Config) -> u64 {
+    (config.num / KEYS_PER_RANGE_DELETE).max(1)
 }
 
 /// What the timed section of a write workload measured.
@@ -419,17 +473,23 @@ impl WriteTask {
     async fn run(self, deadline: Option<Instant>) -> Result<Latencies, ringdb::Error> {
         let mut rng = self.keys.rng(&self.plan);
         let mut key = vec![0u8; self.key_size];
+        let mut end = vec![0u8; self.key_size];
         let mut latency_ns = self.latency_ns;
         for i in 0..self.plan.ops {
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 break;
             }
             let op = self.plan.first_key + i;
-            write_key(&mut key, self.keys.next_key_number(&mut rng, op));
+            let number = self.keys.next_key_number(&mut rng, op);
+            write_key(&mut key, number);
             let start = Instant::now();
             match self.kind {
                 WriteKind::Put => self.db.put(&key, self.values.value(op)).await?,
                 WriteKind::Delete => self.db.delete(&key).await?,
+                WriteKind::DeleteRange => {
+                    write_key(&mut end, number + RANGE_DELETE_WIDTH);
+                    self.db.delete_range(key.as_slice()..end.as_slice()).await?;
+                }
             }
             latency_ns.record(start.elapsed());
         }
