@@ -49,17 +49,33 @@ impl FileKind {
     }
 }
 
-/// One version of a key: a put or a tombstone.
+/// One version of a key: a put, a tombstone, a merge operand, an
+/// expiring put or a range tombstone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The user key.
+    /// The user key (a range tombstone's start).
     pub key: Bytes,
     /// The write's seqno.
     pub seqno: u64,
     /// True for a tombstone (then `value` is empty).
     pub is_delete: bool,
+    /// What the write did: `put`, `delete`, `merge`, `put-ttl` (the value
+    /// starts with its 8-byte expiry) or `delete-range` (the value is the
+    /// range's end).
+    pub kind: &'static str,
     /// The value.
     pub value: Bytes,
+}
+
+/// The name [`Entry::kind`] gives `kind`.
+fn kind_name(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Put => "put",
+        ValueKind::Delete => "delete",
+        ValueKind::Merge => "merge",
+        ValueKind::PutWithExpiry => "put-ttl",
+        ValueKind::RangeDelete => "delete-range",
+    }
 }
 
 /// A table's properties and (up to a limit) its entries in order.
@@ -69,6 +85,8 @@ pub struct TableDump {
     pub properties: Vec<(&'static str, String)>,
     /// Entries in internal-key order, at most the limit asked for.
     pub entries: Vec<Entry>,
+    /// The range tombstones, as cut into non-overlapping pieces.
+    pub range_tombstones: Vec<Entry>,
     /// True when the table holds more entries than `entries`.
     pub truncated: bool,
 }
@@ -171,13 +189,28 @@ pub async fn dump_table(path: &Path, limit: usize) -> Result<TableDump> {
             key: Bytes::copy_from_slice(iter.user_key()),
             seqno: iter.seqno(),
             is_delete,
+            kind: kind_name(iter.kind()),
             value: if is_delete { Bytes::new() } else { iter.value() },
         });
         iter.next().await?;
     }
+    let range_tombstones = table
+        .range_dels()
+        .map(|dels| dels.tombstones())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|tombstone| Entry {
+            key: tombstone.start,
+            seqno: tombstone.seqno,
+            is_delete: false,
+            kind: kind_name(ValueKind::RangeDelete),
+            value: tombstone.end,
+        })
+        .collect();
     Ok(TableDump {
         properties,
         entries,
+        range_tombstones,
         truncated: iter.valid(),
     })
 }
@@ -197,6 +230,7 @@ fn property_lines(p: &crate::sst::TableProperties) -> Vec<(&'static str, String)
         ("largest_key", escape(&p.largest_key.user_key)),
         ("smallest_seqno", p.smallest_seqno.to_string()),
         ("largest_seqno", p.largest_seqno.to_string()),
+        ("range_tombstones", p.range_del_count.to_string()),
     ]
 }
 
@@ -226,6 +260,7 @@ pub async fn dump_wal(path: &Path) -> Result<WalDump> {
                 key: entry.key,
                 seqno,
                 is_delete: entry.kind == ValueKind::Delete,
+                kind: kind_name(entry.kind),
                 value: entry.value,
             })
             .collect();
@@ -289,7 +324,7 @@ fn edit_lines(edit: &crate::manifest::VersionEdit) -> Vec<String> {
     }
     for (level, table) in &edit.added {
         lines.push(format!(
-            "add L{level} table {:06}: {} bytes, keys {} @{} .. {} @{}, seqnos {}..={}",
+            "add L{level} table {:06}: {} bytes, keys {} @{} .. {} @{}, seqnos {}..={}{}",
             table.number,
             table.size_bytes,
             escape(&table.smallest.user_key),
@@ -298,6 +333,11 @@ fn edit_lines(edit: &crate::manifest::VersionEdit) -> Vec<String> {
             table.largest.seqno(),
             table.smallest_seqno,
             table.largest_seqno,
+            if table.has_range_dels {
+                ", range tombstones"
+            } else {
+                ""
+            },
         ));
     }
     for (level, number) in &edit.deleted {

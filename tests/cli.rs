@@ -169,6 +169,7 @@ fn dump_shows_tables_wal_segments_and_manifests() {
         let db = Db::open(&dir, options()).await.unwrap();
         db.put(b"a", b"1").await.unwrap();
         db.delete(b"b").await.unwrap();
+        db.delete_range("x".."z").await.unwrap();
         db.flush().await.unwrap();
         // Left in the WAL: the store stays open while its segment is dumped.
         let mut batch = ringdb::WriteBatch::new();
@@ -181,6 +182,11 @@ fn dump_shows_tables_wal_segments_and_manifests() {
         assert!(out.contains("  deletions: 1\n"), "{out}");
         assert!(out.contains("  a @1 => 1\n"), "{out}");
         assert!(out.contains("  b @2 DEL\n"), "{out}");
+        assert!(out.contains("  range_tombstones: 1\n"), "{out}");
+        assert!(
+            out.ends_with("range tombstones:\n  [x .. z) @3 DEL RANGE\n"),
+            "{out}"
+        );
         let props = ok(&["dump", "--properties-only", table.to_str().unwrap()]);
         assert!(!props.contains("entries:\n"), "{props}");
 
@@ -198,10 +204,10 @@ fn dump_shows_tables_wal_segments_and_manifests() {
             .expect("a segment holds the batch");
         assert!(out.contains(": 1 records\n"), "{out}");
         assert!(out.contains("record at 0: 2 entries"), "{out}");
-        assert!(out.contains("  c @3 => 3\n  d\\xff @4 => 4\n"), "{out}");
+        assert!(out.contains("  c @4 => 3\n  d\\xff @5 => 4\n"), "{out}");
         assert!(out.ends_with("end: clean\n"), "{out}");
         let hex = ok(&["dump", "--hex", wal.to_str().unwrap()]);
-        assert!(hex.contains("  64ff @4 => 34\n"), "{hex}");
+        assert!(hex.contains("  64ff @5 => 34\n"), "{hex}");
 
         let manifest = files_with(&dir, |n| n.starts_with("MANIFEST-")).pop().unwrap();
         let out = ok(&["dump", manifest.to_str().unwrap()]);
@@ -213,6 +219,7 @@ fn dump_shows_tables_wal_segments_and_manifests() {
             .unwrap()
             .trim_end_matches(".sst");
         assert!(out.contains(&format!("table {table_name}:")), "{out}");
+        assert!(out.contains(", range tombstones\n"), "{out}");
         db.close().await.unwrap();
     });
     let err = fails(&["dump", dir.join("LOCK").to_str().unwrap()]);

@@ -60,12 +60,21 @@ pub async fn run(args: DumpArgs) -> Result<(), BoxError> {
             inspect::escape(bytes)
         }
     };
-    let entry_line = |entry: &Entry| {
-        if entry.is_delete {
-            format!("{} @{} DEL", show(&entry.key), entry.seqno)
-        } else {
-            format!("{} @{} => {}", show(&entry.key), entry.seqno, show(&entry.value))
-        }
+    let entry_line = |entry: &Entry| match entry.kind {
+        "delete" => format!("{} @{} DEL", show(&entry.key), entry.seqno),
+        "put" => format!("{} @{} => {}", show(&entry.key), entry.seqno, show(&entry.value)),
+        "delete-range" => format!(
+            "[{} .. {}) @{} DEL RANGE",
+            show(&entry.key),
+            show(&entry.value),
+            entry.seqno
+        ),
+        kind => format!(
+            "{} @{} {kind} => {}",
+            show(&entry.key),
+            entry.seqno,
+            show(&entry.value)
+        ),
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -88,6 +97,12 @@ pub async fn run(args: DumpArgs) -> Result<(), BoxError> {
                 }
                 if table.truncated {
                     writeln!(out, "  ... (more past --limit {})", args.limit)?;
+                }
+                if !table.range_tombstones.is_empty() {
+                    writeln!(out, "range tombstones:")?;
+                    for tombstone in &table.range_tombstones {
+                        writeln!(out, "  {}", entry_line(tombstone))?;
+                    }
                 }
             }
         }
