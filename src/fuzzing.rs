@@ -311,6 +311,8 @@ pub const MAX_OPS: usize = 200;
 enum Step {
     Put(u8, Vec<u8>),
     Delete(u8),
+    /// Deletes keys `start..start + len`.
+    DeleteRange(u8, u8),
     Batch(Vec<(u8, Option<Vec<u8>>)>),
     Get(u8),
     Scan,
@@ -333,7 +335,8 @@ fn steps(data: &[u8]) -> Vec<Step> {
                 let len = usize::from(bytes.next().unwrap_or(0)) * 8;
                 Step::Put(key, vec![tag; len])
             }
-            6 | 7 => Step::Delete(key),
+            6 => Step::Delete(key),
+            7 => Step::DeleteRange(key, 1 + bytes.next().unwrap_or(0) % 8),
             8 => {
                 let count = 1 + usize::from(key % 4);
                 let entries = (0..count)
@@ -414,6 +417,13 @@ async fn run_ops(steps: Vec<Step>) {
                     .await
                     .unwrap_or_else(|e| panic!("{}: {e}", context("delete")));
                 model.remove(&key_name(key));
+            }
+            Step::DeleteRange(start, len) => {
+                let (start, end) = (key_name(start), key_name(start + len));
+                db.delete_range(start.as_slice()..end.as_slice())
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: {e}", context("delete_range")));
+                model.retain(|k, _| !(start <= *k && *k < end));
             }
             Step::Batch(entries) => {
                 let mut batch = crate::WriteBatch::new();

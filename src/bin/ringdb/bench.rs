@@ -114,6 +114,10 @@ pub enum Workload {
     /// Buffered deletes of random keys of an existing store, then one sync.
     #[value(name = "deleterandom")]
     DeleteRandom,
+    /// Buffered merge operands (`Append`) into random keys of an existing
+    /// store, then one sync.
+    #[value(name = "mergerandom")]
+    MergeRandom,
     /// Buffered range deletes of random ranges of an existing store (about
     /// 1% of its keys), then one sync.
     #[value(name = "deleterange")]
@@ -150,6 +154,7 @@ impl Workload {
             Workload::Overwrite => "overwrite",
             Workload::DeleteRandom => "deleterandom",
             Workload::DeleteRange => "deleterange",
+            Workload::MergeRandom => "mergerandom",
             Workload::ReadSeq => "readseq",
             Workload::ReadReverse => "readreverse",
             Workload::SeekRandom => "seekrandom",
@@ -215,7 +220,7 @@ key is read from a table. readrandom reads keys the fill wrote; readmissing \
 reads the same keys with a '.' appended, which no table holds but which sort \
 inside the tables' key range, so the bloom filters must reject them. \
 overwrite and deleterandom draw --num keys from the fill's key space; deleterange writes \
---num/1000 range deletes of 10 keys each from it. readseq \
+--num/1000 range deletes of 10 keys each from it; mergerandom merges --num values into its keys. readseq \
 and readreverse scan the whole store once (ops = entries). seekrandom runs \
 --reads scans, each of one seek and --seek-nexts more entries. \
 readwhilewriting runs --reads gets with --concurrency readers while one \
@@ -340,7 +345,13 @@ struct Config {
 impl Config {
     /// The store options every workload opens its store with.
     fn options(&self, mode: SyncMode) -> Options {
+        // NOTE: every store has the operator, so that any workload can read
+        // what a mergerandom left.
+        let append = ringdb::merge::Append {
+            separator: b",".to_vec(),
+        };
         let options = Options::default()
+            .merge_operator(std::sync::Arc::new(append))
             .sync_mode(mode)
             .io_backend(self.io_backend)
             .block_cache_size_bytes(self.block_cache_size_bytes)
@@ -470,9 +481,11 @@ fn print_header(config: &Config, root: &std::path::Path) {
 fn expected_ops(config: &Config, workload: Workload) -> Option<u64> {
     match workload {
         Workload::RawSync | Workload::FillSync => Some(config.sync_num),
-        Workload::FillSeq | Workload::FillRandom | Workload::Overwrite | Workload::DeleteRandom => {
-            Some(config.num)
-        }
+        Workload::FillSeq
+        | Workload::FillRandom
+        | Workload::Overwrite
+        | Workload::DeleteRandom
+        | Workload::MergeRandom => Some(config.num),
         Workload::ReadRandom | Workload::ReadMissing | Workload::SeekRandom | Workload::ReadWhileWriting => {
             Some(config.reads)
         }
@@ -538,6 +551,10 @@ async fn run_workload(
         Workload::DeleteRange => {
             let store = existing_store(config, root, workload, filled).await?;
             write::run_delete_range(config, store).await?
+        }
+        Workload::MergeRandom => {
+            let store = existing_store(config, root, workload, filled).await?;
+            write::run_merge_random(config, store).await?
         }
         Workload::ReadWhileWriting => {
             let store = existing_store(config, root, workload, filled).await?;
@@ -672,6 +689,11 @@ mod tests {
                 assert_eq!(report.ops, 300);
                 assert_eq!(count(report, "found"), count(report, "expected"), "{json}");
                 assert_eq!(count(report, "found") < 300, deleted, "after a delete: {json}");
+            }
+            MergeRandom => {
+                assert_eq!(report.ops, 200);
+                assert!(live >= live_before, "{json}");
+                assert_eq!(count(report, "live_keys"), live, "{json}");
             }
             DeleteRange => {
                 // One range delete of 10 keys of the 200 the fill wrote.

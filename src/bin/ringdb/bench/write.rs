@@ -9,6 +9,11 @@
 //!   compaction drains them.
 //! - `deleterandom` reopens an existing store and deletes `--num` random keys
 //!   of its key space (many of them absent, as in db_bench).
+//! - `mergerandom` reopens an existing store and merges `--num` operands
+//!   (values of `--value-size` bytes) into random keys of its key space
+//!   with the `Append` operator every bench store has (db_bench's
+//!   `mergerandom`): keys that had a value get a longer one, absent keys
+//!   become live.
 //! - `deleterange` reopens an existing store and writes `--num` / 1000 range
 //!   deletes (at least one), each of the [`RANGE_DELETE_WIDTH`] key numbers
 //!   from a random key of its key space (RocksDB's db_bench
@@ -51,6 +56,9 @@ const OVERWRITE_SEED: u64 = 0x5EED_0000_0E4E;
 /// The seed of `deleterandom`'s key choices.
 const DELETE_SEED: u64 = 0x5EED_0000_DE1E;
 
+/// The seed of `mergerandom`'s key choices.
+const MERGE_SEED: u64 = 0x5EED_0000_3E46;
+
 /// The seed of `deleterange`'s range starts.
 const DELETE_RANGE_SEED: u64 = 0x5EED_0000_DE4A;
 
@@ -72,6 +80,8 @@ enum WriteKind {
     Delete,
     /// `db.delete_range(key..)` over [`RANGE_DELETE_WIDTH`] key numbers.
     DeleteRange,
+    /// `db.merge(key, value)`.
+    Merge,
 }
 
 /// Opens a fresh store for `workload` in `root`, fills it (see [`fill`])
@@ -180,6 +190,37 @@ pub(super) async fn run_delete_random(
     keys.for_each_key(|number| live.remove(number));
     let mut report = write_report(
         Workload::DeleteRandom.name(),
+        config,
+        &timed,
+        &flushed,
+        size_bytes,
+        &live,
+    );
+    report.extras.extend(tree_extras(&timed.before, &flushed, &live));
+    Ok((
+        report,
+        FilledStore {
+            live: Arc::new(live),
+            ..store
+        },
+    ))
+}
+
+/// `mergerandom`: see the module docs.
+pub(super) async fn run_merge_random(
+    config: &Config,
+    store: FilledStore,
+) -> Result<(Report, FilledStore), BoxError> {
+    let db = Db::open(&store.dir, config.options(SyncMode::Buffered))
+        .await
+        .map_err(context("reopen store"))?;
+    let keys = WrittenKeys::random(MERGE_SEED, config.num, store.keys.key_space, config.concurrency);
+    let timed = timed_writes(&db, config, &keys, WriteKind::Merge, SyncMode::Buffered).await?;
+    let (flushed, size_bytes) = flush_and_close(&db, &store.dir).await?;
+    let mut live = (*store.live).clone();
+    keys.for_each_key(|number| live.insert(number));
+    let mut report = write_report(
+        Workload::MergeRandom.name(),
         config,
         &timed,
         &flushed,
@@ -486,6 +527,7 @@ impl WriteTask {
             match self.kind {
                 WriteKind::Put => self.db.put(&key, self.values.value(op)).await?,
                 WriteKind::Delete => self.db.delete(&key).await?,
+                WriteKind::Merge => self.db.merge(&key, self.values.value(op)).await?,
                 WriteKind::DeleteRange => {
                     write_key(&mut end, number + RANGE_DELETE_WIDTH);
                     self.db.delete_range(key.as_slice()..end.as_slice()).await?;
