@@ -171,18 +171,9 @@ async fn read_whole(fs: &Arc<dyn Fs>, path: &Path) -> Result<Bytes> {
         .size_bytes()
         .await
         .map_err(|e| Error::io("stat for check", path, e))?;
-    let mut data = Vec::new();
-    while (data.len() as u64) < len {
-        let want = ((len - data.len() as u64) as usize).min(crate::limits::WAL_READ_CHUNK_BYTES);
-        let chunk = file
-            .read_at(want, data.len() as u64)
-            .await
-            .map_err(|e| Error::io("read for check", path, e))?;
-        if chunk.is_empty() {
-            break;
-        }
-        data.extend_from_slice(&chunk);
-    }
+    let data = crate::io::read_prefix(file.as_ref(), len)
+        .await
+        .map_err(|e| Error::io("read for check", path, e))?;
     Ok(Bytes::from(data))
 }
 

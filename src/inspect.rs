@@ -146,9 +146,7 @@ async fn read_file(fs: &Arc<dyn Fs>, path: &Path, limit_bytes: u64) -> Result<By
             limit_bytes: usize::try_from(limit_bytes).unwrap_or(usize::MAX),
         });
     }
-    let len = usize::try_from(size).map_err(|_| Error::corruption(path, 0, "file size overflows usize"))?;
-    let data = file
-        .read_at(len, 0)
+    let data = crate::io::read_prefix(file.as_ref(), size)
         .await
         .map_err(|e| Error::io("read", path, e))?;
     Ok(Bytes::from(data))

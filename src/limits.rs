@@ -18,7 +18,7 @@
 //!   `HOLD_BYTES_MAX`, `UNPAID_LIMIT` (the hold policy).
 //! - `compaction::job`: `YIELD_EVERY_ENTRIES`.
 //! - `db::scan`: `FIRST_SCAN_BATCH_ENTRIES`, `MAX_SCAN_BATCH_ENTRIES`,
-//!   `MAX_SCAN_BATCH_BYTES`; `db::checkpoint`: `COPY_CHUNK_BYTES`.
+//!   `MAX_SCAN_BATCH_BYTES`; `io::read_prefix`: `READ_CHUNK_BYTES`.
 //! - `inspect`: `MAX_DUMP_FILE_SIZE_BYTES` (the `dump` command).
 //! - `io::sim` (tests only): `MAX_SIM_FILE_BYTES`, `MAX_LOGGED_OPS`.
 //! - `fuzzing` (fuzz harnesses): `MAX_OPS`, `MAX_BUILT_BLOCK_KEYS`.
@@ -60,8 +60,9 @@ pub const PREALLOCATE_CHUNK_BYTES: usize = 1024 * 1024;
 /// [`crate::io::OpenMode::ReadWriteDirect`] handle (`O_DIRECT`): a page, which is
 /// a multiple of every disk's logical block size we expect (512 or 4,096).
 pub const DIRECT_IO_ALIGN_BYTES: usize = 4096;
-/// Largest read recovery issues against a WAL segment at once.
-pub const WAL_READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// Largest single read of a file read whole (a WAL segment at recovery, a
+/// manifest, a file a checkpoint copies): [`crate::io::read_prefix`].
+pub const READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// The WAL task keeps a segment zero-filled (and synced) this far past its
 /// last record, so that most fdatasyncs overwrite allocated blocks and need
 /// not journal a size change.

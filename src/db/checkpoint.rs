@@ -42,9 +42,6 @@ use crate::key::SeqNo;
 use crate::manifest::{ManifestWriter, VersionEdit};
 use crate::wal::reader::scan_segment;
 
-/// Bytes read or written per I/O while copying a file.
-const COPY_CHUNK_BYTES: usize = 1 << 20;
-
 impl Db {
     /// Writes a consistent copy of the store into `dir` (which must be
     /// empty or absent) while writes go on: a store of its own, holding
@@ -191,7 +188,7 @@ async fn copy_wal(
 }
 
 /// The first `len` bytes of `path` (all of it with `None`), read in
-/// chunks of [`COPY_CHUNK_BYTES`].
+/// chunks ([`crate::io::read_prefix`]).
 async fn read_prefix(fs: &Arc<dyn Fs>, path: &Path, len: Option<u64>) -> Result<Vec<u8>> {
     let file = fs
         .open(path, OpenMode::Read)
@@ -202,20 +199,9 @@ async fn read_prefix(fs: &Arc<dyn Fs>, path: &Path, len: Option<u64>) -> Result<
         .await
         .map_err(|e| Error::io("stat file to checkpoint", path, e))?;
     let len = len.map_or(size, |len| len.min(size));
-    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    while (data.len() as u64) < len {
-        let want = usize::try_from(len - data.len() as u64)
-            .map_or(COPY_CHUNK_BYTES, |left| left.min(COPY_CHUNK_BYTES));
-        let chunk = file
-            .read_at(want, data.len() as u64)
-            .await
-            .map_err(|e| Error::io("read file to checkpoint", path, e))?;
-        if chunk.is_empty() {
-            break;
-        }
-        data.extend_from_slice(&chunk);
-    }
-    Ok(data)
+    crate::io::read_prefix(file.as_ref(), len)
+        .await
+        .map_err(|e| Error::io("read file to checkpoint", path, e))
 }
 
 /// Writes `data` to a new file at `path` and syncs it.

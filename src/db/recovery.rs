@@ -85,7 +85,7 @@ use crate::filename::{
 };
 use crate::io::{Fs, OpenMode};
 use crate::key::SeqNo;
-use crate::limits::{MAX_LOST_NAME_ATTEMPTS, WAL_READ_CHUNK_BYTES};
+use crate::limits::MAX_LOST_NAME_ATTEMPTS;
 use crate::manifest::{TableMeta, VersionEdit, read_current, read_manifest_edits};
 use crate::memtable::Memtable;
 use crate::sst::{ReadStats, Table, TableOptions};
@@ -352,18 +352,9 @@ async fn read_whole(fs: &Arc<dyn Fs>, path: &Path) -> Result<Bytes> {
         .size_bytes()
         .await
         .map_err(|e| Error::io("stat wal segment", path, e))?;
-    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    while (data.len() as u64) < len {
-        let want = ((len - data.len() as u64) as usize).min(WAL_READ_CHUNK_BYTES);
-        let chunk = file
-            .read_at(want, data.len() as u64)
-            .await
-            .map_err(|e| Error::io("read wal segment", path, e))?;
-        if chunk.is_empty() {
-            break; // the file shrank under us; scan what we have
-        }
-        data.extend_from_slice(&chunk);
-    }
+    let data = crate::io::read_prefix(file.as_ref(), len)
+        .await
+        .map_err(|e| Error::io("read wal segment", path, e))?;
     Ok(Bytes::from(data))
 }
 

@@ -171,6 +171,29 @@ pub(crate) fn misaligned_direct_write() -> io::Error {
     io::Error::from_raw_os_error(libc::EINVAL)
 }
 
+/// The first `len` bytes of `file` (fewer if it ends first), read in
+/// chunks of at most [`crate::limits::READ_CHUNK_BYTES`]: how ringdb reads a
+/// file whole. The caller bounds `len` (by the file's size and its own
+/// limit) before calling.
+///
+/// # Errors
+/// The first failed read.
+pub async fn read_prefix(file: &dyn File, len: u64) -> io::Result<Vec<u8>> {
+    let chunk_bytes = crate::limits::READ_CHUNK_BYTES;
+    let mut data = Vec::with_capacity(usize::try_from(len).map_or(chunk_bytes, |len| len.min(chunk_bytes)));
+    while (data.len() as u64) < len {
+        let left = len - data.len() as u64;
+        let want = usize::try_from(left).map_or(chunk_bytes, |left| left.min(chunk_bytes));
+        let chunk = file.read_at(want, data.len() as u64).await?;
+        if chunk.is_empty() {
+            // NOTE: the file shrank under us; the caller judges what it got.
+            break;
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data)
+}
+
 /// An open file.
 #[async_trait]
 pub trait File: Send + Sync + fmt::Debug {

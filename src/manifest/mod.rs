@@ -55,19 +55,9 @@ async fn read_all(fs: &Arc<dyn Fs>, path: &Path, what: &'static str, max_size_by
             format!("{size} bytes, more than {max_size_bytes} are possible"),
         ));
     }
-    let mut data = Vec::new();
-    while (data.len() as u64) < size {
-        let want = ((size - data.len() as u64) as usize).min(crate::limits::WAL_READ_CHUNK_BYTES);
-        let chunk = file
-            .read_at(want, data.len() as u64)
-            .await
-            .map_err(|e| Error::io(what, path, e))?;
-        if chunk.is_empty() {
-            break;
-        }
-        data.extend_from_slice(&chunk);
-    }
-    Ok(data)
+    crate::io::read_prefix(file.as_ref(), size)
+        .await
+        .map_err(|e| Error::io(what, path, e))
 }
 
 /// The live manifest's number, from `CURRENT`; `None` if there is no `CURRENT`.
