@@ -180,30 +180,8 @@ pub(super) async fn run_delete_random(
     config: &Config,
     store: FilledStore,
 ) -> Result<(Report, FilledStore), BoxError> {
-    let db = Db::open(&store.dir, config.options(SyncMode::Buffered))
-        .await
-        .map_err(context("reopen store"))?;
     let keys = WrittenKeys::random(DELETE_SEED, config.num, store.keys.key_space, config.concurrency);
-    let timed = timed_writes(&db, config, &keys, WriteKind::Delete, SyncMode::Buffered).await?;
-    let (flushed, size_bytes) = flush_and_close(&db, &store.dir).await?;
-    let mut live = (*store.live).clone();
-    keys.for_each_key(|number| live.remove(number));
-    let mut report = write_report(
-        Workload::DeleteRandom.name(),
-        config,
-        &timed,
-        &flushed,
-        size_bytes,
-        &live,
-    );
-    report.extras.extend(tree_extras(&timed.before, &flushed, &live));
-    Ok((
-        report,
-        FilledStore {
-            live: Arc::new(live),
-            ..store
-        },
-    ))
+    run_on_store(config, store, Workload::DeleteRandom, WriteKind::Delete, keys).await
 }
 
 /// `mergerandom`: see the module docs.
@@ -211,30 +189,8 @@ pub(super) async fn run_merge_random(
     config: &Config,
     store: FilledStore,
 ) -> Result<(Report, FilledStore), BoxError> {
-    let db = Db::open(&store.dir, config.options(SyncMode::Buffered))
-        .await
-        .map_err(context("reopen store"))?;
     let keys = WrittenKeys::random(MERGE_SEED, config.num, store.keys.key_space, config.concurrency);
-    let timed = timed_writes(&db, config, &keys, WriteKind::Merge, SyncMode::Buffered).await?;
-    let (flushed, size_bytes) = flush_and_close(&db, &store.dir).await?;
-    let mut live = (*store.live).clone();
-    keys.for_each_key(|number| live.insert(number));
-    let mut report = write_report(
-        Workload::MergeRandom.name(),
-        config,
-        &timed,
-        &flushed,
-        size_bytes,
-        &live,
-    );
-    report.extras.extend(tree_extras(&timed.before, &flushed, &live));
-    Ok((
-        report,
-        FilledStore {
-            live: Arc::new(live),
-            ..store
-        },
-    ))
+    run_on_store(config, store, Workload::MergeRandom, WriteKind::Merge, keys).await
 }
 
 /// `deleterange`: see the module docs.
@@ -242,24 +198,38 @@ pub(super) async fn run_delete_range(
     config: &Config,
     store: FilledStore,
 ) -> Result<(Report, FilledStore), BoxError> {
+    let key_space = store.keys.key_space.saturating_sub(RANGE_DELETE_WIDTH).max(1);
+    let keys = WrittenKeys::random(
+        DELETE_RANGE_SEED,
+        delete_range_ops(config),
+        key_space,
+        config.concurrency,
+    );
+    run_on_store(config, store, Workload::DeleteRange, WriteKind::DeleteRange, keys).await
+}
+
+/// Reopens `store`, runs `keys` as `kind` (buffered, then one sync),
+/// flushes and closes it, and reports as `workload`, the store's live keys
+/// updated by what the writes did.
+async fn run_on_store(
+    config: &Config,
+    store: FilledStore,
+    workload: Workload,
+    kind: WriteKind,
+    keys: WrittenKeys,
+) -> Result<(Report, FilledStore), BoxError> {
     let db = Db::open(&store.dir, config.options(SyncMode::Buffered))
         .await
         .map_err(context("reopen store"))?;
-    let ops = delete_range_ops(config);
-    let key_space = store.keys.key_space.saturating_sub(RANGE_DELETE_WIDTH).max(1);
-    let keys = WrittenKeys::random(DELETE_RANGE_SEED, ops, key_space, config.concurrency);
-    let timed = timed_writes(&db, config, &keys, WriteKind::DeleteRange, SyncMode::Buffered).await?;
+    let timed = timed_writes(&db, config, &keys, kind, SyncMode::Buffered).await?;
     let (flushed, size_bytes) = flush_and_close(&db, &store.dir).await?;
     let mut live = (*store.live).clone();
-    keys.for_each_key(|start| (start..start + RANGE_DELETE_WIDTH).for_each(|number| live.remove(number)));
-    let mut report = write_report(
-        Workload::DeleteRange.name(),
-        config,
-        &timed,
-        &flushed,
-        size_bytes,
-        &live,
-    );
+    keys.for_each_key(|number| match kind {
+        WriteKind::Put | WriteKind::Merge => live.insert(number),
+        WriteKind::Delete => live.remove(number),
+        WriteKind::DeleteRange => (number..number + RANGE_DELETE_WIDTH).for_each(|n| live.remove(n)),
+    });
+    let mut report = write_report(workload.name(), config, &timed, &flushed, size_bytes, &live);
     report.extras.extend(tree_extras(&timed.before, &flushed, &live));
     Ok((
         report,
