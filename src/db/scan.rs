@@ -269,7 +269,9 @@ fn run(
 
 /// The value of `key` at `snapshot` in `current`, with its merge operands
 /// folded: a scan of the one key, for a point read whose newest version is
-/// a merge operand.
+/// a merge operand. It reads only the sources that may hold the key: every
+/// memtable, and the tables whose key range holds it and whose bloom filter
+/// does not rule it out (at most one per level below 0).
 ///
 /// # Errors
 /// As a scan's, and [`crate::Error::MergeFailed`] from the fold.
@@ -279,8 +281,29 @@ pub(super) async fn point_read(
     key: &Bytes,
     snapshot: SeqNo,
 ) -> Result<Option<Bytes>> {
+    let mut sources = vec![Source::Memtable(MemtableIter::new(Arc::clone(&current.memtable)))];
+    for imm in &current.imms {
+        sources.push(Source::Memtable(MemtableIter::new(Arc::clone(&imm.memtable))));
+    }
+    // NOTE: newest first, as `lookup_at` reads them; deeper levels do not
+    // overlap, so at most one of their tables holds the key.
+    let tables = current
+        .version
+        .levels
+        .iter()
+        .flatten()
+        .filter(|meta| meta.may_hold(key));
+    for meta in tables {
+        let table = shared.table_cache.get(meta.number, meta.size_bytes).await?;
+        if table.may_contain(key) {
+            sources.push(Source::Table(TableIter::new(table)));
+        }
+    }
     let (start, end) = (Bound::Included(key.clone()), Bound::Included(key.clone()));
-    let mut iter = db_iter(shared, current, snapshot, start, end, Direction::Forward).await?;
+    let range_dels = range_dels(shared, current, snapshot, &start, &end).await?;
+    let mut iter = DbIter::new(sources, snapshot, start, end, Direction::Forward)
+        .with_resolver(shared.options.resolver())
+        .with_range_dels(range_dels);
     let mut batch = Batch::with_capacity(1);
     iter.next_batch(&mut batch, 1, usize::MAX).await?;
     Ok(batch.into_entries().next().map(|(_, value)| value))
