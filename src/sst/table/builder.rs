@@ -10,7 +10,8 @@
 //! range_del   : (format version 3, only if the table holds range tombstones)
 //!               block::builder layout, restart every entry, key = encoded
 //!               internal key (start, seqno, RangeDelete), value = end;
-//!               sorted by key; never compressed
+//!               the tombstones cut into fragments (ranges disjoint or
+//!               equal), sorted by key; never compressed
 //! properties  : format::properties layout; never compressed
 //! index block : block::builder layout, restart every entry,
 //!               key = last encoded internal key of data block i,
@@ -46,7 +47,7 @@ use crate::error::{Error, Result};
 use crate::io::File;
 use crate::key::{InternalKey, SeqNo, Trailer, ValueKind};
 use crate::limits::MAX_KEY_SIZE_BYTES;
-use crate::range_del::{RangeTombstone, last_covered_key};
+use crate::range_del::{RangeDels, RangeTombstone, last_covered_key};
 use crate::sst::block::BlockBuilder;
 pub use crate::sst::block::trailer::Compression;
 use crate::sst::block::trailer::encode_block;
@@ -298,12 +299,12 @@ impl TableBuilder {
         let filter = self.bloom.finish();
         check_meta_size("sst filter block", filter.len())?;
         let filter_handle = self.append_block(&filter, Compression::None);
-        let range_del_count = self.range_tombstones.len() as u64;
-        if range_del_count > 0 {
+        if !self.range_tombstones.is_empty() {
             let block = range_del_block(&mut self.range_tombstones);
             check_meta_size("sst range tombstone block", block.len())?;
             self.append_block(&block, Compression::None);
         }
+        let range_del_count = self.range_tombstones.len() as u64;
 
         let index_raw_len = self.index_block.current_size_bytes();
         check_meta_size("sst index block", index_raw_len)?;
@@ -460,15 +461,17 @@ impl TableBuilder {
     }
 }
 
-/// The range-tombstone block of `tombstones` (sorted here, duplicates
-/// dropped).
+/// The range-tombstone block of `tombstones`, stored as fragments: ranges
+/// that are disjoint or equal, one entry per fragment and seqno, in
+/// internal-key order. A reader then rebuilds exactly these fragments, so a
+/// block whose ranges overlap otherwise is corruption (and cannot make a
+/// reader's fragments grow with the square of its entries).
 fn range_del_block(tombstones: &mut Vec<RangeTombstone>) -> Vec<u8> {
-    let key = |t: &RangeTombstone| InternalKey::new(t.start.clone(), t.seqno, ValueKind::RangeDelete);
-    tombstones.sort_by_key(key);
-    tombstones.dedup_by(|a, b| a.start == b.start && a.seqno == b.seqno);
+    *tombstones = RangeDels::new(std::mem::take(tombstones)).tombstones();
     let mut block = BlockBuilder::new(INDEX_RESTART_INTERVAL);
     for tombstone in tombstones.iter() {
-        block.add(&encoded_key::encode(&key(tombstone)), &tombstone.end);
+        let key = InternalKey::new(tombstone.start.clone(), tombstone.seqno, ValueKind::RangeDelete);
+        block.add(&encoded_key::encode(&key), &tombstone.end);
     }
     block.finish().to_vec()
 }

@@ -454,5 +454,24 @@ fn decode_range_dels(block: &Block, count: u64) -> std::result::Result<RangeDels
             tombstones.len()
         ));
     }
+    check_fragmented(&tombstones)?;
     Ok(RangeDels::new(tombstones))
+}
+
+/// Checks that `tombstones` (in block order) are fragments, as every
+/// writer stores them: sorted by start, each range equal to or disjoint from
+/// the next. Fragmenting them again then makes no more pieces than there
+/// are entries, whatever the bytes.
+pub(super) fn check_fragmented(tombstones: &[RangeTombstone]) -> std::result::Result<(), String> {
+    for pair in tombstones.windows(2) {
+        let [a, b] = pair else { continue };
+        let in_order = match a.start == b.start {
+            true => a.end == b.end && a.seqno > b.seqno,
+            false => a.start < b.start && a.end <= b.start,
+        };
+        if !in_order {
+            return Err("range tombstones out of order or overlapping".to_owned());
+        }
+    }
+    Ok(())
 }

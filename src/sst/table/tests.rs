@@ -796,7 +796,8 @@ fn range_tombstones_round_trip_and_damage_is_caught() {
             }
             let properties = builder.finish().await.unwrap();
             assert_eq!(properties.format_version, FORMAT_VERSION);
-            assert_eq!(properties.range_del_count, 3);
+            // Stored as fragments: [a,b)@5 [b,c)@9 [b,c)@5 [c,d)@9 [x,z\0)@7.
+            assert_eq!(properties.range_del_count, 5);
             assert_eq!(
                 (properties.smallest_seqno, properties.largest_seqno),
                 (if with_points { 3 } else { 5 }, 9)
@@ -860,5 +861,38 @@ async fn damage_is_caught(fs: &SimFs, bytes: &[u8], expected: &crate::range_del:
             let read = scan_forward(&mut table.iter()).await;
             assert!(read.is_err() || read.unwrap().len() == points);
         }
+    }
+}
+
+/// A range-tombstone block must hold fragments: sorted, equal or disjoint
+/// ranges; anything else (which no writer produces) is refused before it
+/// is fragmented.
+#[test]
+fn only_fragmented_range_tombstones_are_accepted() {
+    use super::reader::check_fragmented;
+    use crate::range_del::RangeTombstone;
+    let tomb = |start: &'static str, end: &'static str, seqno| RangeTombstone {
+        start: Bytes::from_static(start.as_bytes()),
+        end: Bytes::from_static(end.as_bytes()),
+        seqno,
+    };
+    assert!(
+        check_fragmented(&[
+            tomb("a", "b", 5),
+            tomb("b", "c", 9),
+            tomb("b", "c", 5),
+            tomb("d", "e", 1)
+        ])
+        .is_ok()
+    );
+    assert!(check_fragmented(&[]).is_ok());
+    for bad in [
+        vec![tomb("a", "c", 5), tomb("b", "d", 9)],
+        vec![tomb("b", "c", 5), tomb("a", "b", 9)],
+        vec![tomb("a", "c", 5), tomb("a", "d", 4)],
+        vec![tomb("a", "c", 5), tomb("a", "c", 5)],
+        vec![tomb("a", "c", 5), tomb("a", "c", 6)],
+    ] {
+        assert!(check_fragmented(&bad).is_err(), "{bad:?}");
     }
 }
