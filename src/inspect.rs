@@ -57,13 +57,11 @@ pub struct Entry {
     pub key: Bytes,
     /// The write's seqno.
     pub seqno: u64,
-    /// True for a tombstone (then `value` is empty).
-    pub is_delete: bool,
     /// What the write did: `put`, `delete`, `merge`, `put-ttl` (the value
     /// starts with its 8-byte expiry) or `delete-range` (the value is the
     /// range's end).
     pub kind: &'static str,
-    /// The value.
+    /// The value (empty for a `delete`).
     pub value: Bytes,
 }
 
@@ -186,7 +184,6 @@ pub async fn dump_table(path: &Path, limit: usize) -> Result<TableDump> {
         entries.push(Entry {
             key: Bytes::copy_from_slice(iter.user_key()),
             seqno: iter.seqno(),
-            is_delete,
             kind: kind_name(iter.kind()),
             value: if is_delete { Bytes::new() } else { iter.value() },
         });
@@ -200,7 +197,6 @@ pub async fn dump_table(path: &Path, limit: usize) -> Result<TableDump> {
         .map(|tombstone| Entry {
             key: tombstone.start,
             seqno: tombstone.seqno,
-            is_delete: false,
             kind: kind_name(ValueKind::RangeDelete),
             value: tombstone.end,
         })
@@ -257,7 +253,6 @@ pub async fn dump_wal(path: &Path) -> Result<WalDump> {
             .map(|(entry, seqno)| Entry {
                 key: entry.key,
                 seqno,
-                is_delete: entry.kind == ValueKind::Delete,
                 kind: kind_name(entry.kind),
                 value: entry.value,
             })

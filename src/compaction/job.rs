@@ -606,8 +606,7 @@ impl OutputWriter<'_, '_> {
     /// Finishes the outputs: the open table takes the rest of the range
     /// tombstones; with none open, a table of tombstones alone does.
     async fn finish_last(&mut self) -> Result<()> {
-        let rest = self.range_dels.clipped(self.lower.as_deref(), None);
-        if self.open.is_none() && !rest.is_empty() {
+        if self.open.is_none() && self.range_dels.overlaps(self.lower.as_deref(), None) {
             let open = self.create_table(Bytes::new()).await?;
             self.open = Some(open);
         }
