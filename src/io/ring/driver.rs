@@ -36,7 +36,7 @@
 use std::ffi::CString;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -47,6 +47,7 @@ use slab::Slab;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::cq_flags::CqFlags;
 use crate::limits::{FOREGROUND_RING_ENTRIES, MAX_FOREGROUND_RING_OPS};
 
 /// What an operation hands the kernel, kept alive until its completion.
@@ -80,11 +81,42 @@ struct Slot {
     state: SlotState,
     resources: Resources,
     _permit: OwnedSemaphorePermit,
+    /// Still in the kernel after its submitter's look at the completion
+    /// queue: its completion needs the eventfd.
+    awaited: bool,
 }
 
 struct State {
     ring: IoUring,
     slots: Slab<Slot>,
+    /// Slots with `awaited` set; the eventfd is on exactly while this is
+    /// above zero.
+    awaited: usize,
+    /// The switch of the ring's eventfd notifications; `None` on a kernel
+    /// without one (they stay on).
+    cq_flags: Option<CqFlags>,
+}
+
+impl State {
+    /// Counts the operation in `key` as awaited after its submission took
+    /// no completion for it; on the first, turns the eventfd on and looks
+    /// at the queue again for completions posted while it was off.
+    fn await_completion(&mut self, key: usize, wakers: &mut Vec<Waker>) {
+        let Some(slot) = self.slots.get_mut(key) else {
+            return;
+        };
+        if !matches!(slot.state, SlotState::Waiting(_)) {
+            return;
+        }
+        slot.awaited = true;
+        self.awaited += 1;
+        if self.awaited == 1
+            && let Some(cq_flags) = &self.cq_flags
+        {
+            cq_flags.set_notify(true);
+            drain(self, wakers);
+        }
+    }
 }
 
 /// One store's foreground ring. See the module docs.
@@ -96,6 +128,9 @@ pub(crate) struct Driver {
     dead: AtomicBool,
     /// The eventfd registered with the ring; written on drop to end the reaper.
     eventfd: OwnedFd,
+    /// The ring's descriptor, for `io_uring_enter` outside the lock (the
+    /// ring in `state` owns it and outlives every use).
+    ring_fd: RawFd,
 }
 
 /// The error of an operation after the store's runtime has shut down.
@@ -120,15 +155,23 @@ impl Driver {
         // SAFETY: `raw` is a new descriptor that nothing else owns.
         let eventfd = unsafe { OwnedFd::from_raw_fd(raw) };
         ring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        let cq_flags = CqFlags::map(ring.as_raw_fd())?;
+        if let Some(cq_flags) = &cq_flags {
+            cq_flags.set_notify(false);
+        }
         let watched_fd = eventfd.try_clone()?;
+        let ring_fd = ring.as_raw_fd();
         let driver = Arc::new(Driver {
             state: Mutex::new(State {
                 ring,
                 slots: Slab::new(),
+                awaited: 0,
+                cq_flags,
             }),
             permits: Arc::new(Semaphore::new(MAX_FOREGROUND_RING_OPS)),
             dead: AtomicBool::new(false),
             eventfd,
+            ring_fd,
         });
         let watched = {
             let _entered = handle.enter();
@@ -161,7 +204,8 @@ impl Driver {
             Err(_) => return (Err(runtime_gone()), resources),
         };
         let key = match self.submit(entry, resources, permit) {
-            Ok(key) => key,
+            Ok(Submitted::Done(completion)) => return completion,
+            Ok(Submitted::Pending(key)) => key,
             Err((error, resources)) => return (Err(error), resources),
         };
         OpFuture {
@@ -172,23 +216,30 @@ impl Driver {
     }
 
     /// Puts the operation in a slot and hands it to the kernel; then takes
-    /// whatever completed meanwhile.
+    /// whatever completed meanwhile. Returns the operation's completion if
+    /// the kernel finished it during submission, else its slot.
+    ///
+    /// NOTE: `io_uring_enter` runs outside the lock: a read served from the
+    /// page cache copies its data inside that call, and other tasks' threads
+    /// must not sleep on the lock meanwhile (the kernel serialises
+    /// submissions itself, and consumes queued entries only up to the tail
+    /// published under the lock).
     fn submit(
         &self,
         entry: squeue::Entry,
         resources: Resources,
         permit: OwnedSemaphorePermit,
-    ) -> Result<usize, (io::Error, Resources)> {
+    ) -> Result<Submitted, (io::Error, Resources)> {
         if self.dead.load(Ordering::Acquire) {
             return Err((runtime_gone(), resources));
         }
-        let mut wakers = Vec::new();
-        let key = {
+        let (key, queued) = {
             let mut state = self.lock();
             let key = state.slots.insert(Slot {
                 state: SlotState::Waiting(None),
                 resources,
                 _permit: permit,
+                awaited: false,
             });
             let entry = entry.user_data(key as u64);
             // NOTE: the permits keep in-flight operations below the ring's
@@ -205,18 +256,31 @@ impl Driver {
                     slot.resources,
                 ));
             }
-            if let Err(error) = submit_all(&state.ring) {
-                // NOTE: the kernel may hold the entry yet (EBUSY leaves it in
-                // the queue for the next enter); the slot stays until reaped.
-                tracing::debug!(%error, "io_uring_enter");
-            }
+            (key, state.ring.submission().len())
+        };
+        if let Err(error) = enter(self.ring_fd, queued) {
+            // NOTE: the kernel may hold the entry yet (EBUSY leaves it in
+            // the queue for the next enter); the slot stays until reaped.
+            tracing::debug!(%error, "io_uring_enter");
+        }
+        let mut wakers = Vec::new();
+        let submitted = {
+            let mut state = self.lock();
             drain(&mut state, &mut wakers);
-            key
+            state.await_completion(key, &mut wakers);
+            match state.slots.get(key).map(|slot| &slot.state) {
+                Some(SlotState::Done(result)) => {
+                    let result = *result;
+                    let slot = state.slots.remove(key);
+                    Submitted::Done((result_of(result), slot.resources))
+                }
+                _ => Submitted::Pending(key),
+            }
         };
         for waker in wakers {
             waker.wake();
         }
-        Ok(key)
+        Ok(submitted)
     }
 
     /// Takes every completion and wakes its waiter: the reaper calls this
@@ -306,6 +370,12 @@ impl Driver {
         }
     }
 
+    /// Whether the ring's eventfd notifications are on (for tests).
+    #[cfg(test)]
+    fn notifying(&self) -> bool {
+        self.lock().cq_flags.as_ref().is_none_or(CqFlags::notify)
+    }
+
     /// Operations in flight (for tests).
     #[cfg(test)]
     pub fn in_flight(&self) -> usize {
@@ -344,6 +414,41 @@ impl Drop for Driver {
     }
 }
 
+/// `io_uring_enter` submitting up to `count` queued entries of the ring
+/// `ring_fd`, retrying on `EINTR`.
+fn enter(ring_fd: RawFd, count: usize) -> io::Result<()> {
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
+    loop {
+        // SAFETY: io_uring_enter with no wait and no argument reads only
+        // the ring's own shared memory; the result is checked.
+        let result = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                ring_fd,
+                count,
+                0u32,
+                0u32,
+                std::ptr::null::<libc::c_void>(),
+                0usize,
+            )
+        };
+        if result >= 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EINTR) {
+            return Err(error);
+        }
+    }
+}
+
+/// What a submission gave: the completion, if the kernel finished the
+/// operation meanwhile, or the slot to await.
+enum Submitted {
+    Done(Completion),
+    Pending(usize),
+}
+
 /// Hands every queued entry to the kernel, retrying on `EINTR`.
 fn submit_all(ring: &IoUring) -> io::Result<usize> {
     loop {
@@ -355,33 +460,38 @@ fn submit_all(ring: &IoUring) -> io::Result<usize> {
 }
 
 /// Moves every completion into its slot, collecting the wakers to call
-/// once the lock is released.
+/// once the lock is released; turns the eventfd off when no awaited
+/// operation is left.
 fn drain(state: &mut State, wakers: &mut Vec<Waker>) {
-    let State { ring, slots } = state;
+    let State {
+        ring,
+        slots,
+        awaited,
+        cq_flags,
+    } = state;
+    let awaited_before = *awaited;
     for cqe in ring.completion() {
         let Ok(key) = usize::try_from(cqe.user_data()) else {
             continue;
         };
-        let abandoned = match slots.get_mut(key) {
-            Some(slot) => match std::mem::replace(&mut slot.state, SlotState::Done(cqe.result())) {
-                SlotState::Waiting(waker) => {
-                    wakers.extend(waker);
-                    false
-                }
-                SlotState::Abandoned => true,
-                SlotState::Done(_) => {
-                    debug_assert!(false, "one completion per operation");
-                    false
-                }
-            },
-            None => {
-                debug_assert!(false, "a completion has a slot");
-                false
-            }
+        let Some(slot) = slots.get_mut(key) else {
+            debug_assert!(false, "a completion has a slot");
+            continue;
         };
-        if abandoned {
-            drop(slots.remove(key));
+        if std::mem::take(&mut slot.awaited) {
+            *awaited -= 1;
         }
+        match std::mem::replace(&mut slot.state, SlotState::Done(cqe.result())) {
+            SlotState::Waiting(waker) => wakers.extend(waker),
+            SlotState::Abandoned => drop(slots.remove(key)),
+            SlotState::Done(_) => debug_assert!(false, "one completion per operation"),
+        }
+    }
+    if *awaited == 0
+        && awaited_before > 0
+        && let Some(cq_flags) = cq_flags
+    {
+        cq_flags.set_notify(false);
     }
 }
 
@@ -456,5 +566,79 @@ async fn reap_loop(guard: ReaperGuard, eventfd: AsyncFd<OwnedFd>) {
             return;
         };
         driver.reap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use io_uring::{opcode, types};
+
+    use super::{Driver, Resources};
+
+    /// A pipe's read and write ends.
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into `fds`; the result is checked.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: both descriptors are new and owned by nothing else.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    /// An operation the kernel cannot finish during submission (a read of
+    /// an empty pipe) turns the eventfd on; its completion, posted later
+    /// from another thread's write, still wakes its task; then the eventfd
+    /// is off again, so reads served during submission wake nobody.
+    #[test]
+    fn a_late_completion_wakes_its_task_and_notifications_turn_off_after() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let driver = Driver::start(runtime.handle()).unwrap();
+        let switchable = driver.lock().cq_flags.is_some();
+        runtime.block_on(async move {
+            for round in 0..20u8 {
+                let (read_end, write_end) = pipe();
+                let mut buf = vec![0u8; 5];
+                let entry = opcode::Read::new(types::Fd(read_end.as_raw_fd()), buf.as_mut_ptr(), 5).build();
+                let resources = Resources {
+                    buf,
+                    fd: Some(Arc::new(read_end)),
+                    ..Resources::default()
+                };
+                let mut read = Box::pin(driver.run(entry, resources));
+                assert!(futures::poll!(read.as_mut()).is_pending(), "round {round}");
+                if switchable {
+                    assert!(
+                        driver.notifying(),
+                        "round {round}: an awaited operation needs the eventfd"
+                    );
+                }
+                let writer = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(5));
+                    let message = [round; 5];
+                    // SAFETY: writes 5 bytes from a live buffer to our own pipe.
+                    let written = unsafe { libc::write(write_end.as_raw_fd(), message.as_ptr().cast(), 5) };
+                    assert_eq!(written, 5);
+                });
+                let (result, resources) = tokio::time::timeout(Duration::from_secs(10), read)
+                    .await
+                    .unwrap_or_else(|_| panic!("round {round}: the completion woke nobody"));
+                writer.join().unwrap();
+                assert_eq!(result.unwrap(), 5, "round {round}");
+                assert_eq!(resources.buf, vec![round; 5], "round {round}");
+                if switchable {
+                    assert!(
+                        !driver.notifying(),
+                        "round {round}: nothing awaited, the eventfd is off"
+                    );
+                }
+            }
+        });
     }
 }

@@ -22,6 +22,7 @@
 //! nothing; dropping it later does not cancel the operation, so a write
 //! either lands or not and the caller cannot tell which.
 
+mod cq_flags;
 pub(crate) mod driver;
 
 use std::ffi::CString;
