@@ -160,6 +160,11 @@ impl Block {
     }
 }
 
+/// An entry found by [`Block::seek_entry`]: read its value through the
+/// block that found it.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry(Decoded);
+
 /// One decoded entry header.
 struct EntryHeader {
     shared: usize,
@@ -250,6 +255,52 @@ impl Block {
             value_end: header.value_end,
             trailer,
         })
+    }
+
+    /// Index of the last restart whose key is before `target` (0 if none
+    /// is): where a seek for `target` starts decoding.
+    fn restart_for(&self, target: &[u8]) -> Result<usize, String> {
+        let mut left = 0;
+        let mut right = self.restart_count - 1;
+        while left < right {
+            let mid = left + (right - left).div_ceil(2);
+            if encoded_key::compare(self.restart_key(mid)?, target) == Ordering::Less {
+                left = mid;
+            } else {
+                right = mid - 1;
+            }
+        }
+        Ok(left)
+    }
+
+    /// A point lookup: the first entry whose key is at or after `target`,
+    /// with its whole key left in `key`; `None` if no entry is. It decodes
+    /// what [`BlockIter::seek`] decodes, without an iterator (no clone of
+    /// the block, no state for stepping back).
+    pub fn seek_entry(&self, target: &[u8], key: &mut Vec<u8>) -> Result<Option<Entry>, String> {
+        let mut offset = self.restart_point(self.restart_for(target)?);
+        key.clear();
+        while offset < self.restarts_offset {
+            let decoded = self.decode_entry(offset, key)?;
+            if encoded_key::compare(key, target) != Ordering::Less {
+                return Ok(Some(Entry(decoded)));
+            }
+            offset = decoded.value_end;
+        }
+        Ok(None)
+    }
+
+    /// The value of `entry`, sharing the block's bytes.
+    pub fn value(&self, entry: &Entry) -> Bytes {
+        self.data.slice(entry.0.value_start..entry.0.value_end)
+    }
+
+    /// The value of `entry`, borrowed.
+    pub fn value_slice(&self, entry: &Entry) -> &[u8] {
+        // NOTE: `decode_entry` bounded the range by the entry region.
+        self.data
+            .get(entry.0.value_start..entry.0.value_end)
+            .unwrap_or_default()
     }
 
     /// The whole key of the entry at restart point `index`.
@@ -433,22 +484,10 @@ impl BlockIter {
     /// Positions at the first entry whose key is at or after `target` (an
     /// encoded internal key) in internal-key order; invalid if none is.
     pub fn seek(&mut self, target: &[u8]) -> Result<(), String> {
-        // Binary search for the last restart whose key is before `target`.
-        let mut left = 0;
-        let mut right = self.block.restart_count - 1;
-        while left < right {
-            let mid = left + (right - left).div_ceil(2);
-            let ordering = match self.block.restart_key(mid) {
-                Ok(key) => encoded_key::compare(key, target),
-                Err(reason) => return self.fail(reason),
-            };
-            if ordering == Ordering::Less {
-                left = mid;
-            } else {
-                right = mid - 1;
-            }
+        match self.block.restart_for(target) {
+            Ok(restart) => self.seek_to_restart(restart),
+            Err(reason) => return self.fail(reason),
         }
-        self.seek_to_restart(left);
         while self.parse_next()? {
             if encoded_key::compare(&self.key, target) != Ordering::Less {
                 break;

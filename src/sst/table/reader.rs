@@ -273,24 +273,27 @@ impl Table {
             return Ok((Lookup::Missing, 0));
         }
         let target = encoded_key::encode_seek_key(user_key, snapshot);
-        let mut index = self.index.iter();
-        index
-            .seek(&target)
-            .map_err(|reason| self.index_corruption(reason))?;
-        if !index.valid() {
+        // NOTE: point lookups seek the blocks in place (`Block::seek_entry`)
+        // rather than through iterators: an iterator clones the block's
+        // `Bytes`, and the index block's count is shared by every reader.
+        let mut key = Vec::with_capacity(target.len());
+        let Some(index_entry) = self
+            .index
+            .seek_entry(&target, &mut key)
+            .map_err(|reason| self.index_corruption(reason))?
+        else {
             return Ok((Lookup::Missing, 0));
-        }
-        let handle = self.block_handle(&index)?;
+        };
+        let handle = self.handle_in_data_region(self.index.value_slice(&index_entry))?;
         let block = self.data_block(handle).await?;
-        let mut entries = block.iter();
-        entries
-            .seek(&target)
-            .map_err(|reason| self.block_corruption(handle, reason))?;
-        if !entries.valid() {
+        let Some(entry) = block
+            .seek_entry(&target, &mut key)
+            .map_err(|reason| self.block_corruption(handle, reason))?
+        else {
             return Err(self.block_corruption(handle, "holds no key up to its index key".to_owned()));
-        }
-        let Some((found_user_key, trailer)) = encoded_key::split(entries.key()) else {
-            unreachable!("block iterators yield only valid encoded keys");
+        };
+        let Some((found_user_key, trailer)) = encoded_key::split(&key) else {
+            unreachable!("block decoding yields only valid encoded keys");
         };
         if found_user_key != user_key {
             return Ok((Lookup::Missing, 0));
@@ -299,11 +302,11 @@ impl Table {
         debug_assert!(trailer.seqno() <= snapshot);
         // NOTE: the block decoder checked the kind (`encoded_key::valid_trailer`).
         let lookup = match trailer.known_kind() {
-            ValueKind::Put => Lookup::Found(entries.value()),
+            ValueKind::Put => Lookup::Found(block.value(&entry)),
             // NOTE: a data block holding a range tombstone fails to decode
             // (`Block::new_data`).
             ValueKind::Delete | ValueKind::RangeDelete => Lookup::Deleted,
-            ValueKind::PutWithExpiry => Lookup::Expiring(entries.value()),
+            ValueKind::PutWithExpiry => Lookup::Expiring(block.value(&entry)),
             ValueKind::Merge => Lookup::Merge,
         };
         Ok((lookup, trailer.seqno()))
@@ -322,8 +325,13 @@ impl Table {
     /// Decodes the data block handle at an index iterator's position and
     /// checks it lies in the data region.
     pub(crate) fn block_handle(&self, index: &BlockIter) -> Result<BlockHandle> {
-        let handle =
-            BlockHandle::decode_exact(index.value_slice()).map_err(|reason| self.index_corruption(reason))?;
+        self.handle_in_data_region(index.value_slice())
+    }
+
+    /// Decodes an index entry's value as a data block handle and checks it
+    /// lies in the data region.
+    fn handle_in_data_region(&self, value: &[u8]) -> Result<BlockHandle> {
+        let handle = BlockHandle::decode_exact(value).map_err(|reason| self.index_corruption(reason))?;
         let inside = handle.size_bytes <= MAX_BLOCK_SIZE_BYTES as u64
             && handle
                 .end_with_trailer()
