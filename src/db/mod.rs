@@ -217,10 +217,12 @@ enum Backpressure {
 }
 
 /// Non-durable writes a thread completes before one of them yields to the
-/// runtime: such a write never waits, so a task writing in a loop would
-/// otherwise keep its thread from every other task (tokio's cooperative
-/// budget does the same for its own resources, with 128 units).
-const NON_DURABLE_WRITES_PER_YIELD: u32 = 32;
+/// executor: such a write never waits, so a task writing in a loop would
+/// otherwise keep its thread from every other task. 128, tokio's own
+/// cooperative budget: on a multi-threaded runtime each yield also wakes a
+/// parked worker to steal the task, so yielding more often costs writes
+/// (docs/bench-log.md).
+const NON_DURABLE_WRITES_PER_YIELD: u32 = 128;
 
 thread_local! {
     /// Non-durable writes this thread completed since one yielded.
