@@ -114,6 +114,10 @@ impl MemKey {
 }
 
 impl Ord for MemKey {
+    // NOTE: forced inline: the skiplist search calls this a few times per
+    // level, and as a call (the compiler's choice once the crate grew) it
+    // cost 4% of a fill's instructions (docs/bench-log.md).
+    #[inline(always)]
     fn cmp(&self, other: &Self) -> KeyOrdering {
         let by_user_key = match (&self.user_key, &other.user_key) {
             (
@@ -136,6 +140,7 @@ impl Ord for MemKey {
 /// time as big-endian words: a search compares a node or two per level,
 /// and a call to `memcmp` per comparison cost more than the keys' bytes
 /// (see `docs/decisions/0012-memtable-inline-keys.md`).
+#[inline(always)]
 fn cmp_inline(
     bytes: &[u8; INLINE_KEY_BYTES],
     len: u8,
@@ -157,6 +162,7 @@ fn cmp_inline(
 }
 
 impl PartialOrd for MemKey {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<KeyOrdering> {
         Some(self.cmp(other))
     }
