@@ -205,6 +205,13 @@ pub trait File: Send + Sync + fmt::Debug {
     /// only if the file ends first.
     async fn read_at(&self, len: usize, offset: u64) -> io::Result<Vec<u8>>;
 
+    /// As [`File::read_at`], for a read issued ahead of its use (a scan's
+    /// next readahead window): a backend may run it off the caller's thread,
+    /// so that the copy overlaps the caller's work.
+    async fn read_ahead_at(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+        self.read_at(len, offset).await
+    }
+
     /// fdatasync: makes the file's completed writes durable.
     async fn sync_data(&self) -> io::Result<()>;
 

@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
-use io_uring::{opcode, types};
+use io_uring::{opcode, squeue, types};
 
 use super::{AlignedCopy, File, FileLock, Fs, OpenMode};
 use driver::{Driver, Resources};
@@ -264,6 +264,39 @@ impl fmt::Debug for RingFile {
 }
 
 impl RingFile {
+    /// Reads up to `len` bytes at `offset`, each submission with `flags`.
+    async fn read(&self, len: usize, offset: u64, flags: squeue::Flags) -> io::Result<Vec<u8>> {
+        let mut resources = Resources {
+            buf: vec![0u8; len],
+            ..Resources::default()
+        };
+        // Invariant: `filled` bytes at the front of `buf` have been read.
+        let mut filled = 0usize;
+        while filled < len {
+            let at = offset
+                .checked_add(filled as u64)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "read past u64::MAX"))?;
+            let want = u32::try_from(len - filled).unwrap_or(u32::MAX);
+            let ptr = resources.buf.as_mut_ptr().wrapping_add(filled);
+            let entry = opcode::Read::new(types::Fd(self.fd.as_raw_fd()), ptr, want)
+                .offset(at)
+                .build()
+                .flags(flags);
+            resources.fd = Some(Arc::clone(&self.fd));
+            let (result, back) = self.driver.run(entry, resources).await;
+            resources = back;
+            match result {
+                Ok(0) => break,
+                Ok(n) => filled += n as usize,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut buf = resources.buf;
+        buf.truncate(filled);
+        Ok(buf)
+    }
+
     /// Writes `resources.buf[from..to]` at `offset`, in as many writes as
     /// the kernel needs; returns the resources.
     async fn write_range(
@@ -322,34 +355,15 @@ impl File for RingFile {
     }
 
     async fn read_at(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
-        let mut resources = Resources {
-            buf: vec![0u8; len],
-            ..Resources::default()
-        };
-        // Invariant: `filled` bytes at the front of `buf` have been read.
-        let mut filled = 0usize;
-        while filled < len {
-            let at = offset
-                .checked_add(filled as u64)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "read past u64::MAX"))?;
-            let want = u32::try_from(len - filled).unwrap_or(u32::MAX);
-            let ptr = resources.buf.as_mut_ptr().wrapping_add(filled);
-            let entry = opcode::Read::new(types::Fd(self.fd.as_raw_fd()), ptr, want)
-                .offset(at)
-                .build();
-            resources.fd = Some(Arc::clone(&self.fd));
-            let (result, back) = self.driver.run(entry, resources).await;
-            resources = back;
-            match result {
-                Ok(0) => break,
-                Ok(n) => filled += n as usize,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let mut buf = resources.buf;
-        buf.truncate(filled);
-        Ok(buf)
+        self.read(len, offset, squeue::Flags::empty()).await
+    }
+
+    async fn read_ahead_at(&self, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+        // NOTE: IOSQE_ASYNC hands the read to an io-wq worker: its page
+        // faults and copy run on another CPU while the scan decodes, instead
+        // of inside this task's `io_uring_enter`
+        // (docs/decisions/0020-ring-wakes-nobody-for-inline-completions.md).
+        self.read(len, offset, squeue::Flags::ASYNC).await
     }
 
     async fn sync_data(&self) -> io::Result<()> {

@@ -35,9 +35,9 @@ use std::task::Poll;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::File;
-use crate::sst::table::reader::read_exact;
+use crate::sst::table::reader::{exact, read_exact};
 
 /// Bytes read at once by an iterator's readahead.
 pub(crate) const READAHEAD_WINDOW_BYTES: usize = 256 * 1024;
@@ -196,8 +196,13 @@ impl Readahead {
         let file = Arc::clone(region.file);
         let path = region.path.to_path_buf();
         let len = (end - start) as usize;
-        let mut read: BoxFuture<'static, Result<Bytes>> =
-            Box::pin(async move { read_exact(&file, &path, start, len, "data blocks").await });
+        let mut read: BoxFuture<'static, Result<Bytes>> = Box::pin(async move {
+            let buf = file
+                .read_ahead_at(len, start)
+                .await
+                .map_err(|e| Error::io("read sst", &path, e))?;
+            exact(buf, &path, start, len, "data blocks")
+        });
         // Issue the read now (see the module docs). A read that is done
         // at once (the simulated disk) keeps its result.
         if let Poll::Ready(result) = futures::poll!(read.as_mut()) {

@@ -423,6 +423,12 @@ pub(crate) async fn read_exact(
         .read_at(len, offset)
         .await
         .map_err(|e| Error::io("read sst", path, e))?;
+    exact(buf, path, offset, len, what)
+}
+
+/// `buf`, read at `offset`, if it holds all `len` bytes asked for; a short
+/// read is corruption (the file is shorter than its footer or index says).
+pub(crate) fn exact(buf: Vec<u8>, path: &Path, offset: u64, len: usize, what: &str) -> Result<Bytes> {
     if buf.len() != len {
         return Err(Error::corruption(
             path,
