@@ -533,6 +533,25 @@ mod tests {
 
     /// A read of a block in the page cache completes during submission and
     /// resolves on its first poll.
+    /// A read-ahead read (`IOSQE_ASYNC`, run by an io-wq worker) returns
+    /// what a plain read returns, short at the end of the file.
+    #[test]
+    fn a_read_ahead_reads_what_a_read_reads() {
+        with_fs(|fs, dir| async move {
+            let path = dir.join("ahead");
+            let file = fs.open(&path, OpenMode::CreateNew).await.unwrap();
+            let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+            file.write_all_at(bytes.clone(), 0).await.unwrap();
+            for (offset, len) in [(0usize, 262_144usize), (4096, 100_000), (250_000, 262_144)] {
+                let ahead = file.read_ahead_at(len, offset as u64).await.unwrap();
+                let plain = file.read_at(len, offset as u64).await.unwrap();
+                let end = (offset + len).min(bytes.len());
+                assert_eq!(ahead, plain, "{offset}+{len}");
+                assert_eq!(ahead, bytes[offset..end].to_vec(), "{offset}+{len}");
+            }
+        });
+    }
+
     #[test]
     fn a_cached_read_resolves_on_its_first_poll() {
         with_fs(|fs, dir| async move {
