@@ -757,6 +757,43 @@ mod tests {
         assert!(!iter.valid());
     }
 
+    /// `Block::seek_entry` finds what `BlockIter::seek` finds, for every
+    /// key, between keys, before the first and after the last, at restart
+    /// intervals 1 and 16.
+    #[test]
+    fn seek_entry_finds_what_an_iterator_seek_finds() {
+        let expected = entries(500);
+        for interval in [1, DATA_RESTART_INTERVAL] {
+            let block = build(&expected, interval);
+            let mut targets: Vec<Vec<u8>> = expected.iter().map(|(key, _)| key.clone()).collect();
+            for user in 0..expected.len() / 3 {
+                let user_key = format!("key{user:05}");
+                targets.push(encode(&InternalKey::seek_key(user_key.clone().into(), 999)));
+                targets.push(encode(&InternalKey::new(
+                    format!("{user_key}!").into(),
+                    5,
+                    ValueKind::Put,
+                )));
+            }
+            targets.push(encode(&InternalKey::new("a".into(), 1, ValueKind::Put)));
+            targets.push(encode(&InternalKey::new("z".into(), 1, ValueKind::Put)));
+            let mut iter = block.iter();
+            let mut key = Vec::new();
+            for target in &targets {
+                iter.seek(target).unwrap();
+                match block.seek_entry(target, &mut key).unwrap() {
+                    Some(entry) => {
+                        assert!(iter.valid(), "interval {interval}");
+                        assert_eq!(key, iter.key(), "interval {interval}");
+                        assert_eq!(block.value_slice(&entry), iter.value_slice());
+                        assert_eq!(block.value(&entry), iter.value());
+                    }
+                    None => assert!(!iter.valid(), "interval {interval}"),
+                }
+            }
+        }
+    }
+
     /// Backward steps reuse the entries a previous step decoded; a walk
     /// that turns around often, and re-seeks, must still see the model.
     #[test]
