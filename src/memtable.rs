@@ -115,8 +115,8 @@ impl MemKey {
 
 impl Ord for MemKey {
     // NOTE: forced inline: the skiplist search calls this a few times per
-    // level, and as a call (the compiler's choice once the crate grew) it
-    // cost 4% of a fill's instructions (docs/bench-log.md).
+    // level, and left to the compiler it became a call once the crate grew
+    // (docs/bench-log.md, "Fills against a7805ca").
     #[inline(always)]
     fn cmp(&self, other: &Self) -> KeyOrdering {
         let by_user_key = match (&self.user_key, &other.user_key) {

@@ -13,6 +13,7 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// `IORING_OFF_CQ_RING`: the mmap offset that selects the completion ring.
@@ -67,9 +68,16 @@ struct Params {
     cq_off: CqRingOffsets,
 }
 
-/// The offset of the completion ring's flags word, from a throwaway ring;
-/// `None` if the kernel has no such word (before 5.8) or no ring can be made.
+/// The offset of the completion ring's flags word, learnt once per
+/// process; `None` if the kernel has no such word (before 5.8) or no ring
+/// can be made.
 fn flags_offset() -> Option<usize> {
+    static OFFSET: OnceLock<Option<usize>> = OnceLock::new();
+    *OFFSET.get_or_init(probe_flags_offset)
+}
+
+/// The offset of the completion ring's flags word, from a throwaway ring.
+fn probe_flags_offset() -> Option<usize> {
     let mut params = Params::default();
     // SAFETY: io_uring_setup writes into `params`, a live, correctly laid
     // out `io_uring_params`; the result is checked.

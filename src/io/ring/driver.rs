@@ -98,6 +98,16 @@ struct State {
 }
 
 impl State {
+    /// The completion of the operation in `key`, removing its slot, if it
+    /// is done.
+    fn take_done(&mut self, key: usize) -> Option<Completion> {
+        let SlotState::Done(result) = self.slots.get(key)?.state else {
+            return None;
+        };
+        let slot = self.slots.remove(key);
+        Some((result_of(result), slot.resources))
+    }
+
     /// Counts the operation in `key` as awaited after its submission took
     /// no completion for it; on the first, turns the eventfd on and looks
     /// at the queue again for completions posted while it was off.
@@ -155,7 +165,11 @@ impl Driver {
         // SAFETY: `raw` is a new descriptor that nothing else owns.
         let eventfd = unsafe { OwnedFd::from_raw_fd(raw) };
         ring.submitter().register_eventfd(eventfd.as_raw_fd())?;
-        let cq_flags = CqFlags::map(ring.as_raw_fd())?;
+        // NOTE: the switch only saves wakes: without it, notifications stay on.
+        let cq_flags = CqFlags::map(ring.as_raw_fd()).unwrap_or_else(|error| {
+            tracing::debug!(%error, "mapping the completion ring's flags");
+            None
+        });
         if let Some(cq_flags) = &cq_flags {
             cq_flags.set_notify(false);
         }
@@ -268,14 +282,9 @@ impl Driver {
             let mut state = self.lock();
             drain(&mut state, &mut wakers);
             state.await_completion(key, &mut wakers);
-            match state.slots.get(key).map(|slot| &slot.state) {
-                Some(SlotState::Done(result)) => {
-                    let result = *result;
-                    let slot = state.slots.remove(key);
-                    Submitted::Done((result_of(result), slot.resources))
-                }
-                _ => Submitted::Pending(key),
-            }
+            state
+                .take_done(key)
+                .map_or(Submitted::Pending(key), Submitted::Done)
         };
         for waker in wakers {
             waker.wake();
@@ -319,6 +328,9 @@ impl Driver {
 
     fn poll_op(&self, key: usize, cx: &mut Context<'_>) -> Poll<Completion> {
         let mut state = self.lock();
+        if let Some(completion) = state.take_done(key) {
+            return Poll::Ready(completion);
+        }
         let Some(slot) = state.slots.get_mut(key) else {
             debug_assert!(false, "a pending operation has a slot");
             return Poll::Ready((
@@ -327,11 +339,6 @@ impl Driver {
             ));
         };
         match &mut slot.state {
-            SlotState::Done(result) => {
-                let result = *result;
-                let slot = state.slots.remove(key);
-                Poll::Ready((result_of(result), slot.resources))
-            }
             SlotState::Waiting(waker) => {
                 if self.dead.load(Ordering::Acquire) {
                     // NOTE: the kernel may still use the resources: keep
@@ -345,7 +352,8 @@ impl Driver {
                 }
                 Poll::Pending
             }
-            SlotState::Abandoned => {
+            // NOTE: a done slot was taken above.
+            SlotState::Done(_) | SlotState::Abandoned => {
                 debug_assert!(false, "an abandoned slot is not polled");
                 Poll::Ready((
                     Err(io::Error::other("abandoned operation polled")),
