@@ -33,6 +33,7 @@ use futures::future::BoxFuture;
 use crate::error::{Error, Result};
 pub use crate::limits::DIRECT_IO_ALIGN_BYTES;
 
+pub(crate) mod read_buffers;
 pub mod ring;
 #[doc(hidden)]
 pub mod sim;

@@ -267,17 +267,19 @@ impl RingFile {
     /// Reads up to `len` bytes at `offset`, each submission with `flags`.
     async fn read(&self, len: usize, offset: u64, flags: squeue::Flags) -> io::Result<Vec<u8>> {
         let mut resources = Resources {
-            buf: vec![0u8; len],
+            buf: super::read_buffers::take(len),
             ..Resources::default()
         };
-        // Invariant: `filled` bytes at the front of `buf` have been read.
-        let mut filled = 0usize;
-        while filled < len {
+        // Invariant: `buf` holds exactly the bytes read so far; the kernel
+        // writes the next ones into its spare capacity (at least `len` in
+        // all), so no byte is zeroed only to be overwritten.
+        while resources.buf.len() < len {
+            let filled = resources.buf.len();
             let at = offset
                 .checked_add(filled as u64)
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "read past u64::MAX"))?;
             let want = u32::try_from(len - filled).unwrap_or(u32::MAX);
-            let ptr = resources.buf.as_mut_ptr().wrapping_add(filled);
+            let ptr = resources.buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
             let entry = opcode::Read::new(types::Fd(self.fd.as_raw_fd()), ptr, want)
                 .offset(at)
                 .build()
@@ -287,14 +289,18 @@ impl RingFile {
             resources = back;
             match result {
                 Ok(0) => break,
-                Ok(n) => filled += n as usize,
+                Ok(n) => {
+                    let read = (n as usize).min(want as usize);
+                    // SAFETY: the kernel wrote `read` bytes at `ptr`, the
+                    // start of the spare capacity, and `read <= want <=
+                    // capacity - filled`.
+                    unsafe { resources.buf.set_len(filled + read) };
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
-        let mut buf = resources.buf;
-        buf.truncate(filled);
-        Ok(buf)
+        Ok(resources.buf)
     }
 
     /// Writes `resources.buf[from..to]` at `offset`, in as many writes as
@@ -548,6 +554,29 @@ mod tests {
                 let end = (offset + len).min(bytes.len());
                 assert_eq!(ahead, plain, "{offset}+{len}");
                 assert_eq!(ahead, bytes[offset..end].to_vec(), "{offset}+{len}");
+            }
+        });
+    }
+
+    /// A read into a reused buffer holds only the bytes it read: a short
+    /// read at the end of the file carries none of the buffer's old bytes.
+    #[test]
+    fn a_reused_read_buffer_carries_none_of_its_old_bytes() {
+        with_fs(|fs, dir| async move {
+            let path = dir.join("reuse");
+            let file = fs.open(&path, OpenMode::CreateNew).await.unwrap();
+            file.write_all_at(vec![7u8; 5000], 0).await.unwrap();
+            for _ in 0..4 {
+                // `block_on` polls this future on the test's own thread, so
+                // the read below takes the spare dropped here.
+                let mut old = crate::io::read_buffers::take(4096);
+                old.resize(4096, 0xab);
+                let address = old.as_ptr();
+                drop(crate::io::read_buffers::into_bytes(old));
+                let tail = file.read_at(4096, 4000).await.unwrap();
+                assert_eq!(tail.as_ptr(), address, "the read reused the spare");
+                assert_eq!(tail, vec![7u8; 1000]);
+                drop(crate::io::read_buffers::into_bytes(tail));
             }
         });
     }

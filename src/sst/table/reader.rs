@@ -436,7 +436,7 @@ pub(crate) fn exact(buf: Vec<u8>, path: &Path, offset: u64, len: usize, what: &s
             format!("{what} truncated: read {} of {len} bytes", buf.len()),
         ));
     }
-    Ok(Bytes::from(buf))
+    Ok(crate::io::read_buffers::into_bytes(buf))
 }
 
 /// The tombstones of a range-tombstone block: `count` entries, each a key

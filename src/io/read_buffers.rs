@@ -1,0 +1,163 @@
+//! Read buffers that go back to their thread when the last `Bytes` over
+//! them drops, for the next read to reuse.
+//!
+//! A point lookup that misses the block cache reads a block into a fresh
+//! buffer, and the cache insert that follows evicts a block of about the
+//! same size, whose buffer is freed. Both ends went to the allocator, and
+//! freeing a buffer nobody had touched for a while was among the largest
+//! costs of such a read (`docs/decisions/0021-cold-block-reads.md`).
+//! Here the evicted block's buffer is kept and handed to the next read.
+//!
+//! Rules:
+//! - A buffer is reused only by the thread that dropped it (a thread-local
+//!   list, so no lock and no shared counter): the tasks that read blocks
+//!   are the ones that evict them, on the same runtime threads.
+//! - Each thread keeps at most [`SPARE_BUFFERS_PER_THREAD`] buffers and
+//!   [`SPARE_BYTES_PER_THREAD`] bytes; any other buffer is freed as usual.
+//!   Spare memory is not charged to the block cache.
+//! - Capacities are rounded up to [`CAPACITY_STEP_BYTES`], so blocks of
+//!   slightly different sizes share buffers; a read takes a spare only if
+//!   it wastes at most a quarter of it.
+//! - A buffer is handed out empty: only bytes a read wrote become part of
+//!   it, so no read ever sees another block's bytes.
+
+use std::cell::RefCell;
+
+use bytes::Bytes;
+
+/// Buffers a thread keeps for reuse.
+pub const SPARE_BUFFERS_PER_THREAD: usize = 64;
+/// Bytes of spare buffers a thread keeps.
+pub const SPARE_BYTES_PER_THREAD: usize = 1024 * 1024;
+/// Capacities are multiples of this.
+pub const CAPACITY_STEP_BYTES: usize = 256;
+
+thread_local! {
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer with room for `len` bytes: a spare of this thread that
+/// fits, or a new one with its capacity rounded up.
+pub fn take(len: usize) -> Vec<u8> {
+    let spare = SPARE
+        .try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            let fits = spare
+                .iter()
+                .rposition(|buf| buf.capacity() >= len && buf.capacity() - len <= buf.capacity() / 4)?;
+            Some(spare.swap_remove(fits))
+        })
+        .ok()
+        .flatten();
+    let mut buf = spare.unwrap_or_else(|| Vec::with_capacity(len.next_multiple_of(CAPACITY_STEP_BYTES)));
+    buf.clear();
+    buf
+}
+
+/// `buf` as `Bytes` whose memory returns to the spare list of the thread
+/// that drops the last clone.
+pub fn into_bytes(buf: Vec<u8>) -> Bytes {
+    if buf.capacity() > SPARE_BYTES_PER_THREAD {
+        return Bytes::from(buf);
+    }
+    Bytes::from_owner(Returning(buf))
+}
+
+/// A buffer that goes back to a spare list when dropped.
+struct Returning(Vec<u8>);
+
+impl AsRef<[u8]> for Returning {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Returning {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        // NOTE: during thread teardown the list may be gone; the buffer is
+        // then simply freed.
+        let _ = SPARE.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            let held: usize = spare.iter().map(Vec::capacity).sum();
+            if spare.len() < SPARE_BUFFERS_PER_THREAD && held + buf.capacity() <= SPARE_BYTES_PER_THREAD {
+                spare.push(buf);
+            }
+        });
+    }
+}
+
+/// Spare buffers this thread holds now.
+#[cfg(test)]
+fn spare_count() -> usize {
+    SPARE.with(|spare| spare.borrow().len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A taken buffer with `len` bytes read into it.
+    fn filled(len: usize) -> Vec<u8> {
+        let mut buf = take(len);
+        buf.resize(len, 1);
+        buf
+    }
+
+    #[test]
+    fn a_dropped_buffer_is_reused_empty_by_the_next_read_of_its_size() {
+        SPARE.with(|spare| spare.borrow_mut().clear());
+        let mut buf = take(4100);
+        assert!(buf.is_empty());
+        assert!(buf.capacity() >= 4100);
+        assert_eq!(buf.capacity() % CAPACITY_STEP_BYTES, 0);
+        buf.resize(4100, 0xab);
+        let address = buf.as_ptr();
+        let bytes = into_bytes(buf);
+        let slice = bytes.slice(10..20);
+        drop(bytes);
+        assert_eq!(spare_count(), 0, "a slice still holds the buffer");
+        assert_eq!(&slice[..], &[0xab; 10]);
+        drop(slice);
+        assert_eq!(spare_count(), 1);
+
+        let again = take(4000);
+        assert_eq!(again.as_ptr(), address, "the spare is reused");
+        assert!(again.is_empty(), "a reused buffer holds none of its old bytes");
+        assert!(again.capacity() >= 4000);
+        assert_eq!(spare_count(), 0);
+    }
+
+    #[test]
+    fn a_spare_much_larger_or_smaller_than_the_read_is_not_used() {
+        SPARE.with(|spare| spare.borrow_mut().clear());
+        drop(into_bytes(filled(64 * 1024)));
+        assert_eq!(spare_count(), 1);
+        let small = take(4096);
+        assert!(
+            small.capacity() < 64 * 1024,
+            "a 64 KiB spare is not spent on 4 KiB"
+        );
+        let large = take(128 * 1024);
+        assert!(large.capacity() >= 128 * 1024);
+        assert_eq!(spare_count(), 1, "neither read took the spare");
+    }
+
+    #[test]
+    fn spares_are_bounded_in_count_and_bytes() {
+        SPARE.with(|spare| spare.borrow_mut().clear());
+        let many: Vec<Bytes> = (0..2 * SPARE_BUFFERS_PER_THREAD)
+            .map(|_| into_bytes(filled(1000)))
+            .collect();
+        drop(many);
+        assert_eq!(spare_count(), SPARE_BUFFERS_PER_THREAD);
+        SPARE.with(|spare| spare.borrow_mut().clear());
+        let big: Vec<Bytes> = (0..8)
+            .map(|_| into_bytes(filled(SPARE_BYTES_PER_THREAD / 3)))
+            .collect();
+        drop(big);
+        let held: usize = SPARE.with(|spare| spare.borrow().iter().map(Vec::capacity).sum());
+        assert!(held <= SPARE_BYTES_PER_THREAD);
+        assert_eq!(spare_count(), 2, "a third of the bound each, rounded up: two fit");
+    }
+}
