@@ -1,5 +1,5 @@
-//! The block cache: verified, decompressed blocks in memory, bounded in
-//! bytes.
+//! The block cache: verified, decompressed, decoded blocks in memory,
+//! bounded in bytes.
 //!
 //! Keyed by `(file_number, block_offset)`; file numbers are never reused,
 //! so a cached block can never stand for other bytes. Blocks of deleted
@@ -15,13 +15,14 @@
 //!   share, and the shares sum to at most the capacity.
 //! - A block is charged its length plus `BLOCK_CACHE_ENTRY_OVERHEAD_BYTES`;
 //!   a block charged more than a shard's share is not cached.
-//! - Values handed out are `Bytes` clones: a caller holding one keeps the
+//! - Blocks are cached decoded (their restart arrays checked once, on the
+//!   read that cached them), so a hit does not re-check them.
+//! - Values handed out are `Block` clones: a caller holding one keeps the
 //!   block's memory alive after eviction (that memory is not charged).
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use bytes::Bytes;
-
+use crate::sst::block::Block;
 use crate::sst::bloom::fmix64;
 use crate::sst::lru::Lru;
 use crate::sst::{BLOCK_CACHE_ENTRY_OVERHEAD_BYTES, MAX_BLOCK_CACHE_SHARDS, MIN_BLOCK_CACHE_SHARD_BYTES};
@@ -32,18 +33,21 @@ type BlockKey = (u64, u64);
 /// A sharded, bytes-bounded LRU cache of blocks.
 ///
 /// ```
-/// use bytes::Bytes;
 /// use ringdb::sst::BlockCache;
+/// use ringdb::sst::block::{Block, BlockBuilder};
 ///
+/// let mut builder = BlockBuilder::new(16);
+/// builder.add(b"key\x01\x00\x00\x00\x00\x00\x00\x00", b"value");
+/// let block = Block::new_data(bytes::Bytes::copy_from_slice(builder.finish())).unwrap();
 /// let cache = BlockCache::new(64 * 1024);
-/// cache.insert(7, 4096, Bytes::from_static(b"block bytes"));
-/// assert_eq!(cache.get(7, 4096).as_deref(), Some(&b"block bytes"[..]));
+/// cache.insert(7, 4096, block.clone());
+/// assert_eq!(cache.get(7, 4096).map(|hit| hit.size_bytes()), Some(block.size_bytes()));
 /// assert!(cache.get(7, 0).is_none());
 /// assert!(cache.usage_bytes() <= cache.capacity_bytes());
 /// ```
 #[derive(Debug)]
 pub struct BlockCache {
-    shards: Box<[Mutex<Lru<BlockKey, Bytes>>]>,
+    shards: Box<[Mutex<Lru<BlockKey, Block>>]>,
     capacity_bytes: usize,
 }
 
@@ -67,17 +71,17 @@ impl BlockCache {
     }
 
     /// The cached block at `block_offset` of table `file_number`.
-    pub fn get(&self, file_number: u64, block_offset: u64) -> Option<Bytes> {
+    pub fn get(&self, file_number: u64, block_offset: u64) -> Option<Block> {
         let key = (file_number, block_offset);
         self.shard(key).get(&key).cloned()
     }
 
-    /// Caches `block` (verified and decompressed) for `block_offset` of
-    /// table `file_number`, evicting least recently used blocks of its
-    /// shard as needed.
-    pub fn insert(&self, file_number: u64, block_offset: u64, block: Bytes) {
+    /// Caches `block` (verified, decompressed and decoded) for
+    /// `block_offset` of table `file_number`, evicting least recently used
+    /// blocks of its shard as needed.
+    pub fn insert(&self, file_number: u64, block_offset: u64, block: Block) {
         let key = (file_number, block_offset);
-        let charge = block.len() + BLOCK_CACHE_ENTRY_OVERHEAD_BYTES;
+        let charge = block.size_bytes() + BLOCK_CACHE_ENTRY_OVERHEAD_BYTES;
         let evicted = self.shard(key).insert(key, block, charge);
         // NOTE: evicted blocks are dropped here, after the shard lock is
         // released.
@@ -104,7 +108,7 @@ impl BlockCache {
         self.len() == 0
     }
 
-    fn shard(&self, (file_number, block_offset): BlockKey) -> MutexGuard<'_, Lru<BlockKey, Bytes>> {
+    fn shard(&self, (file_number, block_offset): BlockKey) -> MutexGuard<'_, Lru<BlockKey, Block>> {
         let hash = fmix64(file_number.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ block_offset);
         let index = (hash as usize) & (self.shards.len() - 1);
         match self.shards.get(index) {
@@ -122,10 +126,23 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
-    fn block(len: usize, fill: u8) -> Bytes {
-        Bytes::from(vec![fill; len])
+    /// A block of `len` bytes whose entry region is `fill` repeated and
+    /// whose restart array is `[0]` (the cache never decodes entries).
+    fn block(len: usize, fill: u8) -> Block {
+        let mut data = vec![fill; len - 8];
+        data.extend_from_slice(&0u32.to_le_bytes());
+        data.extend_from_slice(&1u32.to_le_bytes());
+        Block::new(Bytes::from(data)).expect("a restart array of one restart at 0")
+    }
+
+    /// The first byte and the length: what tells this file's blocks apart.
+    fn identity(block: &Block) -> (u8, usize) {
+        let first = block.bytes().first().copied().unwrap_or_default();
+        (first, block.size_bytes())
     }
 
     #[test]
@@ -156,7 +173,7 @@ mod tests {
             cache.insert(1, offset, block(2000, offset as u8));
         }
         assert_eq!(cache.len(), 4);
-        assert_eq!(cache.get(1, 0).unwrap(), block(2000, 0)); // 1 is now oldest
+        assert_eq!(identity(&cache.get(1, 0).unwrap()), (0, 2000)); // 1 is now oldest
         assert!(cache.get(2, 0).is_none());
         cache.insert(1, 4, block(2000, 4));
         assert!(
@@ -164,7 +181,7 @@ mod tests {
             "the least recently used block goes first"
         );
         for offset in [0, 2, 3, 4] {
-            assert_eq!(cache.get(1, offset).unwrap(), block(2000, offset as u8));
+            assert_eq!(identity(&cache.get(1, offset).unwrap()), (offset as u8, 2000));
         }
         assert_eq!(cache.usage_bytes(), 4 * (2000 + BLOCK_CACHE_ENTRY_OVERHEAD_BYTES));
         // A block larger than the cache is not cached.

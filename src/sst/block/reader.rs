@@ -130,9 +130,14 @@ impl Block {
         self.restarts_offset == 0
     }
 
-    /// The block's bytes.
+    /// The block's length in bytes.
     pub fn size_bytes(&self) -> usize {
         self.data.len()
+    }
+
+    /// The block's bytes, its restart array included.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
     }
 
     /// Offset of restart point `index` (checked in `new`).

@@ -360,9 +360,9 @@ impl Table {
         readahead: Option<&mut Readahead>,
     ) -> Result<Block> {
         if let Some(cache) = &self.block_cache {
-            if let Some(bytes) = cache.get(self.file_number, handle.offset) {
+            if let Some(block) = cache.get(self.file_number, handle.offset) {
                 ReadStats::bump(&self.stats.block_cache_hits);
-                return Block::new_data(bytes).map_err(|reason| self.block_corruption(handle, reason));
+                return Ok(block);
             }
             ReadStats::bump(&self.stats.block_cache_misses);
         }
@@ -374,12 +374,12 @@ impl Table {
         ReadStats::bump(&self.stats.block_reads);
         let bytes = decode_block(stored, MAX_BLOCK_SIZE_BYTES)
             .map_err(|reason| self.block_corruption(handle, reason))?;
-        let block = Block::new_data(bytes.clone()).map_err(|reason| self.block_corruption(handle, reason))?;
+        let block = Block::new_data(bytes).map_err(|reason| self.block_corruption(handle, reason))?;
         if block.is_empty() {
             return Err(self.block_corruption(handle, "has no entries".to_owned()));
         }
         if let Some(cache) = &self.block_cache {
-            cache.insert(self.file_number, handle.offset, bytes);
+            cache.insert(self.file_number, handle.offset, block.clone());
         }
         Ok(block)
     }
