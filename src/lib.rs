@@ -51,6 +51,7 @@ mod manifest;
 mod memtable;
 pub mod merge;
 mod options;
+mod prefetch;
 mod range_del;
 #[doc(hidden)]
 pub mod sst;

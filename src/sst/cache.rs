@@ -73,7 +73,12 @@ impl BlockCache {
     /// The cached block at `block_offset` of table `file_number`.
     pub fn get(&self, file_number: u64, block_offset: u64) -> Option<Block> {
         let key = (file_number, block_offset);
-        self.shard(key).get(&key).cloned()
+        // NOTE: the block's lines are asked for before the clone touches
+        // its shared count, so those misses overlap.
+        self.shard(key).get(&key).map(|block| {
+            block.prefetch();
+            block.clone()
+        })
     }
 
     /// Caches `block` (verified, decompressed and decoded) for

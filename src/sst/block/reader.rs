@@ -140,6 +140,12 @@ impl Block {
         &self.data
     }
 
+    /// Asks the CPU to start loading every cache line of the block, so the
+    /// misses of a search overlap instead of following one another.
+    pub fn prefetch(&self) {
+        crate::prefetch::lines(&self.data);
+    }
+
     /// Offset of restart point `index` (checked in `new`).
     fn restart_point(&self, index: usize) -> usize {
         get_u32_le(&self.data, self.restarts_offset + U32_SIZE_BYTES * index)
