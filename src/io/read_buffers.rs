@@ -12,6 +12,9 @@
 //! - A buffer is reused only by the thread that dropped it (a thread-local
 //!   list, so no lock and no shared counter): the tasks that read blocks
 //!   are the ones that evict them, on the same runtime threads.
+//! - Only a thread that has read keeps spares: a thread that merely drops
+//!   values it was handed (an embedder's own threads) frees them as usual,
+//!   so it never holds memory nobody will take.
 //! - Each thread keeps at most [`SPARE_BUFFERS_PER_THREAD`] buffers and
 //!   [`SPARE_BYTES_PER_THREAD`] bytes; any other buffer is freed as usual.
 //!   Spare memory is not charged to the block cache.
@@ -26,14 +29,24 @@ use std::cell::RefCell;
 use bytes::Bytes;
 
 /// Buffers a thread keeps for reuse.
-pub const SPARE_BUFFERS_PER_THREAD: usize = 64;
+pub const SPARE_BUFFERS_PER_THREAD: usize = 16;
 /// Bytes of spare buffers a thread keeps.
-pub const SPARE_BYTES_PER_THREAD: usize = 1024 * 1024;
+pub const SPARE_BYTES_PER_THREAD: usize = 512 * 1024;
 /// Capacities are multiples of this.
 pub const CAPACITY_STEP_BYTES: usize = 256;
 
+/// One thread's spare buffers.
+#[derive(Default)]
+struct Spare {
+    /// The thread has taken a buffer: only then are spares kept.
+    reads: bool,
+    buffers: Vec<Vec<u8>>,
+    /// Sum of the buffers' capacities.
+    bytes: usize,
+}
+
 thread_local! {
-    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SPARE: RefCell<Spare> = RefCell::new(Spare::default());
 }
 
 /// An empty buffer with room for `len` bytes: a spare of this thread that
@@ -42,10 +55,14 @@ pub fn take(len: usize) -> Vec<u8> {
     let spare = SPARE
         .try_with(|spare| {
             let mut spare = spare.borrow_mut();
+            spare.reads = true;
             let fits = spare
+                .buffers
                 .iter()
                 .rposition(|buf| buf.capacity() >= len && buf.capacity() - len <= buf.capacity() / 4)?;
-            Some(spare.swap_remove(fits))
+            let buf = spare.buffers.swap_remove(fits);
+            spare.bytes -= buf.capacity();
+            Some(buf)
         })
         .ok()
         .flatten();
@@ -79,9 +96,11 @@ impl Drop for Returning {
         // then simply freed.
         let _ = SPARE.try_with(|spare| {
             let mut spare = spare.borrow_mut();
-            let held: usize = spare.iter().map(Vec::capacity).sum();
-            if spare.len() < SPARE_BUFFERS_PER_THREAD && held + buf.capacity() <= SPARE_BYTES_PER_THREAD {
-                spare.push(buf);
+            let room = spare.buffers.len() < SPARE_BUFFERS_PER_THREAD
+                && spare.bytes + buf.capacity() <= SPARE_BYTES_PER_THREAD;
+            if spare.reads && room {
+                spare.bytes += buf.capacity();
+                spare.buffers.push(buf);
             }
         });
     }
@@ -90,7 +109,13 @@ impl Drop for Returning {
 /// Spare buffers this thread holds now.
 #[cfg(test)]
 fn spare_count() -> usize {
-    SPARE.with(|spare| spare.borrow().len())
+    SPARE.with(|spare| spare.borrow().buffers.len())
+}
+
+/// Forgets this thread's spares and that it has read.
+#[cfg(test)]
+fn reset() {
+    SPARE.with(|spare| *spare.borrow_mut() = Spare::default());
 }
 
 #[cfg(test)]
@@ -106,7 +131,7 @@ mod tests {
 
     #[test]
     fn a_dropped_buffer_is_reused_empty_by_the_next_read_of_its_size() {
-        SPARE.with(|spare| spare.borrow_mut().clear());
+        reset();
         let mut buf = take(4100);
         assert!(buf.is_empty());
         assert!(buf.capacity() >= 4100);
@@ -130,7 +155,7 @@ mod tests {
 
     #[test]
     fn a_spare_much_larger_or_smaller_than_the_read_is_not_used() {
-        SPARE.with(|spare| spare.borrow_mut().clear());
+        reset();
         drop(into_bytes(filled(64 * 1024)));
         assert_eq!(spare_count(), 1);
         let small = take(4096);
@@ -144,20 +169,33 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_that_never_read_keeps_no_spares() {
+        let bytes = into_bytes(filled(4096));
+        let kept = std::thread::spawn(move || {
+            drop(bytes);
+            spare_count()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(kept, 0, "the dropping thread never took a buffer");
+    }
+
+    #[test]
     fn spares_are_bounded_in_count_and_bytes() {
-        SPARE.with(|spare| spare.borrow_mut().clear());
+        reset();
         let many: Vec<Bytes> = (0..2 * SPARE_BUFFERS_PER_THREAD)
             .map(|_| into_bytes(filled(1000)))
             .collect();
         drop(many);
         assert_eq!(spare_count(), SPARE_BUFFERS_PER_THREAD);
-        SPARE.with(|spare| spare.borrow_mut().clear());
+        reset();
         let big: Vec<Bytes> = (0..8)
             .map(|_| into_bytes(filled(SPARE_BYTES_PER_THREAD / 3)))
             .collect();
         drop(big);
-        let held: usize = SPARE.with(|spare| spare.borrow().iter().map(Vec::capacity).sum());
+        let held: usize = SPARE.with(|spare| spare.borrow().buffers.iter().map(Vec::capacity).sum());
         assert!(held <= SPARE_BYTES_PER_THREAD);
+        assert_eq!(held, SPARE.with(|spare| spare.borrow().bytes));
         assert_eq!(spare_count(), 2, "a third of the bound each, rounded up: two fit");
     }
 }
