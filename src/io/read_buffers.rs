@@ -20,7 +20,8 @@
 //!   Spare memory is not charged to the block cache.
 //! - Capacities are rounded up to [`CAPACITY_STEP_BYTES`], so blocks of
 //!   slightly different sizes share buffers; a read takes a spare only if
-//!   it wastes at most a quarter of it.
+//!   it wastes at most an eighth of it. The block cache charges a block's
+//!   length, so that waste is memory it does not count.
 //! - A buffer is handed out empty: only bytes a read wrote become part of
 //!   it, so no read ever sees another block's bytes.
 
@@ -59,7 +60,7 @@ pub fn take(len: usize) -> Vec<u8> {
             let fits = spare
                 .buffers
                 .iter()
-                .rposition(|buf| buf.capacity() >= len && buf.capacity() - len <= buf.capacity() / 4)?;
+                .rposition(|buf| buf.capacity() >= len && buf.capacity() - len <= buf.capacity() / 8)?;
             let buf = spare.buffers.swap_remove(fits);
             spare.bytes -= buf.capacity();
             Some(buf)

@@ -278,7 +278,8 @@ impl RingFile {
             let at = offset
                 .checked_add(filled as u64)
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "read past u64::MAX"))?;
-            let want = u32::try_from(len - filled).unwrap_or(u32::MAX);
+            let room = resources.buf.capacity() - filled;
+            let want = u32::try_from((len - filled).min(room)).unwrap_or(u32::MAX);
             let ptr = resources.buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
             let entry = opcode::Read::new(types::Fd(self.fd.as_raw_fd()), ptr, want)
                 .offset(at)
@@ -293,7 +294,7 @@ impl RingFile {
                     let read = (n as usize).min(want as usize);
                     // SAFETY: the kernel wrote `read` bytes at `ptr`, the
                     // start of the spare capacity, and `read <= want <=
-                    // capacity - filled`.
+                    // room`, the spare capacity's length.
                     unsafe { resources.buf.set_len(filled + read) };
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
