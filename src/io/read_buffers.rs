@@ -67,7 +67,8 @@ pub fn take(len: usize) -> Vec<u8> {
         })
         .ok()
         .flatten();
-    let mut buf = spare.unwrap_or_else(|| Vec::with_capacity(len.next_multiple_of(CAPACITY_STEP_BYTES)));
+    let rounded = len.checked_next_multiple_of(CAPACITY_STEP_BYTES).unwrap_or(len);
+    let mut buf = spare.unwrap_or_else(|| Vec::with_capacity(rounded));
     buf.clear();
     buf
 }

@@ -538,8 +538,6 @@ mod tests {
         assert!(read.is_err());
     }
 
-    /// A read of a block in the page cache completes during submission and
-    /// resolves on its first poll.
     /// A read-ahead read (`IOSQE_ASYNC`, run by an io-wq worker) returns
     /// what a plain read returns, short at the end of the file.
     #[test]
@@ -582,6 +580,8 @@ mod tests {
         });
     }
 
+    /// A read of a block in the page cache completes during submission and
+    /// resolves on its first poll.
     #[test]
     fn a_cached_read_resolves_on_its_first_poll() {
         with_fs(|fs, dir| async move {

@@ -136,7 +136,8 @@ impl Block {
     }
 
     /// The block's bytes, its restart array included.
-    pub fn bytes(&self) -> &[u8] {
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> &[u8] {
         &self.data
     }
 
