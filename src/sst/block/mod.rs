@@ -4,6 +4,8 @@
 //! - [`reader`]: `Block` and `BlockIter`, which decode them from untrusted
 //!   bytes: seek, next, prev, first, last.
 //! - [`trailer`]: the stored form of a block: compression and checksum.
+//! - `heads`: restart keys as integers, for blocks searched often (a
+//!   table's index).
 //!
 //! Data blocks map encoded internal keys to values; index blocks map the
 //! last encoded internal key of each data block to its `BlockHandle`.
@@ -18,6 +20,7 @@
 //! - A block reader never panics and never reads outside its `Bytes`.
 
 pub mod builder;
+mod heads;
 pub mod reader;
 pub mod trailer;
 

@@ -31,11 +31,13 @@
 //!   panic.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::coding::{get_u32_le, get_varint32, range};
 use crate::key::{Trailer, ValueKind};
+use crate::sst::block::heads::RestartHeads;
 use crate::sst::{MAX_ENCODED_KEY_SIZE_BYTES, encoded_key};
 
 /// Bytes of one restart offset or of the restart count.
@@ -57,6 +59,9 @@ pub struct Block {
     /// A data block holds point entries only: a range tombstone in one is
     /// corruption (they live in the range-tombstone block).
     point_entries: bool,
+    /// Set on blocks searched often enough to pay 8 bytes a restart (a
+    /// table's index): seeks then binary-search these first.
+    heads: Option<Arc<RestartHeads>>,
 }
 
 impl Block {
@@ -107,7 +112,24 @@ impl Block {
             restart_count,
             min_expiring_value_bytes: 0,
             point_entries: false,
+            heads: None,
         })
+    }
+
+    /// This block with its restart heads built (see [`RestartHeads`]), so
+    /// that seeks compare whole keys only where heads tie. Checks every
+    /// restart key.
+    pub fn with_restart_heads(mut self) -> Result<Block, String> {
+        // An empty block's one restart points at no entry.
+        let restarts = if self.is_empty() { 0 } else { self.restart_count };
+        let mut user_keys = Vec::with_capacity(restarts);
+        for index in 0..restarts {
+            user_keys.push(encoded_key::user_key(self.restart_key(index)?));
+        }
+        let heads = RestartHeads::new(&user_keys);
+        drop(user_keys);
+        self.heads = Some(Arc::new(heads));
+        Ok(self)
     }
 
     /// An iterator over the entries, positioned nowhere (invalid).
@@ -272,6 +294,9 @@ impl Block {
     /// Index of the last restart whose key is before `target` (0 if none
     /// is): where a seek for `target` starts decoding.
     fn restart_for(&self, target: &[u8]) -> Result<usize, String> {
+        if let Some(heads) = &self.heads {
+            return self.restart_for_by_heads(heads, target);
+        }
         let mut left = 0;
         let mut right = self.restart_count - 1;
         while left < right {
@@ -283,6 +308,24 @@ impl Block {
             }
         }
         Ok(left)
+    }
+
+    /// [`Block::restart_for`] through the heads: whole keys are compared
+    /// only in the span of restarts whose heads equal the target's.
+    fn restart_for_by_heads(&self, heads: &RestartHeads, target: &[u8]) -> Result<usize, String> {
+        let span = heads.span(encoded_key::user_key(target));
+        // The restarts before the span sort before `target`; count those
+        // in the span that do too.
+        let (mut before, mut end) = (span.start, span.end);
+        while before < end {
+            let mid = before + (end - before) / 2;
+            if encoded_key::compare(self.restart_key(mid)?, target) == Ordering::Less {
+                before = mid + 1;
+            } else {
+                end = mid;
+            }
+        }
+        Ok(before.saturating_sub(1))
     }
 
     /// A point lookup: the first entry whose key is at or after `target`,
@@ -801,6 +844,69 @@ mod tests {
                         assert_eq!(block.value(&entry), iter.value());
                     }
                     None => assert!(!iter.valid(), "interval {interval}"),
+                }
+            }
+        }
+    }
+
+    /// Restart heads change no seek's answer: for keys sharing long
+    /// prefixes, keys of every length, several versions of a key and
+    /// targets anywhere, at restart intervals 1, 2 and 16.
+    #[test]
+    fn restart_heads_change_no_seek() {
+        let mut rng = crate::test_rng::Rng(0x0dd_5eed_2468_ace1);
+        for round in 0..40 {
+            let symbols = 2 + rng.below(3);
+            let random_key = |rng: &mut crate::test_rng::Rng| -> Vec<u8> {
+                let mut key = b"tenant/".to_vec();
+                key.extend((0..rng.below(20)).map(|_| b'a' + rng.below(symbols) as u8));
+                key
+            };
+            let mut user_keys: Vec<Vec<u8>> = (0..rng.below(300)).map(|_| random_key(&mut rng)).collect();
+            user_keys.sort();
+            user_keys.dedup();
+            let mut expected = Vec::new();
+            for user_key in &user_keys {
+                for version in 0..1 + rng.below(3) {
+                    let key = InternalKey::new(user_key.clone().into(), 100 - version, ValueKind::Put);
+                    expected.push((encode(&key), format!("v{round}").into_bytes()));
+                }
+            }
+            let mut targets: Vec<Vec<u8>> = expected.iter().map(|(key, _)| key.clone()).collect();
+            for _ in 0..200 {
+                let user_key = random_key(&mut rng);
+                let snapshot = 98 + rng.below(4);
+                targets.push(encode(&InternalKey::seek_key(user_key.into(), snapshot)));
+            }
+            targets.push(encode(&InternalKey::seek_key(Bytes::new(), 100)));
+            targets.push(encode(&InternalKey::seek_key(Bytes::from_static(b"tenant"), 100)));
+            targets.push(encode(&InternalKey::seek_key(Bytes::from_static(b"zz"), 100)));
+            for interval in [1, 2, DATA_RESTART_INTERVAL] {
+                let plain = build(&expected, interval);
+                let headed = plain.clone().with_restart_heads().unwrap();
+                let (mut plain_key, mut headed_key) = (Vec::new(), Vec::new());
+                let (mut plain_iter, mut headed_iter) = (plain.iter(), headed.iter());
+                for target in &targets {
+                    let want = plain
+                        .seek_entry(target, &mut plain_key)
+                        .unwrap()
+                        .map(|e| plain.value(&e));
+                    let got = headed
+                        .seek_entry(target, &mut headed_key)
+                        .unwrap()
+                        .map(|e| headed.value(&e));
+                    assert_eq!(got, want, "round {round} interval {interval} target {target:?}");
+                    if want.is_some() {
+                        assert_eq!(headed_key, plain_key, "round {round} interval {interval}");
+                    }
+                    plain_iter.seek(target).unwrap();
+                    headed_iter.seek(target).unwrap();
+                    assert_eq!(headed_iter.valid(), plain_iter.valid());
+                    assert_eq!(
+                        headed_iter.key(),
+                        plain_iter.key(),
+                        "round {round} interval {interval}"
+                    );
                 }
             }
         }

@@ -154,7 +154,10 @@ impl Table {
         let properties_offset = footer.properties.offset;
         let mut properties = TableProperties::decode(&block_of(footer.properties, "properties")?)
             .map_err(|reason| corrupt(properties_offset, format!("properties block: {reason}")))?;
+        // NOTE: every point read binary-searches the index, so it gets
+        // restart heads (8 bytes a data block).
         let index = Block::new(block_of(footer.index, "index")?)
+            .and_then(Block::with_restart_heads)
             .map_err(|reason| corrupt(footer.index.offset, format!("index block: {reason}")))?;
         if index.is_empty() != (properties.data_block_count == 0) {
             return Err(corrupt(
