@@ -130,7 +130,10 @@ pub struct Options {
     /// Capacity of the block cache (decompressed, verified blocks).
     /// Default: 64 MiB. 0 disables the cache.
     pub block_cache_size_bytes: usize,
-    /// Tables kept open at once. Default: 1,000. Minimum: 1.
+    /// Open tables: up to this many stay open from their first read until
+    /// compaction deletes them (as RocksDB's `max_open_files = -1` keeps
+    /// every table open), and up to this many more are kept by recent use.
+    /// Default: 1,000. Minimum: 1.
     pub table_cache_tables: usize,
     /// Target size of a table's data blocks. Default: 4 KiB.
     pub block_size_bytes: usize,

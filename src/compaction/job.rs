@@ -170,7 +170,7 @@ async fn sources(compaction: &Compaction, ctx: &JobContext<'_>) -> Result<Vec<So
     let mut sources = Vec::new();
     if compaction.level == 0 {
         for meta in &compaction.inputs {
-            let table = ctx.table_cache.get(meta.number, meta.size_bytes).await?;
+            let table = ctx.table_cache.get(meta).await?;
             sources.push(Source::Table(table.iter()));
         }
     } else {
@@ -193,7 +193,7 @@ async fn input_range_dels(compaction: &Compaction, ctx: &JobContext<'_>) -> Resu
     let mut tombstones = Vec::new();
     let inputs = compaction.inputs.iter().chain(&compaction.overlapping);
     for meta in inputs.filter(|meta| meta.has_range_dels) {
-        let table = ctx.table_cache.get(meta.number, meta.size_bytes).await?;
+        let table = ctx.table_cache.get(meta).await?;
         if let Some(dels) = table.range_dels() {
             tombstones.extend(dels.tombstones());
         }

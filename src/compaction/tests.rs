@@ -34,6 +34,7 @@ fn meta(number: u64, smallest: &str, largest: &str, size: u64) -> Arc<TableMeta>
         smallest_seqno: number * 10,
         largest_seqno: number * 10 + 1,
         has_range_dels: false,
+        open: crate::sst::PinnedTable::default(),
     })
 }
 
@@ -628,7 +629,7 @@ impl Disk {
     async fn read(&self, tables: &[Arc<TableMeta>]) -> Vec<InternalKey> {
         let mut out: Vec<InternalKey> = Vec::new();
         for meta in tables {
-            let table = self.table_cache.get(meta.number, meta.size_bytes).await.unwrap();
+            let table = self.table_cache.get(meta).await.unwrap();
             let mut iter = table.iter();
             iter.seek_to_first().await.unwrap();
             while iter.valid() {
@@ -990,7 +991,7 @@ fn job_future_is_send() {
 async fn read_with_values(disk: &Disk, tables: &[Arc<TableMeta>]) -> Vec<(InternalKey, Bytes)> {
     let mut out = Vec::new();
     for meta in tables {
-        let table = disk.table_cache.get(meta.number, meta.size_bytes).await.unwrap();
+        let table = disk.table_cache.get(meta).await.unwrap();
         let mut iter = table.iter();
         iter.seek_to_first().await.unwrap();
         while iter.valid() {

@@ -1010,7 +1010,16 @@ async fn lookup_at(
                 .unwrap_or_default()
         };
         for meta in candidates.iter().filter(|t| t.may_hold(key)) {
-            let table = shared.table_cache.get(meta.number, meta.size_bytes).await?;
+            // NOTE: a pinned table is borrowed from the version this read
+            // holds: no lock and no shared count touched per probe.
+            let opened;
+            let table = match meta.open.get() {
+                Some(table) => table,
+                None => {
+                    opened = shared.table_cache.get(meta).await?;
+                    &opened
+                }
+            };
             if let Some(dels) = table.range_dels() {
                 covering = covering.max(dels.max_covering(key, snapshot));
             }

@@ -130,7 +130,7 @@ pub(super) async fn sources(shared: &Shared, current: &SuperVersion) -> Result<V
     let mut levels = current.version.levels.iter();
     if let Some(l0) = levels.next() {
         for meta in l0 {
-            let table = shared.table_cache.get(meta.number, meta.size_bytes).await?;
+            let table = shared.table_cache.get(meta).await?;
             sources.push(Source::Table(TableIter::new(table)));
         }
     }
@@ -170,7 +170,7 @@ pub(super) async fn range_dels(
             && high.as_ref().is_none_or(|high| meta.smallest.user_key <= high)
     };
     for meta in current.version.levels.iter().flatten().filter(overlapping) {
-        let table = shared.table_cache.get(meta.number, meta.size_bytes).await?;
+        let table = shared.table_cache.get(meta).await?;
         if let Some(dels) = table.range_dels() {
             tombstones.extend(dels.tombstones());
         }
@@ -294,7 +294,7 @@ pub(super) async fn point_read(
         .flatten()
         .filter(|meta| meta.may_hold(key));
     for meta in tables {
-        let table = shared.table_cache.get(meta.number, meta.size_bytes).await?;
+        let table = shared.table_cache.get(meta).await?;
         if table.may_contain(key) {
             sources.push(Source::Table(TableIter::new(table)));
         }

@@ -134,12 +134,18 @@ impl Tree {
             .map(|v| pending_compaction_bytes(v, &self.compaction_options));
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         let (memtable, imms) = make(&current);
-        *current = Arc::new(SuperVersion {
+        let next = Arc::new(SuperVersion {
             memtable,
             imms,
             pending_compaction_bytes: debt.unwrap_or(current.pending_compaction_bytes),
             version: version.unwrap_or_else(|| Arc::clone(&current.version)),
         });
+        let replaced = std::mem::replace(&mut *current, next);
+        drop(current);
+        // NOTE: dropped after the lock: if it was the last reference, its
+        // memtables are freed and the files of its tables' pinned handles
+        // closed here.
+        drop(replaced);
     }
 
     /// Freezes the current memtable and installs `next` for writes.

@@ -242,7 +242,7 @@ impl LevelIter {
             let Some(meta) = self.tables.get(index) else {
                 unreachable!("LevelIter::open({index}) past {} tables", self.tables.len());
             };
-            let table = self.table_cache.get(meta.number, meta.size_bytes).await?;
+            let table = self.table_cache.get(meta).await?;
             self.current = Some((index, TableIter::new(table)));
         }
         match &mut self.current {

@@ -38,7 +38,7 @@ impl Tree {
     async fn sources(&self, empty_extra: bool) -> Vec<Source> {
         let mut sources = vec![Source::Memtable(MemtableIter::new(Arc::clone(&self.memtable)))];
         for meta in &self.l0 {
-            let table = self.table_cache.get(meta.number, meta.size_bytes).await.unwrap();
+            let table = self.table_cache.get(meta).await.unwrap();
             sources.push(Source::Table(table.iter()));
         }
         sources.push(Source::Level(LevelIter::new(

@@ -57,6 +57,9 @@ pub struct TableMeta {
     /// The table holds range tombstones: a scan opens it at the start to
     /// read them, as it cannot wait to reach the table's keys.
     pub has_range_dels: bool,
+    /// The table's open handle once the table cache pins it; not part of
+    /// the record (ignored by equality, not copied by `clone`).
+    pub open: crate::sst::PinnedTable,
 }
 
 impl TableMeta {
@@ -70,6 +73,7 @@ impl TableMeta {
             smallest_seqno: properties.smallest_seqno,
             largest_seqno: properties.largest_seqno,
             has_range_dels: properties.range_del_count > 0,
+            open: crate::sst::PinnedTable::default(),
         }
     }
 
@@ -161,6 +165,7 @@ impl VersionEdit {
                         smallest_seqno: reader.varint64("smallest seqno")?,
                         largest_seqno: reader.varint64("largest seqno")?,
                         has_range_dels: tag == TAG_ADD_TABLE_WITH_RANGE_DELS,
+                        open: crate::sst::PinnedTable::default(),
                     };
                     if table.smallest > table.largest || table.smallest_seqno > table.largest_seqno {
                         return Err(format!("table {} has an inverted range", table.number));
@@ -244,6 +249,7 @@ mod tests {
                 smallest_seqno: 1,
                 largest_seqno: 5,
                 has_range_dels: number.is_multiple_of(2),
+                open: crate::sst::PinnedTable::default(),
             })
         };
         VersionEdit {

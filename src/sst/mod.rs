@@ -48,7 +48,7 @@ pub use stats::ReadStats;
 pub use table::builder::{Compression, TableBuilder, TableOptions};
 pub use table::iter::TableIter;
 pub use table::reader::Table;
-pub use table_cache::TableCache;
+pub use table_cache::{PinnedTable, TableCache};
 
 /// Magic number closing every table file (the last 8 bytes of the footer).
 pub const TABLE_MAGIC: u64 = 0x7269_6e67_7373_7401; // hex of "ringsst" ++ 0x01
