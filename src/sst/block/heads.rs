@@ -88,13 +88,15 @@ impl RestartHeads {
                 group_start + group.partition_point(|&h| h < target)
             }
         };
-        let end = start
-            + self
-                .heads
-                .get(start..)
-                .unwrap_or_default()
-                .partition_point(|&h| h == target);
-        start..end
+        // Ties are few where keys differ early: look at one group's worth
+        // before searching the rest, which would miss on lines far away.
+        let rest = self.heads.get(start..).unwrap_or_default();
+        let near = rest.iter().take(GROUP).take_while(|&&h| h == target).count();
+        let ties = match near {
+            GROUP => rest.partition_point(|&h| h == target),
+            near => near,
+        };
+        start..start + ties
     }
 }
 
@@ -198,6 +200,26 @@ mod tests {
         }
         assert_eq!(heads.span(b"user"), 0..0);
         assert_eq!(heads.span(b"zzz"), 1000..1000);
+    }
+
+    /// Keys that differ only after their head tie in runs longer than a
+    /// group; the span must hold the whole run.
+    #[test]
+    fn long_runs_of_equal_heads_are_spanned_whole() {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        for run in [b"AAAAAAAA", b"BBBBBBBB", b"CCCCCCCC"] {
+            for i in 0..50 {
+                keys.push([b"p/".as_slice(), run, format!("/{i:04}").as_bytes()].concat());
+            }
+        }
+        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let heads = RestartHeads::new(&refs);
+        assert_eq!(heads.span(b"p/BBBBBBBB/0007"), 50..100);
+        assert_eq!(heads.span(b"p/BBBBBBBB"), 50..100);
+        assert_eq!(heads.span(b"p/BBBBBBBC"), 100..100);
+        for key in &keys {
+            check(&keys, key);
+        }
     }
 
     #[test]
