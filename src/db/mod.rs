@@ -493,10 +493,15 @@ impl Db {
                 }
                 return Ok(());
             }
-            let stalled = shared.wait_for_room().await;
-            if !stalled.is_zero() {
-                let micros = u64::try_from(stalled.as_micros()).unwrap_or(u64::MAX);
-                shared.stall_micros.fetch_add(micros, Ordering::Relaxed);
+            // NOTE: the wait is boxed, so a write that needs no room carries
+            // none of its state: the future stays small, and awaiting it
+            // copies less.
+            if shared.backpressure(&shared.tree.current()).is_some() {
+                let stalled = Box::pin(shared.wait_for_room()).await;
+                if !stalled.is_zero() {
+                    let micros = u64::try_from(stalled.as_micros()).unwrap_or(u64::MAX);
+                    shared.stall_micros.fetch_add(micros, Ordering::Relaxed);
+                }
             }
             // NOTE: a table write found no space: writes wait for a retry
             // to succeed (db/flush.rs), reads go on.
