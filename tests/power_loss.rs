@@ -130,18 +130,10 @@ async fn sweep_power_loss(write_buffer_size_bytes: Option<u64>) {
         WRITE_BUFFER_SIZE_BYTES.with(|cell| cell.set(size));
     }
     let dir = Path::new("/db");
-    // NOTE: as in the merge sweep, a dry run that must cross a compaction
-    // is run again if a loaded machine ended it before one committed.
-    let mut attempts = 0;
-    let (dry, logs, stats) = loop {
-        let dry = SimFs::new(0);
-        let (logs, stats) = run_workload_with_stats(&dry, dir).await;
-        let stats = stats.unwrap();
-        attempts += 1;
-        if write_buffer_size_bytes.is_none() || stats.compactions >= 1 || attempts == DRY_RUN_ATTEMPTS {
-            break (dry, logs, stats);
-        }
-    };
+    let (dry, logs, stats) = dry_run(write_buffer_size_bytes.is_some(), |sim| async move {
+        run_workload_with_stats(&sim, dir).await
+    })
+    .await;
     assert!(
         logs.iter().all(|log| log.acked == OPS_PER_TASK as usize),
         "dry run must complete"
@@ -404,6 +396,28 @@ enum MergeOp {
 /// Dry runs tried before a sweep gives up on crossing a compaction.
 const DRY_RUN_ATTEMPTS: usize = 5;
 
+/// A sweep's dry run of `workload` on a fresh simulated disk, and its
+/// stats. Compaction runs beside the writers, so on a loaded machine a run
+/// can end before one commits: when the sweep must cross compaction's
+/// crash points (`must_compact`), the run is tried again, each time on a
+/// fresh store, up to `DRY_RUN_ATTEMPTS` times.
+async fn dry_run<L, F, Fut>(must_compact: bool, workload: F) -> (Arc<SimFs>, L, ringdb::Stats)
+where
+    F: Fn(Arc<SimFs>) -> Fut,
+    Fut: std::future::Future<Output = (L, Option<ringdb::Stats>)>,
+{
+    let mut attempts = 0;
+    loop {
+        let sim = SimFs::new(0);
+        let (logs, stats) = workload(Arc::clone(&sim)).await;
+        let stats = stats.expect("a dry run opens the store");
+        attempts += 1;
+        if !must_compact || stats.compactions >= 1 || attempts == DRY_RUN_ATTEMPTS {
+            return (sim, logs, stats);
+        }
+    }
+}
+
 const MERGE_TASKS: usize = 4;
 const MERGE_OPS_PER_TASK: u64 = 30;
 
@@ -550,19 +564,7 @@ async fn check_merge_recovery(sim: Arc<SimFs>, dir: &Path, logs: &[(Vec<MergeOp>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_loss_at_every_mutating_operation_with_merges() {
     let dir = Path::new("/db");
-    // NOTE: compaction runs beside the writers, so on a loaded machine a
-    // dry run can end before one commits; run it again (a fresh store
-    // each time) so that the sweep crosses compaction's crash points.
-    let mut attempts = 0;
-    let (dry, logs, stats) = loop {
-        let dry = SimFs::new(0);
-        let (logs, stats) = run_merge_workload(&dry, dir).await;
-        let stats = stats.unwrap();
-        attempts += 1;
-        if stats.compactions >= 1 || attempts == DRY_RUN_ATTEMPTS {
-            break (dry, logs, stats);
-        }
-    };
+    let (dry, logs, stats) = dry_run(true, |sim| async move { run_merge_workload(&sim, dir).await }).await;
     assert!(
         logs.iter()
             .all(|(_, acked)| *acked == MERGE_OPS_PER_TASK as usize)

@@ -61,19 +61,12 @@ impl RestartHeads {
     /// those after certainly after it.
     pub fn span(&self, user_key: &[u8]) -> Range<usize> {
         let count = self.heads.len();
-        let shared = user_key.len().min(self.prefix.len());
-        let (Some(key_start), Some(prefix_start)) = (user_key.get(..shared), self.prefix.get(..shared))
-        else {
-            return 0..count;
-        };
-        match key_start.cmp(prefix_start) {
+        // A user key that is a proper prefix of `prefix` compares Less, and
+        // sorts before every restart key.
+        let key_start = user_key.get(..self.prefix.len()).unwrap_or(user_key);
+        match key_start.cmp(&self.prefix) {
             std::cmp::Ordering::Less => return 0..0,
             std::cmp::Ordering::Greater => return count..count,
-            // A user key that is a proper prefix of `prefix` sorts before
-            // every restart key.
-            std::cmp::Ordering::Equal if shared < self.prefix.len() => {
-                return 0..0;
-            }
             std::cmp::Ordering::Equal => {}
         }
         let target = head(user_key, self.prefix.len());

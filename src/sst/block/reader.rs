@@ -126,9 +126,7 @@ impl Block {
         for index in 0..restarts {
             user_keys.push(encoded_key::user_key(self.restart_key(index)?));
         }
-        let heads = RestartHeads::new(&user_keys);
-        drop(user_keys);
-        self.heads = Some(Arc::new(heads));
+        self.heads = Some(Arc::new(RestartHeads::new(&user_keys)));
         Ok(self)
     }
 
