@@ -265,6 +265,10 @@ struct State {
     /// an `O_DSYNC` handle) first waits a random time below `max`, so that
     /// several can be in flight at once and complete in any order.
     durable_op_delay: Option<std::time::Duration>,
+    /// `true` while [`SimFs::hold_durable_ops`] holds every durable
+    /// operation before it takes effect.
+    /// Each operation waiting at it holds one receiver.
+    durable_gate: tokio::sync::watch::Sender<bool>,
     /// Paths locked by `lock_file` (held by a `SimLock`).
     locks: std::collections::BTreeSet<PathBuf>,
     /// Every mutating op started so far (up to [`MAX_LOGGED_OPS`]).
@@ -367,6 +371,7 @@ impl State {
             failing_syncs: Vec::new(),
             full_suffixes: Vec::new(),
             durable_op_delay: None,
+            durable_gate: tokio::sync::watch::Sender::new(false),
             locks: std::collections::BTreeSet::new(),
             op_log: Vec::new(),
             path_faults: Vec::new(),
@@ -844,6 +849,25 @@ impl SimFs {
         self.lock().durable_op_delay = Some(max);
     }
 
+    /// Holds every durable operation (fdatasync, `O_DSYNC` write) from
+    /// now on before it takes effect, until [`Self::release_durable_ops`]:
+    /// a test can then see what is, and is not, acknowledged while a sync
+    /// has not completed.
+    pub fn hold_durable_ops(&self) {
+        self.lock().durable_gate.send_replace(true);
+    }
+
+    /// Lets the held durable operations, and all later ones, go on.
+    pub fn release_durable_ops(&self) {
+        self.lock().durable_gate.send_replace(false);
+    }
+
+    /// Durable operations waiting at the gate of
+    /// [`Self::hold_durable_ops`] now.
+    pub fn held_durable_ops(&self) -> usize {
+        self.lock().durable_gate.receiver_count()
+    }
+
     /// The seed this disk was created with (print it when a test fails).
     pub fn seed(&self) -> u64 {
         self.lock().seed
@@ -1152,10 +1176,28 @@ impl Fs for SimFs {
     }
 }
 
+impl SimFile {
+    /// Waits while [`SimFs::hold_durable_ops`] holds durable operations.
+    async fn pass_durable_gate(&self) {
+        let mut gate = {
+            let state = lock(&self.state);
+            let gate = state.durable_gate.subscribe();
+            if !*gate.borrow() {
+                return;
+            }
+            gate
+        };
+        // NOTE: the sender lives in the state this handle shares, so the
+        // wait ends only by a release.
+        let _ = gate.wait_for(|held| !*held).await;
+    }
+}
+
 #[async_trait]
 impl File for SimFile {
     async fn write_all_at(&self, buf: Vec<u8>, offset: u64) -> io::Result<Vec<u8>> {
         if self.dsync && self.writable {
+            self.pass_durable_gate().await;
             let delay = lock(&self.state).durable_delay();
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
@@ -1197,6 +1239,7 @@ impl File for SimFile {
     }
 
     async fn sync_data(&self) -> io::Result<()> {
+        self.pass_durable_gate().await;
         let delay = lock(&self.state).durable_delay();
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
