@@ -35,7 +35,7 @@ async fn durable_writes_and_syncs_resolve_only_after_the_disk_completes_them() {
     assert!(first.poll().is_pending());
     assert!(second.poll().is_pending());
     assert!(sync.poll().is_pending());
-    // The WAL task has written the first record and waits for the disk.
+    // Wait until the WAL task has issued a write and the disk holds it.
     wait_for("a WAL write held by the disk", || {
         db.stats().wal_writes > writes_before && sim.held_durable_ops() > 0
     })

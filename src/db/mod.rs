@@ -220,8 +220,9 @@ enum Backpressure {
 /// executor: such a write never waits, so a task writing in a loop would
 /// otherwise keep its thread from every other task. 128, tokio's own
 /// cooperative budget: on a multi-threaded runtime each yield also wakes a
-/// parked worker to steal the task, so yielding more often costs writes
-/// (docs/bench-log.md).
+/// parked worker to steal the task, so yielding more often costs writes,
+/// and less often keeps other tasks waiting longer
+/// (`docs/decisions/0023-commit-lock-spins-and-buffered-yields.md`).
 const NON_DURABLE_WRITES_PER_YIELD: u32 = 128;
 
 thread_local! {
