@@ -23,12 +23,17 @@ pub enum SyncMode {
     /// [`Options::wal_buffer_delay`] (capped at the interval) and syncs at
     /// least once per interval. A crash (even of the process alone) can lose
     /// the writes of the last interval.
+    ///
+    /// While a write made before it with `Always` (through
+    /// [`WriteOptions::sync_mode`]) waits for its sync, the write waits for
+    /// that sync too: writes become visible in order, and a durable write
+    /// never becomes visible before it is durable.
     Interval(Duration),
     /// A write resolves as soon as it is in ringdb's commit queue; the WAL task
     /// writes it to the OS within [`Options::wal_buffer_delay`] but syncs
     /// only on `Db::sync`, segment rotation and close. A process crash can
     /// lose the writes still queued; a power loss can lose everything since
-    /// the last sync.
+    /// the last sync. Waits behind an `Always` write as `Interval` does.
     Buffered,
 }
 

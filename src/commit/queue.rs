@@ -7,10 +7,11 @@
 //! oneshot in the chunk. The WAL task takes whole chunks
 //! (the group), writes each with one write, syncs, publishes the group's
 //! last seqno and resolves the oneshots. A non-durable write publishes
-//! itself before it unlocks: it never waits for another thread, and wakes
-//! the WAL task only when its bytes are the first queued or fill the WAL
-//! buffer ([`WAL_BUFFER_BYTES`]): a write (and a cross-thread wake) per put
-//! would cost more than the put.
+//! itself before it unlocks: it waits for another thread only behind a
+//! durable write that waits for its sync, and wakes the WAL task only when
+//! its bytes are the first queued or fill the WAL buffer
+//! ([`WAL_BUFFER_BYTES`]): a write (and a cross-thread wake) per put would
+//! cost more than the put.
 //!
 //! Every insert happens under the lock, by its writer: inserts after the
 //! lock or left to the WAL task paid only while that task ran on a thread
@@ -24,6 +25,9 @@
 //!   critical section, so chunk order = seqno order = WAL byte order.
 //! - `visible_seqno` only grows, and every seqno at or below it is in the
 //!   memtable: inserted under the lock before it could be published.
+//! - Every durable write at or below `visible_seqno` is durable: a
+//!   non-durable write publishes only when no seqno below it is unpublished,
+//!   and otherwise waits, like a durable one, for the WAL task to publish.
 //! - Once `poisoned` or `closed` is set (under the lock), no chunk is added,
 //!   and the queued ones have been failed or will be drained by the WAL task.
 
@@ -285,8 +289,8 @@ impl CommitQueue {
     }
 
     /// Commits an encoded batch: returns a receiver that resolves after the
-    /// covering sync when `durable`, or `None` when the write is already
-    /// visible (non-durable).
+    /// covering sync when `durable` (or when an earlier durable write still
+    /// waits for its sync), or `None` when the write is already visible.
     pub fn commit(
         &self,
         payload: Bytes,
@@ -303,7 +307,7 @@ impl CommitQueue {
             }
         })?;
         // NOTE: allocated before the commit lock, which every writer takes.
-        let (waiter, receiver) = match durable.then(oneshot::channel) {
+        let (mut waiter, mut receiver) = match durable.then(oneshot::channel) {
             Some((tx, rx)) => (Some(tx), Some(rx)),
             None => (None, None),
         };
@@ -311,17 +315,27 @@ impl CommitQueue {
             let mut state = self.lock();
             self.refuse(&state)?;
             self.maybe_rotate_memtable(&mut state);
+            // NOTE: a non-durable write publishes its seqno, and with it
+            // every seqno below; while a durable write below it waits for
+            // its sync, that would show the durable write before it is on
+            // disk. Such a write waits for that sync instead, as a later
+            // write group waits for an earlier one in RocksDB.
+            let durable_waits_below = self.visible_seqno() < state.next_seqno.saturating_sub(1);
+            if waiter.is_none() && durable_waits_below {
+                let (tx, rx) = oneshot::channel();
+                (waiter, receiver) = (Some(tx), Some(rx));
+            }
             let (first_seqno, last_seqno, wake) =
                 self.append_record(&mut state, &payload, payload_crc, count, waiter);
             for (seqno, entry) in (first_seqno..).zip(entries) {
                 state.memtable.insert(entry.key, seqno, entry.kind, entry.value);
             }
-            if !durable {
+            if receiver.is_none() {
                 self.publish(last_seqno);
             }
             (last_seqno, wake)
         };
-        debug_assert!(durable || self.visible_seqno() >= seqno_end);
+        debug_assert!(receiver.is_some() || self.visible_seqno() >= seqno_end);
         if wake {
             self.wal_wakeup.notify_one();
         }
