@@ -24,7 +24,7 @@ pub enum SyncMode {
     /// least once per interval. A crash (even of the process alone) can lose
     /// the writes of the last interval.
     ///
-    /// While a write made before it with `Always` (through
+    /// While an earlier `Always` write (the store's mode, or a per-write
     /// [`WriteOptions::sync_mode`]) waits for its sync, the write waits for
     /// that sync too: writes become visible in order, and a durable write
     /// never becomes visible before it is durable.
