@@ -217,12 +217,12 @@ enum Backpressure {
 }
 
 /// Non-durable writes a thread completes before one of them yields to the
-/// executor: such a write never waits, so a task writing in a loop would
-/// otherwise keep its thread from every other task. 128, tokio's own
-/// cooperative budget: on a multi-threaded runtime each yield also wakes a
-/// parked worker to steal the task, so yielding more often costs writes,
-/// and less often keeps other tasks waiting longer
-/// (`docs/decisions/0023-commit-lock-spins-and-buffered-yields.md`).
+/// executor: such a write waits only behind a durable one, so a task
+/// writing in a loop would otherwise keep its thread from every other
+/// task. 128, tokio's own cooperative budget: on a multi-threaded runtime
+/// each yield also wakes a parked worker, which may steal the task, so
+/// yielding more often costs writes, and less often keeps other tasks
+/// waiting longer (`docs/decisions/0023-commit-lock-spins-and-buffered-yields.md`).
 const NON_DURABLE_WRITES_PER_YIELD: u32 = 128;
 
 thread_local! {
