@@ -53,10 +53,11 @@ async fn durable_writes_and_syncs_resolve_only_after_the_disk_completes_them() {
     // too: its visibility would show the durable write before it is durable.
     let mut buffered_behind = task::spawn(db.write_opt(batch("b1", "1"), buffered()));
     assert!(first.poll().is_pending());
-    assert!(buffered_behind.poll().is_pending());
     assert!(second.poll().is_pending());
     assert!(sync.poll().is_pending());
-    // Wait until the WAL task has issued a write and the disk holds it.
+    assert!(buffered_behind.poll().is_pending());
+    // Wait until the WAL task has written records and the disk holds a
+    // durable operation.
     wait_for("a WAL write held by the disk", || {
         db.stats().wal_writes > writes_before && sim.held_durable_ops() > 0
     })

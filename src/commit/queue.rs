@@ -320,8 +320,7 @@ impl CommitQueue {
             // its sync, that would show the durable write before it is on
             // disk. Such a write waits for that sync instead, as a later
             // write group waits for an earlier one in RocksDB.
-            let durable_waits_below = self.visible_seqno() < state.next_seqno.saturating_sub(1);
-            if waiter.is_none() && durable_waits_below {
+            if waiter.is_none() && self.visible_seqno() < state.next_seqno.saturating_sub(1) {
                 let (tx, rx) = oneshot::channel();
                 (waiter, receiver) = (Some(tx), Some(rx));
             }

@@ -266,8 +266,8 @@ struct State {
     /// several can be in flight at once and complete in any order.
     durable_op_delay: Option<std::time::Duration>,
     /// `true` while [`SimFs::hold_durable_ops`] holds every durable
-    /// operation before it takes effect.
-    /// Each operation waiting at it holds one receiver.
+    /// operation before it takes effect; each operation waiting at the
+    /// gate holds one receiver.
     durable_gate: tokio::sync::watch::Sender<bool>,
     /// Paths locked by `lock_file` (held by a `SimLock`).
     locks: std::collections::BTreeSet<PathBuf>,
