@@ -32,6 +32,9 @@
 //! - Once the reaper is gone (the runtime shut down), no new operation is
 //!   submitted and every waiting future resolves with an error; nothing
 //!   hangs.
+//! - No operation waits on an entry the kernel refused (`EAGAIN`, `EBUSY`):
+//!   its task enters the queue again on every poll until the entry is in,
+//!   and any other error of `io_uring_enter` fails the operation.
 
 use std::ffi::CString;
 use std::future::Future;
@@ -141,6 +144,10 @@ pub(crate) struct Driver {
     /// The ring's descriptor, for `io_uring_enter` outside the lock (the
     /// ring in `state` owns it and outlives every use).
     ring_fd: RawFd,
+    /// Errors the next `io_uring_enter` calls return instead of entering,
+    /// in order (for tests).
+    #[cfg(test)]
+    refusals: Mutex<std::collections::VecDeque<i32>>,
 }
 
 /// The error of an operation after the store's runtime has shut down.
@@ -186,6 +193,8 @@ impl Driver {
             dead: AtomicBool::new(false),
             eventfd,
             ring_fd,
+            #[cfg(test)]
+            refusals: Mutex::default(),
         });
         let watched = {
             let _entered = handle.enter();
@@ -272,9 +281,9 @@ impl Driver {
             }
             (key, state.ring.submission().len())
         };
-        if let Err(error) = enter(self.ring_fd, queued) {
-            // NOTE: the kernel may hold the entry yet (EBUSY leaves it in
-            // the queue for the next enter); the slot stays until reaped.
+        if let Err(error) = self.enter(queued) {
+            // NOTE: a refused enter leaves the entry queued; the first poll
+            // of the operation enters again (`poll_op`).
             tracing::debug!(%error, "io_uring_enter");
         }
         let mut wakers = Vec::new();
@@ -298,7 +307,7 @@ impl Driver {
         let mut wakers = Vec::new();
         {
             let mut state = self.lock();
-            let _ = submit_all(&state.ring);
+            let _ = self.enter_queued(&mut state);
             drain(&mut state, &mut wakers);
         }
         for waker in wakers {
@@ -326,10 +335,75 @@ impl Driver {
         }
     }
 
+    /// Hands the kernel the entries still queued, if any; whether there
+    /// were any.
+    fn enter_queued(&self, state: &mut State) -> io::Result<bool> {
+        match state.ring.submission().len() {
+            0 => Ok(false),
+            queued => self.enter(queued).map(|()| true),
+        }
+    }
+
+    /// `io_uring_enter` submitting up to `count` queued entries.
+    fn enter(&self, count: usize) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(errno) = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+        {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        enter(self.ring_fd, count)
+    }
+
+    /// Makes the next `io_uring_enter` calls fail with `errnos`, in order.
+    #[cfg(test)]
+    fn refuse_enters(&self, errnos: &[i32]) {
+        self.refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(errnos);
+    }
+
     fn poll_op(&self, key: usize, cx: &mut Context<'_>) -> Poll<Completion> {
+        let mut wakers = Vec::new();
+        let poll = self.poll_op_locked(key, cx, &mut wakers);
+        for waker in wakers {
+            waker.wake();
+        }
+        poll
+    }
+
+    fn poll_op_locked(&self, key: usize, cx: &mut Context<'_>, wakers: &mut Vec<Waker>) -> Poll<Completion> {
         let mut state = self.lock();
         if let Some(completion) = state.take_done(key) {
             return Poll::Ready(completion);
+        }
+        // NOTE: entries still queued were refused by the kernel (`EAGAIN`
+        // when it is short of memory, `EBUSY`): no completion may come to
+        // enter them again, so a task that finds them enters them itself,
+        // under the lock on this rare path, and polls again until they
+        // are in. Any other error means the ring is unusable: the
+        // operation fails, and its slot waits for a completion that may
+        // never come.
+        let (entered, refused) = match self.enter_queued(&mut state) {
+            Ok(entered) => (entered, false),
+            Err(error) if matches!(error.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY)) => (true, true),
+            Err(error) => {
+                tracing::error!(%error, "io_uring_enter on the foreground ring");
+                if let Some(slot) = state.slots.get_mut(key) {
+                    slot.state = SlotState::Abandoned;
+                }
+                return Poll::Ready((Err(error), Resources::default()));
+            }
+        };
+        if entered {
+            drain(&mut state, wakers);
+            if let Some(completion) = state.take_done(key) {
+                return Poll::Ready(completion);
+            }
         }
         let Some(slot) = state.slots.get_mut(key) else {
             debug_assert!(false, "a pending operation has a slot");
@@ -349,6 +423,9 @@ impl Driver {
                 match waker {
                     Some(waker) if waker.will_wake(cx.waker()) => {}
                     _ => *waker = Some(cx.waker().clone()),
+                }
+                if refused {
+                    cx.waker().wake_by_ref();
                 }
                 Poll::Pending
             }
@@ -455,16 +532,6 @@ fn enter(ring_fd: RawFd, count: usize) -> io::Result<()> {
 enum Submitted {
     Done(Completion),
     Pending(usize),
-}
-
-/// Hands every queued entry to the kernel, retrying on `EINTR`.
-fn submit_all(ring: &IoUring) -> io::Result<usize> {
-    loop {
-        match ring.submit() {
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            other => return other,
-        }
-    }
 }
 
 /// Moves every completion into its slot, collecting the wakers to call
@@ -594,6 +661,75 @@ mod tests {
         assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
         // SAFETY: both descriptors are new and owned by nothing else.
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    /// A read of `read_end`, whose pipe holds 5 bytes already, so that the
+    /// kernel finishes it as soon as it is entered.
+    fn ready_read(read_end: OwnedFd, write_end: &OwnedFd, byte: u8) -> (io_uring::squeue::Entry, Resources) {
+        let message = [byte; 5];
+        // SAFETY: writes 5 bytes from a live buffer to our own pipe.
+        let written = unsafe { libc::write(write_end.as_raw_fd(), message.as_ptr().cast(), 5) };
+        assert_eq!(written, 5);
+        let mut buf = vec![0u8; 5];
+        let entry = opcode::Read::new(types::Fd(read_end.as_raw_fd()), buf.as_mut_ptr(), 5).build();
+        let resources = Resources {
+            buf,
+            fd: Some(Arc::new(read_end)),
+            ..Resources::default()
+        };
+        (entry, resources)
+    }
+
+    /// An `io_uring_enter` the kernel refuses for want of resources leaves
+    /// the entry queued with nothing in flight to enter it again: the
+    /// operation's own task enters it until it goes in, and the operation
+    /// completes. An unexpected error fails the operation instead of
+    /// retrying forever, and a later enter still takes its entry, whose
+    /// slot then goes.
+    #[test]
+    fn refused_enters_are_retried_and_unexpected_errors_fail_the_operation() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let driver = Driver::start(runtime.handle()).unwrap();
+        runtime.block_on(async move {
+            let (read_end, write_end) = pipe();
+            let (entry, resources) = ready_read(read_end, &write_end, 7);
+            driver.refuse_enters(&[libc::EAGAIN, libc::EBUSY, libc::EAGAIN]);
+            let (result, resources) =
+                tokio::time::timeout(Duration::from_secs(10), driver.run(entry, resources))
+                    .await
+                    .expect("a refused entry was never entered again");
+            assert_eq!(result.unwrap(), 5);
+            assert_eq!(resources.buf, vec![7; 5]);
+            assert!(
+                driver.refusals.lock().unwrap().is_empty(),
+                "every refusal was met"
+            );
+            assert_eq!(driver.in_flight(), 0);
+
+            let (read_end, write_end) = pipe();
+            let (entry, resources) = ready_read(read_end, &write_end, 8);
+            driver.refuse_enters(&[libc::EINVAL, libc::EINVAL]);
+            let (result, _) = tokio::time::timeout(Duration::from_secs(10), driver.run(entry, resources))
+                .await
+                .expect("an unexpected error ends the operation");
+            assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::EINVAL));
+            assert_eq!(driver.in_flight(), 1, "its entry is still queued");
+
+            let (read_end, write_end) = pipe();
+            let (entry, resources) = ready_read(read_end, &write_end, 9);
+            let (result, resources) = driver.run(entry, resources).await;
+            assert_eq!(result.unwrap(), 5);
+            assert_eq!(resources.buf, vec![9; 5]);
+            assert_eq!(
+                driver.in_flight(),
+                0,
+                "the next enter took the failed operation's entry, and its slot went"
+            );
+        });
     }
 
     /// An operation the kernel cannot finish during submission (a read of
