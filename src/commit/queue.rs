@@ -2,9 +2,11 @@
 //!
 //! A writer, on its own task and thread, takes the commit lock once:
 //! assigns seqnos, picks the WAL segment and offset of its record, appends the
-//! framed record to the open chunk, inserts its entries into the memtable
-//! (invisible until published) and, for a durable write, leaves a
-//! oneshot in the chunk. The WAL task takes whole chunks
+//! framed record to the open chunk and, for a durable write, leaves a
+//! oneshot in the chunk. It inserts its entries into the memtable (invisible
+//! until published): a durable write right after the lock, so that writers
+//! on different threads insert side by side; a non-durable one under it.
+//! The WAL task takes whole chunks
 //! (the group), writes each with one write, syncs, publishes the group's
 //! last seqno and resolves the oneshots. A non-durable write publishes
 //! itself before it unlocks: it waits for another thread only behind a
@@ -13,18 +15,22 @@
 //! ([`WAL_BUFFER_BYTES`]): a write (and a cross-thread wake) per put would
 //! cost more than the put.
 //!
-//! Every insert happens under the lock, by its writer: inserts after the
-//! lock or left to the WAL task paid only while that task ran on a thread
-//! of its own (`docs/decisions/0018-wal-mechanisms-after-the-hop.md`).
+//! A chunk counts the inserts of its records still running after the lock,
+//! and the WAL task takes a chunk only once that count is zero; a chunk it
+//! waits for takes no more records, so the count only falls
+//! (`docs/decisions/0024-durable-inserts-after-the-commit-lock.md`).
 //!
 //! Ownership: `CommitState` is behind the commit lock; the WAL task owns a
 //! chunk from the moment it takes it.
 //!
 //! Invariants:
-//! - Seqnos are assigned, memtable inserts done and chunks appended in one
-//!   critical section, so chunk order = seqno order = WAL byte order.
+//! - Seqnos are assigned and chunks appended in one critical section, so
+//!   chunk order = seqno order = WAL byte order.
 //! - `visible_seqno` only grows, and every seqno at or below it is in the
-//!   memtable: inserted under the lock before it could be published.
+//!   memtable: a non-durable write inserts under the lock before it
+//!   publishes, and a durable write's seqno is published only by the WAL
+//!   task, after it took the write's chunk, which it does only once the
+//!   chunk's inserts are done.
 //! - Every durable write at or below `visible_seqno` is durable: a
 //!   non-durable write publishes only when no seqno below it is unpublished,
 //!   and otherwise waits, like a durable one, for the WAL task to publish.
@@ -68,6 +74,12 @@ pub(crate) struct Chunk {
     pub last_seqno: SeqNo,
     /// Who waits for these bytes to be durable.
     pub waiters: Vec<Waiter>,
+    /// Memtable inserts of this chunk's records still running after the
+    /// commit lock: the WAL task takes the chunk only at zero.
+    inserting: Arc<AtomicUsize>,
+    /// The WAL task waits for this chunk's inserts: new records go to a new
+    /// chunk, so `inserting` only falls.
+    sealed: bool,
 }
 
 /// Counters the WAL task and writers keep.
@@ -129,6 +141,47 @@ pub(crate) struct CommitQueue {
     pub stats: WalStats,
 }
 
+/// A durable write's memtable insert, done after the commit lock and
+/// counted in its chunk until it is done.
+struct LateInsert<'a> {
+    queue: &'a CommitQueue,
+    /// The memtable the write's seqnos belong to, even if another write
+    /// rotates it before the insert.
+    memtable: Arc<Memtable>,
+    /// The count of the chunk the record went to.
+    inserting: Arc<AtomicUsize>,
+}
+
+impl<'a> LateInsert<'a> {
+    /// Under the commit lock, right after the record was appended: counts
+    /// the insert in the open chunk (`None` if there is none, and then the
+    /// caller inserts under the lock).
+    fn register(queue: &'a CommitQueue, state: &mut CommitState) -> Option<Self> {
+        let inserting = Arc::clone(&state.chunks.back()?.inserting);
+        inserting.fetch_add(1, Ordering::Relaxed);
+        Some(LateInsert {
+            queue,
+            memtable: Arc::clone(&state.memtable),
+            inserting,
+        })
+    }
+}
+
+impl Drop for LateInsert<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // NOTE: the WAL holds a record the memtable may lack; publishing
+            // its seqno would show a state that never was.
+            self.queue.poison(Error::Internal {
+                what: "a memtable insert panicked".to_owned(),
+            });
+        }
+        // NOTE: releases the inserts to the WAL task, which publishes them.
+        self.inserting.fetch_sub(1, Ordering::Release);
+        self.queue.wal_wakeup.notify_one();
+    }
+}
+
 /// What the WAL task takes in one go.
 #[derive(Debug, Default)]
 pub(crate) struct Group {
@@ -182,10 +235,11 @@ impl CommitQueue {
     }
 
     fn lock(&self) -> MutexGuard<'_, CommitState> {
-        // NOTE: the lock is held for a few microseconds (one memtable
-        // insert), less than parking a thread on the futex and waking it
-        // costs the two threads; so a taken lock is retried for a while,
-        // spinning, then giving the CPU to whatever else may run on it.
+        // NOTE: the lock is held for at most a few microseconds (a
+        // non-durable write's memtable insert), less than parking a thread
+        // on the futex and waking it costs the two threads; so a taken lock
+        // is retried for a while, spinning, then giving the CPU to whatever
+        // else may run on it.
         for attempt in 0..COMMIT_LOCK_TRIES {
             match self.state.try_lock() {
                 Ok(guard) => return guard,
@@ -311,30 +365,38 @@ impl CommitQueue {
             Some((tx, rx)) => (Some(tx), Some(rx)),
             None => (None, None),
         };
-        let (seqno_end, wake) = {
-            let mut state = self.lock();
-            self.refuse(&state)?;
-            self.maybe_rotate_memtable(&mut state);
-            // NOTE: a non-durable write publishes its seqno, and with it
-            // every seqno below; while a durable write below it waits for
-            // its sync, that would show the durable write before it is on
-            // disk. Such a write waits for that sync instead, as a later
-            // write group waits for an earlier one in RocksDB.
-            if waiter.is_none() && self.visible_seqno() < state.next_seqno.saturating_sub(1) {
-                let (tx, rx) = oneshot::channel();
-                (waiter, receiver) = (Some(tx), Some(rx));
+        let mut state = self.lock();
+        self.refuse(&state)?;
+        self.maybe_rotate_memtable(&mut state);
+        // NOTE: a non-durable write publishes its seqno, and with it
+        // every seqno below; while a durable write below it waits for
+        // its sync, that would show the durable write before it is on
+        // disk. Such a write waits for that sync instead, as a later
+        // write group waits for an earlier one in RocksDB.
+        if waiter.is_none() && self.visible_seqno() < state.next_seqno.saturating_sub(1) {
+            let (tx, rx) = oneshot::channel();
+            (waiter, receiver) = (Some(tx), Some(rx));
+        }
+        let (first_seqno, last_seqno, wake) =
+            self.append_record(&mut state, &payload, payload_crc, count, waiter);
+        let entries = (first_seqno..).zip(entries);
+        if durable && let Some(insert) = LateInsert::register(self, &mut state) {
+            drop(state);
+            for (seqno, entry) in entries {
+                insert.memtable.insert(entry.key, seqno, entry.kind, entry.value);
             }
-            let (first_seqno, last_seqno, wake) =
-                self.append_record(&mut state, &payload, payload_crc, count, waiter);
-            for (seqno, entry) in (first_seqno..).zip(entries) {
-                state.memtable.insert(entry.key, seqno, entry.kind, entry.value);
-            }
-            if receiver.is_none() {
-                self.publish(last_seqno);
-            }
-            (last_seqno, wake)
-        };
-        debug_assert!(receiver.is_some() || self.visible_seqno() >= seqno_end);
+            // NOTE: dropping it counts the insert done and wakes the WAL task.
+            drop(insert);
+            return Ok(receiver);
+        }
+        for (seqno, entry) in entries {
+            state.memtable.insert(entry.key, seqno, entry.kind, entry.value);
+        }
+        if receiver.is_none() {
+            self.publish(last_seqno);
+        }
+        drop(state);
+        debug_assert!(receiver.is_some() || self.visible_seqno() >= last_seqno);
         if wake {
             self.wal_wakeup.notify_one();
         }
@@ -406,7 +468,7 @@ impl CommitQueue {
         let reusable = state
             .chunks
             .back()
-            .is_some_and(|c| c.segment == segment && c.buf.len() < MAX_GROUP_SIZE_BYTES);
+            .is_some_and(|c| c.segment == segment && c.buf.len() < MAX_GROUP_SIZE_BYTES && !c.sealed);
         if !reusable {
             let buf = state.free_buffers.pop().unwrap_or_default();
             let last_seqno = state.next_seqno.saturating_sub(1);
@@ -417,6 +479,8 @@ impl CommitQueue {
                 records: 0,
                 last_seqno,
                 waiters: Vec::new(),
+                inserting: Arc::default(),
+                sealed: false,
             });
         }
         let chunk = state.chunks.back_mut();
@@ -442,6 +506,13 @@ impl CommitQueue {
             }
             while let Some(front) = state.chunks.front() {
                 if !group.chunks.is_empty() && taken_bytes + front.buf.len() > MAX_GROUP_SIZE_BYTES {
+                    break;
+                }
+                if front.inserting.load(Ordering::Acquire) > 0 {
+                    // NOTE: its writers wake the task when their inserts are done.
+                    if let Some(back) = state.chunks.back_mut() {
+                        back.sealed = true;
+                    }
                     break;
                 }
                 taken_bytes += front.buf.len();
@@ -505,7 +576,7 @@ mod tests {
 
     use bytes::Bytes;
 
-    use super::CommitQueue;
+    use super::{CommitQueue, LateInsert};
     use crate::batch::WriteBatch;
     use crate::db::tree::Tree;
     use crate::key::Lookup;
@@ -537,6 +608,63 @@ mod tests {
             Lookup::Found(value) => Some(value),
             _ => None,
         }
+    }
+
+    /// Appends a durable record of `key` and counts its insert as running,
+    /// as `commit` does before it releases the lock; the insert is done
+    /// when the returned value drops.
+    fn start_late_insert<'a>(queue: &'a CommitQueue, key: &str) -> LateInsert<'a> {
+        let mut batch = WriteBatch::new();
+        batch.put(key, "late");
+        let (payload, count) = batch.into_payload().unwrap();
+        let mut state = queue.lock();
+        let crc = crc32c::crc32c(&payload);
+        let (waiter, _receiver) = tokio::sync::oneshot::channel();
+        queue.append_record(&mut state, &payload, crc, count, Some(waiter));
+        LateInsert::register(queue, &mut state).unwrap()
+    }
+
+    /// The WAL task leaves a chunk queued while an insert of one of its
+    /// records still runs after the commit lock, and no record joins that
+    /// chunk meanwhile; once the insert is done, the chunk goes with its
+    /// records, and the later write with a chunk of its own.
+    #[test]
+    fn a_chunk_is_taken_only_once_its_inserts_are_done() {
+        let (queue, _memtable) = queue();
+        commit(&queue, "a", true);
+        let insert = start_late_insert(&queue, "b");
+        assert!(
+            queue.take_group(0).chunks.is_empty(),
+            "the chunk waits for its insert"
+        );
+        commit(&queue, "c", true);
+        assert!(queue.take_group(0).chunks.is_empty(), "still waiting");
+        drop(insert);
+        let group = queue.take_group(0);
+        let records: Vec<u64> = group.chunks.iter().map(|chunk| chunk.records).collect();
+        assert_eq!(records, vec![2, 1], "a and b, then c on its own");
+        assert_eq!(group.chunks[1].last_seqno, 3);
+    }
+
+    /// An insert that panics poisons the queue (the WAL holds a record the
+    /// memtable may lack) and still releases its chunk.
+    #[test]
+    fn a_panicking_insert_poisons_the_queue() {
+        let (queue, _memtable) = queue();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _insert = start_late_insert(&queue, "a");
+            panic!("insert failed");
+        }));
+        assert!(panicked.is_err());
+        assert!(queue.poisoned().is_some());
+        assert!(
+            queue.take_group(0).chunks.is_empty(),
+            "poison failed the queued chunk"
+        );
+        let mut batch = WriteBatch::new();
+        batch.put("b", "v");
+        let (payload, count) = batch.into_payload().unwrap();
+        assert!(queue.commit(payload, count, true).is_err(), "writes are refused");
     }
 
     /// A durable write's entries are in the memtable when `commit`
