@@ -1,8 +1,9 @@
 //! The memtable: a concurrent skiplist of internal keys to values.
 //!
-//! Ownership: writers insert (under the commit lock, or after it, or the
-//! WAL task for them: `commit/queue.rs`); readers look up concurrently, without
-//! locks, at a seqno that the commit pipeline has published.
+//! Ownership: writers insert (a non-durable write under the commit lock, a
+//! durable one right after it, side by side: `commit/queue.rs`); readers
+//! look up concurrently, without locks, at a seqno that the commit pipeline
+//! has published.
 //!
 //! Values, and keys too long to sit in the node, are copied into the
 //! memtable's own chunks ([`ValueArena`]) instead of pointing into the

@@ -6,8 +6,8 @@
 //! - [`wal_task`]: the WAL task, spawned on the store's runtime: takes the
 //!   queued chunks as one group, writes them with one durable write (or a
 //!   write and an fdatasync), and resolves the group's writers.
-//! - [`policy`]: the WAL task's decisions (overlap a second write, which
-//!   handle, where writers insert) as pure functions of what it observed.
+//! - [`policy`]: the WAL task's choice of handle for a durable write, as a
+//!   pure function of what it observed.
 //! - [`hold`]: whether a durable write waits for the writers the last one
 //!   released (a policy with state across syncs).
 //!
