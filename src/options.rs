@@ -72,9 +72,11 @@ pub struct Options {
     pub wal_segment_size_bytes: u64,
     /// Durable writers from which the WAL treats a group as large: it never
     /// holds a durable write for more writers once the last one covered
-    /// this many, and from half as many it writes through the page cache
-    /// (`O_DSYNC`) rather than `O_DIRECT`. (The name is from when large
-    /// groups also pipelined their writes, which no longer pays:
+    /// this many, and it switches durable writes to `O_DIRECT` only while
+    /// at most this many writers wait (and back to the page cache,
+    /// `O_DSYNC`, only once more than four times as many do; see
+    /// [`Options::wal_direct_writes`]). (The name is from when large groups
+    /// also pipelined their writes, which no longer pays:
     /// `docs/decisions/0018-wal-mechanisms-after-the-hop.md`.) Default: 32.
     pub wal_pipeline_min_writers: usize,
     /// With the disk idle, a durable write may wait up to this long (and
@@ -85,13 +87,16 @@ pub struct Options {
     /// off by themselves (see `docs/decisions/0005-wal-group-hold.md`).
     /// `Duration::ZERO` never waits. Default: 200 µs.
     pub wal_max_group_hold: Duration,
-    /// While few durable writers wait (at most half of
-    /// `wal_pipeline_min_writers`), durable WAL writes go through an
-    /// `O_DIRECT | O_DSYNC` handle: each rewrites whole 4 KiB blocks (the
+    /// While few durable writers wait, durable WAL writes go through an
+    /// `O_DIRECT | O_DSYNC` handle. They switch to it when at most
+    /// `wal_pipeline_min_writers` writers wait, and stay on it up to four
+    /// times as many, so that a load near one bound does not switch back and
+    /// forth. A direct write rewrites whole 4 KiB blocks (the
     /// last, partly filled block again with its new records), and the kernel
     /// sends it to the disk at once instead of through its io_uring worker
-    /// thread, which shortens a few writers' wait (see
-    /// `docs/decisions/0003-wal-direct-writes.md`). Where the filesystem has
+    /// thread, which shortens a few writers' wait and costs less CPU (see
+    /// `docs/decisions/0003-wal-direct-writes.md` and
+    /// `docs/decisions/0025-direct-writes-switch-with-a-gap.md`). Where the filesystem has
     /// no `O_DIRECT`, and with `false`, they go through an `O_DSYNC` handle.
     /// Default: `true`.
     pub wal_direct_writes: bool,

@@ -4,7 +4,7 @@
 //! Scenario: one store directory lives through every cycle, so each recovery
 //! starts from the files the previous recovery and kill left behind (a
 //! recovered store's WAL, torn tails from earlier kills, many segments). Each
-//! cycle spawns `ringdb crash-writer` on it with 64 tasks, durable writes
+//! cycle spawns `ringdb crash-writer` on it with 192 tasks, durable writes
 //! (`SyncMode::Always`) and 64 KiB WAL segments so they rotate; waits for
 //! `ready`; lets it write for a seeded random 10..400 ms; SIGKILLs it; reads
 //! every protocol line it wrote before dying (they are all in the pipe); then
@@ -50,11 +50,13 @@ use std::time::{Duration, Instant};
 use common::{Op, OpGen, State, TaskLog, check_task, read_task_state};
 use ringdb::{Db, Options};
 
-/// Writer tasks in the child; each owns its own keys.
-const TASKS: usize = 64;
+/// Writer tasks in the child; each owns its own keys. More than four times
+/// the default `wal_pipeline_min_writers`, so that durable writes go
+/// through the `O_DSYNC` handle once the first syncs have counted them.
+const TASKS: usize = 192;
 
-/// Writer tasks in the few-writers test: at most 16 (half the default
-/// `wal_pipeline_min_writers`) take the direct-write path.
+/// Writer tasks in the few-writers test: at most the default
+/// `wal_pipeline_min_writers`, so that they take the direct-write path.
 const FEW_TASKS: usize = 8;
 
 /// WAL segment size of the child, small so that segments rotate.

@@ -21,6 +21,8 @@ pub(crate) struct Observed {
     pub pipeline_min_writers: usize,
     /// The segment has an `O_DIRECT` handle.
     pub direct_available: bool,
+    /// The last durable write went through the `O_DIRECT` handle.
+    pub last_direct: bool,
 }
 
 /// Which handle a durable write goes through.
@@ -40,16 +42,25 @@ pub(crate) struct Plan {
     pub handle: DurableWrite,
 }
 
-/// Few enough writers that latency, not throughput, is what they wait for.
+/// Few enough writers for the direct handle: up to `pipeline_min_writers`
+/// to switch to it, up to four times as many to stay on it. The gap keeps
+/// a load near one bound from switching handles back and forth: a
+/// page-cache write after a direct one reads the tail block back from the
+/// disk.
 fn few_writers(observed: &Observed) -> bool {
+    let most = match observed.last_direct {
+        true => 4 * observed.pipeline_min_writers,
+        false => observed.pipeline_min_writers,
+    };
     // NOTE: not before the first operation completes (nothing is known of
     // the writers yet).
-    (1..=observed.pipeline_min_writers / 2).contains(&observed.hold_expected)
+    (1..=most).contains(&observed.hold_expected)
 }
 
 /// The one decision about a group: direct only with nothing else in
 /// flight and for few writers
-/// (`docs/decisions/0003-wal-direct-writes.md`).
+/// (`docs/decisions/0003-wal-direct-writes.md`,
+/// `docs/decisions/0025-direct-writes-switch-with-a-gap.md`).
 pub(crate) fn plan(observed: &Observed) -> Plan {
     Plan {
         handle: if observed.direct_available && observed.inflight == 0 && few_writers(observed) {
@@ -82,15 +93,25 @@ mod tests {
             "before the first sync"
         );
         assert_eq!(
-            plan(&idle_disk(16)).handle,
+            plan(&idle_disk(32)).handle,
             DurableWrite::Direct,
-            "half of 32 is few"
+            "32 of 32 is few"
         );
         assert_eq!(
-            plan(&idle_disk(17)).handle,
+            plan(&idle_disk(33)).handle,
             DurableWrite::Dsync,
-            "17 of 32 is not few"
+            "33 is not few enough to switch to direct"
         );
+        let on_direct = |writers| Observed {
+            last_direct: true,
+            ..idle_disk(writers)
+        };
+        assert_eq!(
+            plan(&on_direct(128)).handle,
+            DurableWrite::Direct,
+            "a direct load stays direct up to four times 32"
+        );
+        assert_eq!(plan(&on_direct(129)).handle, DurableWrite::Dsync);
         let no_direct = Observed {
             direct_available: false,
             ..idle_disk(4)

@@ -165,6 +165,8 @@ pub(crate) struct WalWriter {
     pending: VecDeque<Chunk>,
     /// [`crate::Options::wal_pipeline_min_writers`].
     pipeline_min_writers: usize,
+    /// The last durable write went through the `O_DIRECT` handle.
+    last_direct: bool,
     /// How long writes nobody waits for may stay queued (at most the sync
     /// interval); zero takes them as they come.
     buffer_delay: Duration,
@@ -225,6 +227,7 @@ impl WalWriter {
             inflight: None,
             pending: VecDeque::new(),
             pipeline_min_writers: options.wal_pipeline_min_writers,
+            last_direct: false,
             buffer_delay,
             held_since: None,
             unsynced_waiters: Vec::new(),
@@ -425,6 +428,7 @@ impl WalWriter {
             hold_expected: self.hold.expected(),
             pipeline_min_writers: self.pipeline_min_writers,
             direct_available: self.segment.direct_file.is_some(),
+            last_direct: self.last_direct,
         }
     }
 
@@ -517,6 +521,7 @@ impl WalWriter {
             return Ok(());
         }
         let direct = policy::plan(&self.observe()).handle == policy::DurableWrite::Direct;
+        self.last_direct = direct;
         let mut end = offset + buf.len() as u64;
         if direct {
             // NOTE: the write reaches to the next block boundary.
