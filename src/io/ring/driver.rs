@@ -382,12 +382,12 @@ impl Driver {
             return Poll::Ready(completion);
         }
         // NOTE: entries still queued were refused by the kernel (`EAGAIN`
-        // when it is short of memory, `EBUSY`): no completion may come to
-        // enter them again, so a task that finds them enters them itself,
-        // under the lock on this rare path, and polls again until they
-        // are in. Any other error means the ring is unusable: the
-        // operation fails, and its slot waits for a completion that may
-        // never come.
+        // when it is short of memory, `EBUSY`), or their task has yet to
+        // enter them: no completion may come to enter refused ones again,
+        // so a task that finds any enters them itself, under the lock on
+        // this rare path, and polls again until they are in. Any other
+        // error means the ring is unusable: the operation fails, and its
+        // slot waits for a completion that may never come.
         let (entered, refused) = match self.enter_queued(&mut state) {
             Ok(entered) => (entered, false),
             Err(error) if matches!(error.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY)) => (true, true),
