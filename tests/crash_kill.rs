@@ -23,9 +23,9 @@
 //! everything. The test checks that some kills did land before `ready`.
 //!
 //! A second test runs the same cycles with 8 writers: few enough that the
-//! WAL writes each group through its `O_DIRECT` handle and the writers leave
-//! their memtable inserts to the WAL task, paths the 64 writers take only
-//! while they ramp up.
+//! WAL writes each group through its `O_DIRECT` handle and holds groups for
+//! returning writers, paths the 192 writers take only while they ramp up
+//! (they write through the `O_DSYNC` handle).
 //! The child reports how many direct writes it made, and the test checks
 //! that the kills hit some (where the filesystem has `O_DIRECT`).
 //!
