@@ -663,13 +663,18 @@ mod tests {
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
     }
 
-    /// A read of `read_end`, whose pipe holds 5 bytes already, so that the
-    /// kernel finishes it as soon as it is entered.
-    fn ready_read(read_end: OwnedFd, write_end: &OwnedFd, byte: u8) -> (io_uring::squeue::Entry, Resources) {
-        let message = [byte; 5];
-        // SAFETY: writes 5 bytes from a live buffer to our own pipe.
-        let written = unsafe { libc::write(write_end.as_raw_fd(), message.as_ptr().cast(), 5) };
-        assert_eq!(written, 5);
+    /// A runtime like a service's: two workers, every driver enabled.
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// A read of 5 bytes from `read_end`, with the resources it hands the
+    /// kernel.
+    fn read_of(read_end: OwnedFd) -> (io_uring::squeue::Entry, Resources) {
         let mut buf = vec![0u8; 5];
         let entry = opcode::Read::new(types::Fd(read_end.as_raw_fd()), buf.as_mut_ptr(), 5).build();
         let resources = Resources {
@@ -680,6 +685,21 @@ mod tests {
         (entry, resources)
     }
 
+    /// Writes 5 bytes of `byte` into the pipe of `write_end`.
+    fn write_5(write_end: &OwnedFd, byte: u8) {
+        let message = [byte; 5];
+        // SAFETY: writes 5 bytes from a live buffer to our own pipe.
+        let written = unsafe { libc::write(write_end.as_raw_fd(), message.as_ptr().cast(), 5) };
+        assert_eq!(written, 5);
+    }
+
+    /// A read of `read_end`, whose pipe holds 5 bytes already, so that the
+    /// kernel finishes it as soon as it is entered.
+    fn ready_read(read_end: OwnedFd, write_end: &OwnedFd, byte: u8) -> (io_uring::squeue::Entry, Resources) {
+        write_5(write_end, byte);
+        read_of(read_end)
+    }
+
     /// An `io_uring_enter` the kernel refuses for want of resources leaves
     /// the entry queued with nothing in flight to enter it again: the
     /// operation's own task enters it until it goes in, and the operation
@@ -688,11 +708,7 @@ mod tests {
     /// slot then goes.
     #[test]
     fn refused_enters_are_retried_and_unexpected_errors_fail_the_operation() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         let driver = Driver::start(runtime.handle()).unwrap();
         runtime.block_on(async move {
             let (read_end, write_end) = pipe();
@@ -738,23 +754,13 @@ mod tests {
     /// is off again, so reads served during submission wake nobody.
     #[test]
     fn a_late_completion_wakes_its_task_and_notifications_turn_off_after() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         let driver = Driver::start(runtime.handle()).unwrap();
         let switchable = driver.lock().cq_flags.is_some();
         runtime.block_on(async move {
             for round in 0..20u8 {
                 let (read_end, write_end) = pipe();
-                let mut buf = vec![0u8; 5];
-                let entry = opcode::Read::new(types::Fd(read_end.as_raw_fd()), buf.as_mut_ptr(), 5).build();
-                let resources = Resources {
-                    buf,
-                    fd: Some(Arc::new(read_end)),
-                    ..Resources::default()
-                };
+                let (entry, resources) = read_of(read_end);
                 let mut read = Box::pin(driver.run(entry, resources));
                 assert!(futures::poll!(read.as_mut()).is_pending(), "round {round}");
                 if switchable {
@@ -765,10 +771,7 @@ mod tests {
                 }
                 let writer = std::thread::spawn(move || {
                     std::thread::sleep(Duration::from_millis(5));
-                    let message = [round; 5];
-                    // SAFETY: writes 5 bytes from a live buffer to our own pipe.
-                    let written = unsafe { libc::write(write_end.as_raw_fd(), message.as_ptr().cast(), 5) };
-                    assert_eq!(written, 5);
+                    write_5(&write_end, round);
                 });
                 let (result, resources) = tokio::time::timeout(Duration::from_secs(10), read)
                     .await
