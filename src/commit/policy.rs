@@ -48,9 +48,10 @@ pub(crate) struct Plan {
 /// page-cache write after a direct one reads the tail block back from the
 /// disk.
 fn few_writers(observed: &Observed) -> bool {
-    let most = match observed.last_direct {
-        true => 4 * observed.pipeline_min_writers,
-        false => observed.pipeline_min_writers,
+    let most = if observed.last_direct {
+        4 * observed.pipeline_min_writers
+    } else {
+        observed.pipeline_min_writers
     };
     // NOTE: not before the first operation completes (nothing is known of
     // the writers yet).

@@ -647,7 +647,8 @@ mod tests {
     }
 
     /// An insert that panics poisons the queue (the WAL holds a record the
-    /// memtable may lack) and still releases its chunk.
+    /// memtable may lack): the queued chunk is failed, and writes are
+    /// refused.
     #[test]
     fn a_panicking_insert_poisons_the_queue() {
         let (queue, _memtable) = queue();

@@ -415,6 +415,17 @@ impl File for RingFile {
     }
 }
 
+/// A runtime like a service's, for the ring's tests: two workers, every
+/// driver enabled.
+#[cfg(test)]
+pub(crate) fn test_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -430,11 +441,7 @@ mod tests {
         F: FnOnce(Arc<dyn Fs>, std::path::PathBuf) -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = super::test_runtime();
         let dir = tempfile::tempdir().unwrap();
         let fs: Arc<dyn Fs> = Arc::new(RingFs::new(runtime.handle().clone()).unwrap());
         let path = dir.path().to_path_buf();
@@ -484,11 +491,7 @@ mod tests {
     /// block reads as either before or after its write.
     #[test]
     fn a_dropped_write_frees_its_slot_after_completion() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = super::test_runtime();
         let dir = tempfile::tempdir().unwrap();
         let fs = RingFs::new(runtime.handle().clone()).unwrap();
         let driver = Arc::clone(&fs.driver);
