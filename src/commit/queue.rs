@@ -15,10 +15,12 @@
 //! ([`WAL_BUFFER_BYTES`]): a write (and a cross-thread wake) per put would
 //! cost more than the put.
 //!
-//! A chunk counts the inserts of its records still running after the lock,
-//! and the WAL task takes a chunk only once that count is zero; a chunk it
-//! waits for takes no more records, so the count only falls
-//! (`docs/decisions/0024-durable-inserts-after-the-commit-lock.md`).
+//! A chunk counts the inserts of its records still running after the lock.
+//! The WAL task writes a chunk whatever its count (the disk needs only the
+//! bytes), but publishes the chunk's seqnos only once the count is zero;
+//! a taken chunk takes no more records, so from then on the count only
+//! falls (`docs/decisions/0024-durable-inserts-after-the-commit-lock.md`,
+//! `docs/decisions/0026-the-wal-write-does-not-wait-for-inserts.md`).
 //!
 //! Ownership: `CommitState` is behind the commit lock; the WAL task owns a
 //! chunk from the moment it takes it.
@@ -29,8 +31,8 @@
 //! - `visible_seqno` only grows, and every seqno at or below it is in the
 //!   memtable: a non-durable write inserts under the lock before it
 //!   publishes, and a durable write's seqno is published only by the WAL
-//!   task, after it took the write's chunk, which it does only once the
-//!   chunk's inserts are done.
+//!   task, once the inserts its chunk and every earlier chunk counted are
+//!   done ([`RunningInserts`]).
 //! - Every durable write at or below `visible_seqno` is durable: a
 //!   non-durable write publishes only when no seqno below it is unpublished,
 //!   and otherwise waits, like a durable one, for the WAL task to publish.
@@ -38,7 +40,7 @@
 //!   and the queued ones have been failed or will be drained by the WAL task.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 
 use bytes::Bytes;
@@ -75,11 +77,53 @@ pub(crate) struct Chunk {
     /// Who waits for these bytes to be durable.
     pub waiters: Vec<Waiter>,
     /// Memtable inserts of this chunk's records still running after the
-    /// commit lock: the WAL task takes the chunk only at zero.
-    inserting: Arc<AtomicUsize>,
-    /// The WAL task waits for this chunk's inserts: new records go to a new
-    /// chunk, so `inserting` only falls.
-    sealed: bool,
+    /// commit lock: its seqnos are published only once none is.
+    inserting: Arc<InsertCount>,
+}
+
+/// The memtable inserts of one chunk's records that run after the commit
+/// lock.
+#[derive(Debug, Default)]
+struct InsertCount {
+    /// Still running.
+    running: AtomicUsize,
+    /// One of them panicked: the memtable may lack its entries.
+    panicked: AtomicBool,
+}
+
+impl Chunk {
+    /// The inserts of this chunk's records still running, if any, for the
+    /// WAL task to wait for before it publishes the chunk's last seqno.
+    /// Called on a taken chunk, whose count can only fall.
+    pub fn running_inserts(&self) -> Option<RunningInserts> {
+        (self.inserting.running.load(Ordering::Acquire) > 0).then(|| RunningInserts {
+            last_seqno: self.last_seqno,
+            inserts: Arc::clone(&self.inserting),
+        })
+    }
+}
+
+/// The memtable inserts of a taken chunk that were still running when the
+/// WAL task took it: seqnos up to `last_seqno` may be published only once
+/// they are done, and never if one panicked. The last insert to finish
+/// wakes the WAL task.
+#[derive(Debug)]
+pub(crate) struct RunningInserts {
+    /// The chunk's last seqno.
+    pub last_seqno: SeqNo,
+    inserts: Arc<InsertCount>,
+}
+
+impl RunningInserts {
+    /// All of the chunk's inserts are done.
+    pub fn done(&self) -> bool {
+        self.inserts.running.load(Ordering::Acquire) == 0
+    }
+
+    /// One of the chunk's inserts panicked (the queue is poisoned).
+    pub fn panicked(&self) -> bool {
+        self.inserts.panicked.load(Ordering::Acquire)
+    }
 }
 
 /// Counters the WAL task and writers keep.
@@ -143,13 +187,13 @@ pub(crate) struct CommitQueue {
 
 /// A durable write's memtable insert, done after the commit lock and
 /// counted in its chunk until it is done.
-struct LateInsert<'a> {
+pub(crate) struct LateInsert<'a> {
     queue: &'a CommitQueue,
     /// The memtable the write's seqnos belong to, even if another write
     /// rotates it before the insert.
     memtable: Arc<Memtable>,
     /// The count of the chunk the record went to.
-    inserting: Arc<AtomicUsize>,
+    inserting: Arc<InsertCount>,
 }
 
 impl<'a> LateInsert<'a> {
@@ -158,7 +202,7 @@ impl<'a> LateInsert<'a> {
     /// caller inserts under the lock).
     fn register(queue: &'a CommitQueue, state: &mut CommitState) -> Option<Self> {
         let inserting = Arc::clone(&state.chunks.back()?.inserting);
-        inserting.fetch_add(1, Ordering::Relaxed);
+        inserting.running.fetch_add(1, Ordering::Relaxed);
         Some(LateInsert {
             queue,
             memtable: Arc::clone(&state.memtable),
@@ -175,10 +219,13 @@ impl Drop for LateInsert<'_> {
             self.queue.poison(Error::Internal {
                 what: "a memtable insert panicked".to_owned(),
             });
+            self.inserting.panicked.store(true, Ordering::Release);
         }
-        // NOTE: releases the inserts to the WAL task, which publishes them.
-        self.inserting.fetch_sub(1, Ordering::Release);
-        self.queue.wal_wakeup.notify_one();
+        // NOTE: releases the inserts to the WAL task, which publishes them;
+        // only the chunk's last insert wakes it, since it waits for zero.
+        if self.inserting.running.fetch_sub(1, Ordering::Release) == 1 {
+            self.queue.wal_wakeup.notify_one();
+        }
     }
 }
 
@@ -468,7 +515,7 @@ impl CommitQueue {
         let reusable = state
             .chunks
             .back()
-            .is_some_and(|c| c.segment == segment && c.buf.len() < MAX_GROUP_SIZE_BYTES && !c.sealed);
+            .is_some_and(|c| c.segment == segment && c.buf.len() < MAX_GROUP_SIZE_BYTES);
         if !reusable {
             let buf = state.free_buffers.pop().unwrap_or_default();
             let last_seqno = state.next_seqno.saturating_sub(1);
@@ -480,7 +527,6 @@ impl CommitQueue {
                 last_seqno,
                 waiters: Vec::new(),
                 inserting: Arc::default(),
-                sealed: false,
             });
         }
         let chunk = state.chunks.back_mut();
@@ -506,13 +552,6 @@ impl CommitQueue {
             }
             while let Some(front) = state.chunks.front() {
                 if !group.chunks.is_empty() && taken_bytes + front.buf.len() > MAX_GROUP_SIZE_BYTES {
-                    break;
-                }
-                if front.inserting.load(Ordering::Acquire) > 0 {
-                    // NOTE: its writers wake the task when their inserts are done.
-                    if let Some(back) = state.chunks.back_mut() {
-                        back.sealed = true;
-                    }
                     break;
                 }
                 taken_bytes += front.buf.len();
@@ -570,19 +609,22 @@ impl CommitQueue {
     }
 }
 
+/// Builders the commit queue's and the WAL task's tests share.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use std::sync::Arc;
 
-    use bytes::Bytes;
+    use tokio::sync::oneshot;
 
     use super::{CommitQueue, LateInsert};
     use crate::batch::WriteBatch;
     use crate::db::tree::Tree;
-    use crate::key::Lookup;
+    use crate::error::Result;
     use crate::memtable::Memtable;
 
-    fn queue() -> (CommitQueue, Arc<Memtable>) {
+    /// A queue whose first write gets seqno 1 and goes to segment 1, and
+    /// its memtable.
+    pub fn queue() -> (CommitQueue, Arc<Memtable>) {
         let options = crate::options::Options::default();
         let memtable = Arc::new(Memtable::new());
         let tree = Arc::new(Tree::new(
@@ -595,6 +637,35 @@ mod tests {
             memtable,
         )
     }
+
+    /// Appends a durable record of `key` and counts its insert as running,
+    /// as `commit` does before it releases the lock; the insert is done
+    /// when the returned value drops. The receiver resolves when the
+    /// record is acknowledged.
+    pub fn start_late_insert<'a>(
+        queue: &'a CommitQueue,
+        key: &str,
+    ) -> (LateInsert<'a>, oneshot::Receiver<Result<()>>) {
+        let mut batch = WriteBatch::new();
+        batch.put(key, "late");
+        let (payload, count) = batch.into_payload().unwrap();
+        let mut state = queue.lock();
+        let crc = crc32c::crc32c(&payload);
+        let (waiter, receiver) = oneshot::channel();
+        queue.append_record(&mut state, &payload, crc, count, Some(waiter));
+        (LateInsert::register(queue, &mut state).unwrap(), receiver)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::CommitQueue;
+    use super::test_support::{queue, start_late_insert};
+    use crate::batch::WriteBatch;
+    use crate::key::Lookup;
+    use crate::memtable::Memtable;
 
     fn commit(queue: &CommitQueue, key: &str, durable: bool) {
         let mut batch = WriteBatch::new();
@@ -610,40 +681,29 @@ mod tests {
         }
     }
 
-    /// Appends a durable record of `key` and counts its insert as running,
-    /// as `commit` does before it releases the lock; the insert is done
-    /// when the returned value drops.
-    fn start_late_insert<'a>(queue: &'a CommitQueue, key: &str) -> LateInsert<'a> {
-        let mut batch = WriteBatch::new();
-        batch.put(key, "late");
-        let (payload, count) = batch.into_payload().unwrap();
-        let mut state = queue.lock();
-        let crc = crc32c::crc32c(&payload);
-        let (waiter, _receiver) = tokio::sync::oneshot::channel();
-        queue.append_record(&mut state, &payload, crc, count, Some(waiter));
-        LateInsert::register(queue, &mut state).unwrap()
-    }
-
-    /// The WAL task leaves a chunk queued while an insert of one of its
-    /// records still runs after the commit lock, and no record joins that
-    /// chunk meanwhile; once the insert is done, the chunk goes with its
-    /// records, and the later write with a chunk of its own.
+    /// A chunk is taken while an insert of one of its records still runs
+    /// after the commit lock, and says so: its last seqno waits for that
+    /// insert. No record joins a taken chunk, so a later write gets a chunk
+    /// of its own, with nothing running once its insert is done.
     #[test]
-    fn a_chunk_is_taken_only_once_its_inserts_are_done() {
+    fn a_chunk_taken_with_an_insert_running_reports_it_until_it_is_done() {
         let (queue, _memtable) = queue();
         commit(&queue, "a", true);
-        let insert = start_late_insert(&queue, "b");
-        assert!(
-            queue.take_group(0).chunks.is_empty(),
-            "the chunk waits for its insert"
-        );
+        let (insert, _receiver) = start_late_insert(&queue, "b");
+        let first = queue.take_group(0);
+        let records: Vec<u64> = first.chunks.iter().map(|chunk| chunk.records).collect();
+        assert_eq!(records, vec![2], "a and b, in one chunk");
+        let running = first.chunks[0].running_inserts().expect("b's insert still runs");
+        assert_eq!(running.last_seqno, 2);
+        assert!(!running.done());
         commit(&queue, "c", true);
-        assert!(queue.take_group(0).chunks.is_empty(), "still waiting");
+        let second = queue.take_group(0);
+        let records: Vec<u64> = second.chunks.iter().map(|chunk| chunk.records).collect();
+        assert_eq!(records, vec![1], "c on its own");
+        assert!(second.chunks[0].running_inserts().is_none(), "c's insert is done");
         drop(insert);
-        let group = queue.take_group(0);
-        let records: Vec<u64> = group.chunks.iter().map(|chunk| chunk.records).collect();
-        assert_eq!(records, vec![2, 1], "a and b, then c on its own");
-        assert_eq!(group.chunks[1].last_seqno, 3);
+        assert!(running.done(), "b's insert is done");
+        assert!(first.chunks[0].running_inserts().is_none());
     }
 
     /// An insert that panics poisons the queue (the WAL holds a record the
@@ -653,7 +713,7 @@ mod tests {
     fn a_panicking_insert_poisons_the_queue() {
         let (queue, _memtable) = queue();
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _insert = start_late_insert(&queue, "a");
+            let (_insert, _receiver) = start_late_insert(&queue, "a");
             panic!("insert failed");
         }));
         assert!(panicked.is_err());

@@ -2,11 +2,17 @@
 //!
 //! One task, spawned on the store's runtime (`crate::db::runtime`; with
 //! the threads or simulated backend, on the backend's own thread), loops:
-//! take the queued chunks, and when no durability operation is in flight, write everything taken so far (the group) with
-//! one durable write: a write through the segment's `O_DSYNC` handle, which
-//! the kernel completes only once the bytes are on disk, as an fdatasync
-//! would. The next group collects while it runs. When it completes, its
-//! last seqno is published and its waiters resolve `Ok`.
+//! take the queued chunks, and when no durability operation is in flight,
+//! write everything taken so far (the group) with one durable write: a
+//! write through the segment's `O_DSYNC` handle, which the kernel completes
+//! only once the bytes are on disk, as an fdatasync would. The next group
+//! collects in the queue while it runs; the task does not even wake for it.
+//! When it completes, its last seqno is published, once the memtable
+//! inserts its records' writers run after the commit lock are done, and
+//! its waiters resolve `Ok`. A chunk is written whether or not those
+//! inserts are done: the disk needs only the bytes, and the inserts have a
+//! whole write's time to finish
+//! (`docs/decisions/0026-the-wal-write-does-not-wait-for-inserts.md`).
 //!
 //! While few writers wait, a durable write goes through a third handle,
 //! `O_DIRECT | O_DSYNC`, where the filesystem has one
@@ -70,7 +76,7 @@ use tokio::time::Instant;
 
 use crate::commit::hold::GroupHold;
 use crate::commit::policy;
-use crate::commit::queue::{Chunk, CommitQueue, Group, Waiter};
+use crate::commit::queue::{Chunk, CommitQueue, Group, RunningInserts, Waiter};
 use crate::error::{Error, Result};
 use crate::io::Fs;
 use crate::key::SeqNo;
@@ -163,6 +169,9 @@ pub(crate) struct WalWriter {
     inflight: Option<InflightSync>,
     /// Chunks taken from the queue and not yet written, in order.
     pending: VecDeque<Chunk>,
+    /// Taken chunks whose memtable inserts were still running, in order:
+    /// no seqno at or above one's last is published until it is done.
+    running_inserts: VecDeque<RunningInserts>,
     /// [`crate::Options::wal_pipeline_min_writers`].
     pipeline_min_writers: usize,
     /// The last durable write went through the `O_DIRECT` handle.
@@ -226,6 +235,7 @@ impl WalWriter {
             stop_spare: Arc::new(AtomicBool::new(false)),
             inflight: None,
             pending: VecDeque::new(),
+            running_inserts: VecDeque::new(),
             pipeline_min_writers: options.wal_pipeline_min_writers,
             last_direct: false,
             buffer_delay,
@@ -308,8 +318,8 @@ impl WalWriter {
             self.write_pending().await?;
             if self.inflight.is_some() || !self.pending.is_empty() {
                 // NOTE: what arrives while a durable write or sync runs
-                // collects in `pending`;
-                // the next operation starts the moment this one ends and
+                // collects in the queue, and `idle` wakes only when the
+                // operation ends; the next operation then starts and
                 // covers all of it, so groups are as large as the disk is
                 // slow.
                 if !took_work {
@@ -340,6 +350,8 @@ impl WalWriter {
             _ => WAL_BUFFER_BYTES,
         };
         let group = self.queue.take_group(hold_below);
+        self.running_inserts
+            .extend(group.chunks.iter().filter_map(Chunk::running_inserts));
         if !group.held {
             self.held_since = None;
         } else if self.held_since.is_none() {
@@ -516,7 +528,7 @@ impl WalWriter {
                 self.start_sync().await;
             } else {
                 // Nothing unsynced: everything written is durable already.
-                self.resolve_unsynced();
+                self.resolve_unsynced().await?;
             }
             return Ok(());
         }
@@ -581,13 +593,15 @@ impl WalWriter {
 
     /// With nothing in flight and nothing written unsynced: publishes and
     /// resolves what `unsynced_*` holds (a bare `sync` request).
-    fn resolve_unsynced(&mut self) {
+    async fn resolve_unsynced(&mut self) -> Result<()> {
         debug_assert!(self.inflight.is_none() && !self.segment.dirty);
+        self.inserts_done_through(self.unsynced_last_seqno).await?;
         self.queue.publish(self.unsynced_last_seqno);
         self.unsynced_records = 0;
         for waiter in std::mem::take(&mut self.unsynced_waiters) {
             let _ = waiter.send(Ok(()));
         }
+        Ok(())
     }
 
     /// Moves the waiters of every pending chunk to `unsynced_waiters`, so
@@ -597,8 +611,9 @@ impl WalWriter {
         self.unsynced_waiters.extend(waiters);
     }
 
-    /// Waits for new work, the in-flight operation, the sync interval, or
-    /// the end of the delay of writes left queued.
+    /// Waits for the in-flight operation if there is one (or the end of
+    /// the delay of writes left queued); otherwise for new work, the sync
+    /// interval, or that delay.
     async fn idle(&mut self) -> Result<()> {
         let interval_deadline = match self.sync_interval {
             Some(interval) if self.segment.dirty && self.inflight.is_none() => {
@@ -619,12 +634,14 @@ impl WalWriter {
         };
         tokio::pin!(sleep);
         match self.inflight.as_mut() {
+            // NOTE: no wakeup here: a writer's wake would only move its
+            // chunk to `pending`, a lock and a task switch per write.
             Some(inflight) => {
                 tokio::select! {
                     result = &mut inflight.handle => {
                         let inflight = self.inflight.take();
                         if let Some(inflight) = inflight {
-                            let waiters = self.settle_sync(inflight, result)?;
+                            let waiters = self.settle_sync(inflight, result).await?;
                             // NOTE: start the next durable write (covering
                             // what collected meanwhile) before waking this
                             // one's writers: each wake is a cross-thread
@@ -638,7 +655,6 @@ impl WalWriter {
                             next?;
                         }
                     }
-                    () = &mut wakeup => {}
                     // NOTE: writes left queued are due: the loop takes them.
                     () = &mut sleep => {}
                 }
@@ -728,7 +744,7 @@ impl WalWriter {
     async fn finish_inflight(&mut self) -> Result<()> {
         if let Some(mut inflight) = self.inflight.take() {
             let result = (&mut inflight.handle).await;
-            for waiter in self.settle_sync(inflight, result)? {
+            for waiter in self.settle_sync(inflight, result).await? {
                 let _ = waiter.send(Ok(()));
             }
         }
@@ -738,7 +754,7 @@ impl WalWriter {
     /// Publishes a completed durability operation's seqno and returns its
     /// waiters, to be resolved `Ok` by the caller; on failure keeps them
     /// for `run` to fail and returns the error.
-    fn settle_sync(
+    async fn settle_sync(
         &mut self,
         inflight: InflightSync,
         result: io::Result<Option<Vec<u8>>>,
@@ -766,6 +782,10 @@ impl WalWriter {
                 let waiting = self.pending_totals().0 + self.queue.queued_waiters();
                 self.hold
                     .settled(inflight.waiters.len(), waiting, inflight.started.elapsed());
+                if let Err(error) = self.inserts_done_through(inflight.last_seqno).await {
+                    self.unsynced_waiters.extend(inflight.waiters);
+                    return Err(error);
+                }
                 self.queue.publish(inflight.last_seqno);
                 let stats = &self.queue.stats;
                 stats.syncs.fetch_add(1, Ordering::Relaxed);
@@ -784,6 +804,40 @@ impl WalWriter {
         }
     }
 
+    /// Waits until every memtable insert counted in a taken chunk whose
+    /// last seqno is at most `seqno` is done, so that publishing `seqno`
+    /// shows only entries the memtable holds. Errs if one of them panicked:
+    /// its seqno must never be published.
+    async fn inserts_done_through(&mut self, seqno: SeqNo) -> Result<()> {
+        let queue = Arc::clone(&self.queue);
+        loop {
+            // NOTE: registered before the check, so that the last insert's
+            // wake after it cannot be lost.
+            let wakeup = queue.wal_wakeup.notified();
+            tokio::pin!(wakeup);
+            wakeup.as_mut().enable();
+            while let Some(running) = self.running_inserts.front()
+                && running.last_seqno <= seqno
+                && running.done()
+            {
+                if running.panicked() {
+                    return Err(queue.poisoned().cloned().unwrap_or_else(|| Error::Internal {
+                        what: "a memtable insert panicked".to_owned(),
+                    }));
+                }
+                self.running_inserts.pop_front();
+            }
+            if self
+                .running_inserts
+                .front()
+                .is_none_or(|running| running.last_seqno > seqno)
+            {
+                return Ok(());
+            }
+            wakeup.await;
+        }
+    }
+
     /// After a failure: poison the queue and fail every waiter we hold.
     fn fail_all(&mut self, error: Error) {
         self.queue.poison(error.clone());
@@ -793,5 +847,106 @@ impl WalWriter {
         for waiter in held.into_iter().chain(inflight) {
             let _ = waiter.send(Err(error.clone()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use tokio::sync::oneshot::error::TryRecvError;
+
+    use super::WalWriter;
+    use crate::commit::queue::CommitQueue;
+    use crate::commit::queue::test_support::{queue, start_late_insert};
+    use crate::io::Fs;
+    use crate::io::sim::SimFs;
+    use crate::options::Options;
+    use crate::wal::segment::OpenSegment;
+
+    /// A commit queue with its WAL task running on the simulated disk.
+    async fn running_wal() -> Arc<CommitQueue> {
+        let fs: Arc<dyn Fs> = SimFs::new(13);
+        let dir = Path::new("/db");
+        fs.create_dir_all(dir).await.unwrap();
+        let options = Options::default();
+        let (queue, _memtable) = queue();
+        let queue = Arc::new(queue);
+        let segment = OpenSegment::create(&fs, dir, 1, options.wal_segment_size_bytes, 0, false)
+            .await
+            .unwrap();
+        let writer = WalWriter::new(fs, dir.to_path_buf(), Arc::clone(&queue), segment, &options);
+        tokio::spawn(writer.run());
+        queue
+    }
+
+    /// Lets the WAL task run until it has issued a write, then a while
+    /// longer, enough for it to complete that write on the simulated disk.
+    async fn until_written(queue: &CommitQueue) {
+        let mut turns = 0;
+        while queue.stats.writes.load(Ordering::Relaxed) == 0 {
+            assert!(turns < 10_000, "the WAL task never wrote");
+            tokio::task::yield_now().await;
+            turns += 1;
+        }
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// A durable write goes to disk while its memtable insert still runs,
+    /// but its seqno is published, and the write acknowledged, only once
+    /// the insert is done: a reader never sees a seqno whose entries the
+    /// memtable lacks.
+    #[test]
+    fn a_write_is_written_with_its_insert_running_and_published_once_it_is_done() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let queue = running_wal().await;
+            let (insert, mut receiver) = start_late_insert(&queue, "a");
+            queue.wal_wakeup.notify_one();
+            until_written(&queue).await;
+            assert_eq!(queue.visible_seqno(), 0, "published before its insert was done");
+            assert!(
+                matches!(receiver.try_recv(), Err(TryRecvError::Empty)),
+                "acknowledged before its insert was done"
+            );
+            drop(insert);
+            receiver.await.unwrap().unwrap();
+            assert_eq!(queue.visible_seqno(), 1);
+            queue.close();
+        });
+    }
+
+    /// An insert that panics after its record was written: the write is
+    /// failed, its seqno never published, and the store refuses writes.
+    #[test]
+    fn an_insert_that_panics_after_its_write_fails_it() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let queue = running_wal().await;
+            let (insert, receiver) = start_late_insert(&queue, "a");
+            queue.wal_wakeup.notify_one();
+            until_written(&queue).await;
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let _insert = insert;
+                panic!("insert failed");
+            }));
+            assert!(panicked.is_err());
+            assert!(
+                receiver.await.unwrap().is_err(),
+                "a write whose insert panicked is failed"
+            );
+            assert_eq!(queue.visible_seqno(), 0);
+            assert!(queue.poisoned().is_some());
+        });
     }
 }
