@@ -856,11 +856,13 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
 
+    use tokio::sync::oneshot;
     use tokio::sync::oneshot::error::TryRecvError;
 
     use super::WalWriter;
-    use crate::commit::queue::CommitQueue;
     use crate::commit::queue::test_support::{queue, start_late_insert};
+    use crate::commit::queue::{CommitQueue, LateInsert};
+    use crate::error::Result;
     use crate::io::Fs;
     use crate::io::sim::SimFs;
     use crate::options::Options;
@@ -882,9 +884,24 @@ mod tests {
         queue
     }
 
-    /// Lets the WAL task run until it has issued a write, then a while
-    /// longer, enough for it to complete that write on the simulated disk.
-    async fn until_written(queue: &CommitQueue) {
+    fn block_on<F: Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    /// Appends a durable record of `key` whose memtable insert counts as
+    /// running until the returned value drops, and lets the WAL task run
+    /// until it has written the record, then a while longer, enough for it
+    /// to complete that write on the simulated disk.
+    async fn written_late_insert<'a>(
+        queue: &'a CommitQueue,
+        key: &str,
+    ) -> (LateInsert<'a>, oneshot::Receiver<Result<()>>) {
+        let late = start_late_insert(queue, key);
+        queue.wal_wakeup.notify_one();
         let mut turns = 0;
         while queue.stats.writes.load(Ordering::Relaxed) == 0 {
             assert!(turns < 10_000, "the WAL task never wrote");
@@ -894,6 +911,7 @@ mod tests {
         for _ in 0..100 {
             tokio::task::yield_now().await;
         }
+        late
     }
 
     /// A durable write goes to disk while its memtable insert still runs,
@@ -902,15 +920,9 @@ mod tests {
     /// memtable lacks.
     #[test]
     fn a_write_is_written_with_its_insert_running_and_published_once_it_is_done() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        block_on(async {
             let queue = running_wal().await;
-            let (insert, mut receiver) = start_late_insert(&queue, "a");
-            queue.wal_wakeup.notify_one();
-            until_written(&queue).await;
+            let (insert, mut receiver) = written_late_insert(&queue, "a").await;
             assert_eq!(queue.visible_seqno(), 0, "published before its insert was done");
             assert!(
                 matches!(receiver.try_recv(), Err(TryRecvError::Empty)),
@@ -927,15 +939,9 @@ mod tests {
     /// failed, its seqno never published, and the store refuses writes.
     #[test]
     fn an_insert_that_panics_after_its_write_fails_it() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
+        block_on(async {
             let queue = running_wal().await;
-            let (insert, receiver) = start_late_insert(&queue, "a");
-            queue.wal_wakeup.notify_one();
-            until_written(&queue).await;
+            let (insert, receiver) = written_late_insert(&queue, "a").await;
             let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                 let _insert = insert;
                 panic!("insert failed");
