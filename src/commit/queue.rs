@@ -432,7 +432,8 @@ impl CommitQueue {
             for (seqno, entry) in entries {
                 insert.memtable.insert(entry.key, seqno, entry.kind, entry.value);
             }
-            // NOTE: dropping it counts the insert done and wakes the WAL task.
+            // NOTE: dropping it counts the insert done and, for the chunk's
+            // last running insert, wakes the WAL task.
             drop(insert);
             return Ok(receiver);
         }

@@ -751,9 +751,11 @@ impl WalWriter {
         Ok(())
     }
 
-    /// Publishes a completed durability operation's seqno and returns its
-    /// waiters, to be resolved `Ok` by the caller; on failure keeps them
-    /// for `run` to fail and returns the error.
+    /// Publishes a completed durability operation's seqno, once the
+    /// memtable inserts it covers are done, and returns its waiters, to be
+    /// resolved `Ok` by the caller; on failure (of the operation, or of an
+    /// insert that panicked) keeps them for `run` to fail and returns the
+    /// error.
     async fn settle_sync(
         &mut self,
         inflight: InflightSync,
